@@ -1,0 +1,40 @@
+"""Prometheus metrics for /metrics: one registry, names prefixed `pika_`.
+
+Counters are module-level so any layer can count without a reference being passed around;
+gauges that reflect live state (connections, sessions) are read from the hub at scrape time.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+CONNECTIONS = Gauge("pika_ws_connections", "Open WebSocket connections", registry=REGISTRY)
+LIVE_SESSIONS = Gauge("pika_live_sessions", "Live DJ sessions", registry=REGISTRY)
+MESSAGES_IN = Counter("pika_ws_messages_in_total", "Inbound WebSocket messages by type", ["type"], registry=REGISTRY)
+MESSAGES_OUT = Counter(
+    "pika_ws_messages_out_total", "Outbound WebSocket frames by type (one per recipient)", ["type"], registry=REGISTRY
+)
+SLOW_CONSUMERS = Counter(
+    "pika_ws_slow_consumer_closes_total", "Connections closed 1013 because their outbox was full", registry=REGISTRY
+)
+CLOSES = Counter("pika_ws_closes_total", "WebSocket connections closed, by close code", ["code"], registry=REGISTRY)
+REJECTED_UPGRADES = Counter(
+    "pika_ws_rejected_upgrades_total", "WebSocket upgrades refused before accept, by status", ["status"], registry=REGISTRY
+)
+TELEMETRY_DROPPED = Counter(
+    "pika_telemetry_dropped_total", "session_events rows dropped because the telemetry queue was full", registry=REGISTRY
+)
+HTTP_REQUESTS = Counter("pika_http_requests_total", "HTTP requests by status", ["status"], registry=REGISTRY)
+DB_QUERY_SECONDS = Histogram(
+    "pika_db_query_seconds",
+    "PostgreSQL statement latency in the worker thread, by query name",
+    ["query"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)
