@@ -15,9 +15,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import trio
 
-from pika.config import SQL_DIR
+from pika.config import SQL_DIR, Settings
 from pika.embedded import embedded_postgres
+from pika.server import Running, serve
 
 _counter = itertools.count()
 
@@ -44,7 +46,10 @@ class PgCluster:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    with tempfile.TemporaryDirectory(prefix="pika-test-") as tmp, embedded_postgres(Path(tmp) / "pgdata") as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="pika-test-") as tmp,
+        embedded_postgres(Path(tmp) / "pgdata") as url,
+    ):
         yield PgCluster(url)
 
 
@@ -69,3 +74,16 @@ def empty_db(pg_cluster: PgCluster) -> str:
 def db_url(pg_cluster: PgCluster, migrated_template: str) -> str:
     """URL of a new database with the current schema."""
     return pg_cluster.create(template=migrated_template)
+
+
+def test_settings(db_url: str, **overrides: object) -> Settings:
+    """Settings for a server under test: its own database, any free port, short timers."""
+    base = {"database_url": db_url, "port": 0, "dj_grace_seconds": 3.0, "log_level": "WARNING"}
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def server(nursery: trio.Nursery, db_url: str) -> Running:
+    """The real server (HTTP + /ws) on a free port, on its own fresh database."""
+    return await nursery.start(serve, test_settings(db_url))

@@ -97,7 +97,9 @@ class Settings:
     database_url: str | None = setting(
         None, _opt_str, "PostgreSQL URL; unset = start the embedded PostgreSQL in PIKA_DATA_DIR"
     )
-    data_dir: Path = setting(Path(".pika"), lambda r: Path(r.strip()), "state dir (embedded database in pgdata/)")
+    data_dir: Path = setting(
+        Path(".pika"), lambda r: Path(r.strip()), "state dir (embedded database in pgdata/)"
+    )
     host: str = setting("127.0.0.1", _str, "address to listen on")
     port: int = setting(3001, _int(0, 65535), "port to listen on (0 = any free port)")
     public_origin: str | None = setting(
@@ -114,17 +116,29 @@ class Settings:
     ws_compression: bool = setting(False, _bool, "accept per-message deflate (costs memory and CPU)")
 
     # -- PROTOCOL.md §9 limits -----------------------------------------------------------------
-    max_frame_bytes: int = setting(65536, _int(1024, 16 * 2**20), "largest inbound frame; bigger closes 1009", "limits")
+    max_frame_bytes: int = setting(
+        65536, _int(1024, 16 * 2**20), "largest inbound frame; bigger closes 1009", "limits"
+    )
     outbox_frames: int = setting(256, _int(1, 100_000), "outbound queue per connection (frames)", "limits")
-    ws_connects_per_ip: int = setting(200, _int(1, 10**7), "new WebSocket connections per IP per window", "limits")
+    ws_connects_per_ip: int = setting(
+        200, _int(1, 10**7), "new WebSocket connections per IP per window", "limits"
+    )
     ws_connects_window: float = setting(10.0, _float(0.1, 3600), "window for new connections (s)", "limits")
     ws_open_per_ip: int = setting(3000, _int(1, 10**7), "open WebSocket connections per IP", "limits")
     max_sessions: int = setting(1000, _int(1, 10**6), "live sessions at once", "limits")
-    dj_grace_seconds: float = setting(120.0, _float(0, 86400), "DJ grace period after a dropped connection (s)", "limits")
-    track_burst: int = setting(10, _int(1, 10**6), "track broadcasts allowed in a burst per session", "limits")
-    track_rate: float = setting(1.0, _float(0.001, 10**6), "track broadcasts per second after the burst", "limits")
+    dj_grace_seconds: float = setting(
+        120.0, _float(0, 86400), "DJ grace period after a dropped connection (s)", "limits"
+    )
+    track_burst: int = setting(
+        10, _int(1, 10**6), "track broadcasts allowed in a burst per session", "limits"
+    )
+    track_rate: float = setting(
+        1.0, _float(0.001, 10**6), "track broadcasts per second after the burst", "limits"
+    )
     likes_per_minute: int = setting(10, _int(1, 10**6), "likes per client per minute", "limits")
-    bulk_likes_per_minute: int = setting(3, _int(1, 10**6), "bulk-like messages per client per minute", "limits")
+    bulk_likes_per_minute: int = setting(
+        3, _int(1, 10**6), "bulk-like messages per client per minute", "limits"
+    )
     bulk_like_max_tracks: int = setting(100, _int(1, 10**5), "tracks in one bulk like", "limits")
     tempo_per_minute: int = setting(20, _int(1, 10**6), "tempo votes per client per minute", "limits")
     tempo_lapse_seconds: float = setting(300.0, _float(1, 86400), "a tempo vote lapses after (s)", "limits")
@@ -135,20 +149,38 @@ class Settings:
     poll_max_seconds: int = setting(300, _int(1, 86400), "longest poll (s)", "limits")
     announcement_min_seconds: int = setting(15, _int(1, 86400), "shortest announcement (s)", "limits")
     announcement_max_seconds: int = setting(3600, _int(1, 86400), "longest announcement (s)", "limits")
-    listener_count_window: float = setting(2.0, _float(0.01, 3600), "LISTENER_COUNT coalescing window (s)", "limits")
-    tempo_feedback_window: float = setting(1.0, _float(0.01, 3600), "TEMPO_FEEDBACK coalescing window (s)", "limits")
-    poll_update_dj_window: float = setting(0.25, _float(0.01, 3600), "POLL_UPDATE window to the DJ (s)", "limits")
-    poll_update_window: float = setting(1.0, _float(0.01, 3600), "POLL_UPDATE window to subscribers (s)", "limits")
-    large_room_members: int = setting(5000, _int(1, 10**7), "past this many members, audience windows double", "limits")
-    listener_linger_seconds: float = setting(300.0, _float(0, 86400), "a closed client still counts as a listener for (s)", "limits")
-    session_idle_seconds: float = setting(4 * 3600.0, _float(1, 10**7), "a session with no DJ action expires after (s)", "limits")
-    session_max_age_seconds: float = setting(24 * 3600.0, _float(1, 10**7), "a session expires at this age (s)", "limits")
+    listener_count_window: float = setting(
+        2.0, _float(0.01, 3600), "LISTENER_COUNT coalescing window (s)", "limits"
+    )
+    tempo_feedback_window: float = setting(
+        1.0, _float(0.01, 3600), "TEMPO_FEEDBACK coalescing window (s)", "limits"
+    )
+    poll_update_dj_window: float = setting(
+        0.25, _float(0.01, 3600), "POLL_UPDATE window to the DJ (s)", "limits"
+    )
+    poll_update_window: float = setting(
+        1.0, _float(0.01, 3600), "POLL_UPDATE window to subscribers (s)", "limits"
+    )
+    large_room_members: int = setting(
+        5000, _int(1, 10**7), "past this many members, audience windows double", "limits"
+    )
+    listener_linger_seconds: float = setting(
+        300.0, _float(0, 86400), "a closed client still counts as a listener for (s)", "limits"
+    )
+    session_idle_seconds: float = setting(
+        4 * 3600.0, _float(1, 10**7), "a session with no DJ action expires after (s)", "limits"
+    )
+    session_max_age_seconds: float = setting(
+        24 * 3600.0, _float(1, 10**7), "a session expires at this age (s)", "limits"
+    )
     ping_interval: float = setting(20.0, _float(0.1, 3600), "WebSocket protocol ping interval (s)", "limits")
     idle_timeout: float = setting(60.0, _float(1, 86400), "close a connection silent for (s)", "limits")
     login_failures_per_email: int = setting(5, _int(1, 10**6), "failed logins per email per window", "limits")
     login_attempts_per_ip: int = setting(20, _int(1, 10**6), "login attempts per IP per window", "limits")
     login_window: float = setting(900.0, _float(1, 86400), "login limit window (s)", "limits")
-    register_per_ip: int = setting(5, _int(1, 10**6), "registrations and token regenerations per IP per window", "limits")
+    register_per_ip: int = setting(
+        5, _int(1, 10**6), "registrations and token regenerations per IP per window", "limits"
+    )
     register_window: float = setting(900.0, _float(1, 86400), "registration limit window (s)", "limits")
 
     @classmethod
@@ -190,5 +222,12 @@ def describe() -> list[tuple[str, str, str, str]]:
             default = ",".join(default)
         if f.name == "sql_dir":
             default = "<repo>/sql"
-        rows.append((env_name(f.name), "" if default is None else str(default), f.metadata["help"], f.metadata["group"]))
+        rows.append(
+            (
+                env_name(f.name),
+                "" if default is None else str(default),
+                f.metadata["help"],
+                f.metadata["group"],
+            )
+        )
     return rows

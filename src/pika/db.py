@@ -80,13 +80,21 @@ class Database:
     transaction = run
 
     async def one(self, q: Query, **params: Any) -> Row | None:
-        return await self.run(lambda tx: tx.one(q, **params))
+        """One statement in autocommit: one round trip instead of BEGIN/statement/COMMIT."""
+        return await self._single(lambda tx: tx.one(q, **params))
 
     async def all(self, q: Query, **params: Any) -> list[Row]:
-        return await self.run(lambda tx: tx.all(q, **params))
+        return await self._single(lambda tx: tx.all(q, **params))
 
     async def execute(self, q: Query, **params: Any) -> int:
-        return await self.run(lambda tx: tx.execute(q, **params))
+        return await self._single(lambda tx: tx.execute(q, **params))
+
+    async def _single(self, work: Callable[[Tx], T]) -> T:
+        def run() -> T:
+            with self._pool.connection() as conn:
+                return work(Tx(conn, self.queries))
+
+        return await trio.to_thread.run_sync(run, limiter=self._limiter)
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when PostgreSQL answers `SELECT 1` within `timeout` seconds."""
@@ -148,7 +156,9 @@ def check_url(url: str) -> None:
     """Raise DatabaseUnavailable with a clear line for a URL psycopg cannot parse."""
     scheme = urlsplit(url).scheme if "://" in url else ""
     if scheme and scheme not in {"postgres", "postgresql"}:
-        raise DatabaseUnavailable(f"PIKA_DATABASE_URL has scheme {scheme!r}; use postgresql://user@host/dbname")
+        raise DatabaseUnavailable(
+            f"PIKA_DATABASE_URL has scheme {scheme!r}; use postgresql://user@host/dbname"
+        )
     try:
         psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
@@ -167,5 +177,7 @@ def connect_sync(url: str, **kwargs: Any) -> psycopg.Connection[Row]:
 
 
 def cannot_connect_message(url: str) -> str:
-    return f"cannot connect to PostgreSQL: {describe_url(url)} did not accept a connection (is it running? check PIKA_DATABASE_URL)"
-
+    return (
+        f"cannot connect to PostgreSQL: {describe_url(url)} did not accept a connection "
+        "(is it running? check PIKA_DATABASE_URL)"
+    )

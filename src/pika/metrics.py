@@ -12,19 +12,33 @@ REGISTRY = CollectorRegistry()
 
 CONNECTIONS = Gauge("pika_ws_connections", "Open WebSocket connections", registry=REGISTRY)
 LIVE_SESSIONS = Gauge("pika_live_sessions", "Live DJ sessions", registry=REGISTRY)
-MESSAGES_IN = Counter("pika_ws_messages_in_total", "Inbound WebSocket messages by type", ["type"], registry=REGISTRY)
+MESSAGES_IN = Counter(
+    "pika_ws_messages_in_total", "Inbound WebSocket messages by type", ["type"], registry=REGISTRY
+)
 MESSAGES_OUT = Counter(
-    "pika_ws_messages_out_total", "Outbound WebSocket frames by type (one per recipient)", ["type"], registry=REGISTRY
+    "pika_ws_messages_out_total",
+    "Outbound WebSocket frames by type (one per recipient)",
+    ["type"],
+    registry=REGISTRY,
 )
 SLOW_CONSUMERS = Counter(
-    "pika_ws_slow_consumer_closes_total", "Connections closed 1013 because their outbox was full", registry=REGISTRY
+    "pika_ws_slow_consumer_closes_total",
+    "Connections closed 1013 because their outbox was full",
+    registry=REGISTRY,
 )
-CLOSES = Counter("pika_ws_closes_total", "WebSocket connections closed, by close code", ["code"], registry=REGISTRY)
+CLOSES = Counter(
+    "pika_ws_closes_total", "WebSocket connections closed, by close code", ["code"], registry=REGISTRY
+)
 REJECTED_UPGRADES = Counter(
-    "pika_ws_rejected_upgrades_total", "WebSocket upgrades refused before accept, by status", ["status"], registry=REGISTRY
+    "pika_ws_rejected_upgrades_total",
+    "WebSocket upgrades refused before accept, by status",
+    ["status"],
+    registry=REGISTRY,
 )
 TELEMETRY_DROPPED = Counter(
-    "pika_telemetry_dropped_total", "session_events rows dropped because the telemetry queue was full", registry=REGISTRY
+    "pika_telemetry_dropped_total",
+    "session_events rows dropped because the telemetry queue was full",
+    registry=REGISTRY,
 )
 HTTP_REQUESTS = Counter("pika_http_requests_total", "HTTP requests by status", ["status"], registry=REGISTRY)
 DB_QUERY_SECONDS = Histogram(

@@ -49,7 +49,9 @@ class Queries:
 def load_queries(folder: Path) -> Queries:
     """Read `folder/*.sql`; fail when any declared query is missing or a file is empty."""
     if not folder.is_dir():
-        raise ConfigError(f"query folder {folder} does not exist (set PIKA_SQL_DIR to the repo's sql/ folder)")
+        raise ConfigError(
+            f"query folder {folder} does not exist (set PIKA_SQL_DIR to the repo's sql/ folder)"
+        )
     texts = {}
     for path in sorted(folder.glob("*.sql")):
         text = path.read_text(encoding="utf-8").strip()

@@ -1,0 +1,114 @@
+"""`python -m pika serve | migrate …`: the command line.
+
+Errors a person can fix (bad setting, unreachable database, refused migration) end the
+process with one line and the error's exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import TypeVar
+
+import trio
+
+from pika import __version__, logs
+from pika.config import Settings, describe
+from pika.errors import PikaError
+
+log = logging.getLogger("pika")
+E = TypeVar("E", bound=BaseException)
+
+
+def settings_help() -> str:
+    lines = ["settings (environment variables):"]
+    for group in ("server", "limits"):
+        lines.append(f"  [{group}]")
+        for name, default, text, g in describe():
+            if g == group:
+                lines.append(f"  {name:<32} {text} (default: {default or 'unset'})")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pika",
+        description="Pika! server: the DJ's set, live on every dancer's phone.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pika {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP + WebSocket server",
+        description="Run the server. With no PIKA_DATABASE_URL it starts an embedded PostgreSQL in "
+        "PIKA_DATA_DIR/pgdata and applies pending migrations first.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (overrides PIKA_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides PIKA_PORT)")
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="do not apply migrations; refuse to start if any is pending"
+    )
+    sub.add_parser("migrate", help="the migration runner (python -m pika migrate --help)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        from pika.migrate import main as migrate_main
+
+        return migrate_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port)
+        logs.setup(settings.log_level)
+        trio.run(_serve_until_signalled, settings, not args.no_migrate)
+    except BaseException as exc:  # trio wraps errors from nurseries in exception groups
+        if _leaf(exc, KeyboardInterrupt):
+            return 0
+        error = _leaf(exc, PikaError)
+        if error is None:
+            raise
+        print(f"pika: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+def _leaf(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of `kind` in `exc` or, for a group, anywhere inside it."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _leaf(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
+async def _serve_until_signalled(settings: Settings, migrate: bool) -> None:
+    from pika.server import serve
+
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    log.info("signal received", extra={"fields": {"signal": signal.Signals(signum).name}})
+                    shutdown.set()
+                    return
+
+            nursery.start_soon(watch)
+            await serve(settings, migrate=migrate, shutdown=shutdown)
+            nursery.cancel_scope.cancel()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

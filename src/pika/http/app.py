@@ -1,0 +1,45 @@
+"""The Quart app factory: routes from small blueprints, JSON bodies for every error.
+
+PROTOCOL.md §8: errors are `{"error": "<message>"}` with a 4xx/5xx status, never an HTML page
+or a stack trace — unknown routes (404) and wrong methods (405) included.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Response, jsonify
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from pika import metrics
+from pika.config import Settings
+from pika.db import Database
+from pika.http.health import health_blueprint
+from pika.live.hub import Hub
+
+log = logging.getLogger("pika.http")
+
+
+def create_app(settings: Settings, db: Database, hub: Hub) -> QuartTrio:
+    app = QuartTrio("pika", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 1 * 2**20
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["pika"] = {"settings": settings, "db": db, "hub": hub}
+    app.register_blueprint(health_blueprint())
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return jsonify(error=exc.description or exc.name), exc.code or 500
+
+    @app.errorhandler(Exception)
+    async def internal_error(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error in HTTP handler")
+        return jsonify(error="Internal server error"), 500
+
+    @app.after_request
+    async def count(response: Response) -> Response:
+        metrics.HTTP_REQUESTS.labels(str(response.status_code)).inc()
+        return response
+
+    return app

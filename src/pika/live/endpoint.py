@@ -1,0 +1,88 @@
+"""The `/ws` endpoint, spoken directly in ASGI (no framework between hypercorn and the rooms).
+
+Each connection runs in its own nursery: a reader that handles frames strictly in order
+(a frame is not read before the previous one is fully handled) and a writer that drains the
+outbox.  Handlers run shielded, so a closing socket never interrupts a handler between its
+database commit and its broadcast; only a stuck database (30 s) can cut one short.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from pika import metrics
+from pika.config import Settings
+from pika.live.connection import Connection
+from pika.live.handlers import dispatch
+from pika.live.hub import Hub
+
+log = logging.getLogger("pika.live")
+
+HANDLER_DEADLINE = 30.0
+
+
+class LiveEndpoint:
+    """The ASGI callable for `/ws`."""
+
+    def __init__(self, settings: Settings, hub: Hub) -> None:
+        self.settings = settings
+        self.hub = hub
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        event = await receive()
+        if event["type"] != "websocket.connect":
+            return
+        refusal = self.hub.admission(scope)
+        if refusal is not None:
+            status, error = refusal
+            await _reject(send, status, error)
+            return
+        await send({"type": "websocket.accept"})
+        conn = Connection(send, self.settings.outbox_frames, peer=_peer(scope))
+        self.hub.add(conn)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conn.run_writer)
+                await self._read(conn, receive)
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.hub.remove(conn)
+
+    async def _read(self, conn: Connection, receive: Any) -> None:
+        while True:
+            event = await receive()
+            kind = event["type"]
+            if kind == "websocket.disconnect":
+                return
+            if kind != "websocket.receive":
+                continue
+            frame = event.get("text")
+            if frame is None:
+                frame = event.get("bytes") or b""
+            with trio.CancelScope(shield=True), trio.move_on_after(HANDLER_DEADLINE) as deadline:
+                await dispatch(self.hub, conn, frame)
+            if deadline.cancelled_caught:
+                log.error("handler exceeded its deadline", extra={"fields": {"conn": conn.id}})
+
+
+async def _reject(send: Any, status: int, error: str) -> None:
+    """Answer the upgrade with an HTTP error and a JSON body (PROTOCOL.md §1: before the upgrade)."""
+    metrics.REJECTED_UPGRADES.labels(str(status)).inc()
+    body = ('{"error":"' + error.replace('"', "'") + '"}').encode()
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _peer(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "?"

@@ -1,0 +1,136 @@
+"""The server's lifecycle: database, migrations, the live hub, then HTTP and WebSocket.
+
+`serve()` is the one entry point, used by `python -m pika serve` and by the tests (which
+run it in their own nursery on port 0).  Everything it starts lives in its nursery and stops
+in reverse order: sockets close with 1012 first (clients reconnect and resume), live sessions
+stay live in PostgreSQL, then the pool closes and the embedded PostgreSQL stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from pika import __version__
+from pika.config import Settings
+from pika.db import Database, open_database
+from pika.embedded import embedded_postgres
+from pika.errors import MigrationRefused
+from pika.http.app import create_app
+from pika.live.endpoint import LiveEndpoint
+from pika.live.hub import Hub
+from pika.migrate import Migrator
+from pika.queries import load_queries
+
+log = logging.getLogger("pika.server")
+
+
+@dataclass
+class Running:
+    """What `serve` reports once it accepts connections (tests use it to reach the server)."""
+
+    url: str  # http://host:port
+    port: int
+    hub: Hub
+    db: Database
+    database_url: str
+    shutdown: trio.Event  # set it to stop the server gracefully
+
+
+async def serve(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run Pika! until `shutdown` is set (or the task is cancelled)."""
+    shutdown = shutdown or trio.Event()
+    async with _database_url(settings) as url:
+        await _migrate(url, settings, apply=migrate)
+        queries = load_queries(settings.sql_dir / "queries")
+        async with open_database(url, queries, settings.db_pool_size) as db, trio.open_nursery() as nursery:
+            hub = Hub(settings, db)
+            await nursery.start(hub.run)
+            app = _Dispatcher(LiveEndpoint(settings, hub), create_app(settings, db, hub))
+            async with trio.open_nursery() as http:
+                binds = await http.start(_serve_http, app, settings, hub, shutdown)
+                port = int(binds[0].rsplit(":", 1)[1])
+                log.info("serving", extra={"fields": {"url": binds[0], "version": __version__}})
+                task_status.started(Running(binds[0], port, hub, db, url, shutdown))
+            # hypercorn has returned: every socket was closed with 1012; live sessions stay live.
+            nursery.cancel_scope.cancel()
+
+
+async def _serve_http(
+    app: _Dispatcher,
+    settings: Settings,
+    hub: Hub,
+    shutdown: trio.Event,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    config = HypercornConfig()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.websocket_max_message_size = settings.max_frame_bytes
+    config.websocket_ping_interval = settings.ping_interval
+    config.read_timeout = int(settings.idle_timeout)  # nothing received (pongs included) → closed
+    config.graceful_timeout = 2.0
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+
+    async def stopping() -> None:
+        await shutdown.wait()
+        log.info("shutting down: closing connections with 1012, sessions stay live")
+        await hub.shutdown()  # close every socket with 1012 before hypercorn stops listening
+
+    await hypercorn_serve(app, config, shutdown_trigger=stopping, task_status=task_status, mode="asgi")
+
+
+class _Dispatcher:
+    """The ASGI app: `/ws` upgrades go to the live endpoint, everything else to Quart."""
+
+    def __init__(self, live: LiveEndpoint, http: object) -> None:
+        self.live = live
+        self.http = http
+
+    async def __call__(self, scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await self.live(scope, receive, send)
+        else:
+            await self.http(scope, receive, send)  # type: ignore[operator]
+
+
+@contextlib.asynccontextmanager
+async def _database_url(settings: Settings) -> AsyncIterator[str]:
+    """The configured URL, or the embedded PostgreSQL's (started here, stopped on exit)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    embedded = embedded_postgres(settings.pgdata)
+    url = await trio.to_thread.run_sync(embedded.__enter__)
+    try:
+        yield url
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(embedded.__exit__, None, None, None)
+
+
+async def _migrate(url: str, settings: Settings, *, apply: bool) -> None:
+    migrator = Migrator(url, settings.sql_dir / "migrations")
+    if apply:
+        applied = await trio.to_thread.run_sync(migrator.up)
+        for name in applied:
+            log.info("migration applied", extra={"fields": {"file": name}})
+        return
+    pending = [name for name, state in await trio.to_thread.run_sync(migrator.status) if state != "applied"]
+    if pending:
+        raise MigrationRefused(
+            f"--no-migrate, but migrations are not applied: {', '.join(pending)} "
+            "(run: python -m pika.migrate up)"
+        )
