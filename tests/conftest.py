@@ -83,6 +83,9 @@ def test_settings(db_url: str, **overrides: object) -> Settings:
     return Settings(**base)  # type: ignore[arg-type]
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture
 async def server(nursery: trio.Nursery, db_url: str) -> Running:
     """The real server (HTTP + /ws) on a free port, on its own fresh database."""

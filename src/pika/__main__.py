@@ -96,15 +96,15 @@ async def _serve_until_signalled(settings: Settings, migrate: bool) -> None:
     from pika.server import serve
 
     shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
-            async def watch() -> None:
-                async for signum in signals:
-                    log.info("signal received", extra={"fields": {"signal": signal.Signals(signum).name}})
-                    shutdown.set()
-                    return
+        async def watch() -> None:
+            async for signum in signals:
+                log.info("signal received", extra={"fields": {"signal": signal.Signals(signum).name}})
+                shutdown.set()
+                return
 
+        async with trio.open_nursery() as nursery:
             nursery.start_soon(watch)
             await serve(settings, migrate=migrate, shutdown=shutdown)
             nursery.cancel_scope.cancel()

@@ -51,7 +51,8 @@ async def serve(
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run Pika! until `shutdown` is set (or the task is cancelled)."""
-    shutdown = shutdown or trio.Event()
+    if shutdown is None:
+        shutdown = trio.Event()
     async with _database_url(settings) as url:
         await _migrate(url, settings, apply=migrate)
         queries = load_queries(settings.sql_dir / "queries")

@@ -17,9 +17,9 @@ from typing import Any
 import trio
 
 from pika import metrics
-from pika.live.coalesce import Coalescer
 from pika.live.connection import Connection
 from pika.live.listeners import Listeners
+from pika.live.timers import Coalescer, start_soon_unless_closing
 from pika.protocol import TrackInfo, encode, iso
 
 
@@ -95,9 +95,7 @@ class Room:
                 if hasattr(result, "__await__"):
                     await result
 
-        try:
-            self._nursery.start_soon(timer)
-        except RuntimeError:  # the room is closing (server shutdown): its timers are moot
+        if not start_soon_unless_closing(self._nursery, timer):
             scope.cancel()
         return scope
 

@@ -1,5 +1,6 @@
-"""Coalescing (PROTOCOL.md §6): at most one message per window, and the last state always sent.
+"""Room timers: coalescing (PROTOCOL.md §6) and tasks that may outlive their nursery's opening.
 
+Coalescing means at most one message per window, and the last state always sent.
 `poke()` says "the state may have changed".  The first poke after a quiet window sends at once;
 pokes inside a window arm one timer that sends at the window's end.  What is sent is computed
 when sending, so it is always the latest state; `send` may decide nothing changed.
@@ -7,9 +8,20 @@ when sending, so it is always the latest state; `send` may decide nothing change
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
+
+
+def start_soon_unless_closing(nursery: trio.Nursery, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+    """Start a task, or do nothing when the nursery is already closing (a room or the server
+    shutting down: its timers are moot).  Returns whether the task was started."""
+    try:
+        nursery.start_soon(fn, *args)
+    except RuntimeError:  # "Nursery is closed to new arrivals"
+        return False
+    return True
 
 
 class Coalescer:
@@ -28,12 +40,11 @@ class Coalescer:
             self._last = now
             self._send()
         else:
-            self._armed = True
-            self._nursery.start_soon(self._later)
+            self._armed = start_soon_unless_closing(self._nursery, self._later)
 
     def poke_at(self, deadline: float) -> None:
         """Re-check at `deadline` (trio time): for state that changes by itself, e.g. lingering listeners."""
-        self._nursery.start_soon(self._poke_at, deadline)
+        start_soon_unless_closing(self._nursery, self._poke_at, deadline)
 
     async def _poke_at(self, deadline: float) -> None:
         await trio.sleep_until(deadline)
