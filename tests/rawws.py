@@ -10,6 +10,7 @@ from typing import Any
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Message, Ping, Request, TextMessage
+from wsproto.extensions import PerMessageDeflate
 
 
 class RawPeer:
@@ -18,18 +19,22 @@ class RawPeer:
         self.ws = ws
         self._pending: list[Any] = []
         self._text = ""
+        self.extensions: list[str] = []  # what the server accepted at the handshake
 
     @classmethod
-    async def connect(cls, url: str, *, rcvbuf: int | None = None) -> RawPeer:
+    async def connect(cls, url: str, *, rcvbuf: int | None = None, offer_deflate: bool = False) -> RawPeer:
         host, port = url.removeprefix("http://").split(":")
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         await sock.connect((host, int(port)))
         peer = cls(trio.SocketStream(sock), WSConnection(ConnectionType.CLIENT))
-        await peer._write(Request(host=f"{host}:{port}", target="/ws"))
+        extensions = [PerMessageDeflate()] if offer_deflate else []
+        await peer._write(Request(host=f"{host}:{port}", target="/ws", extensions=extensions))
         while not any(isinstance(e, AcceptConnection) for e in peer._pending):
             await peer._read_more()
+        accepted = next(e for e in peer._pending if isinstance(e, AcceptConnection))
+        peer.extensions = [ext.name for ext in accepted.extensions]
         peer._pending = [e for e in peer._pending if not isinstance(e, AcceptConnection)]
         return peer
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.protocol import ws_stream
 from hypercorn.trio import serve as hypercorn_serve
+from wsproto.extensions import PerMessageDeflate
 
 from pika import __version__
 from pika.config import Settings
@@ -84,6 +86,7 @@ async def _serve_http(
     config.graceful_timeout = 2.0
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
+    _set_compression(settings.ws_compression)
 
     async def stopping() -> None:
         await shutdown.wait()
@@ -91,6 +94,20 @@ async def _serve_http(
         await hub.shutdown()  # close every socket with 1012 before hypercorn stops listening
 
     await hypercorn_serve(app, config, shutdown_trigger=stopping, task_status=task_status, mode="asgi")
+
+
+class _DeflateDeclined(PerMessageDeflate):
+    """Per-message deflate that declines every offer.  Browsers always offer it, and it costs
+    a zlib context (~64 KB+) and CPU per connection; our frames are small JSON."""
+
+    def accept(self, offer: str) -> bool:
+        return False
+
+
+def _set_compression(enabled: bool) -> None:
+    # hypercorn offers no setting for this: it builds `PerMessageDeflate()` at each handshake
+    # from its module namespace, so we choose which class that name means (process-wide).
+    ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeflateDeclined  # type: ignore[misc]
 
 
 class _Dispatcher:

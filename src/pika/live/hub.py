@@ -29,7 +29,7 @@ SET_DJ_DISCONNECTED = query("set_dj_disconnected")
 END_SESSION = query("end_session")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
 
-HOUSEKEEPING_INTERVAL = 30.0
+HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 
 
 class Hub:
@@ -209,7 +209,7 @@ class Hub:
                 await self.db.execute(PURGE_APPLIED_MESSAGES)
             except Exception:
                 log.exception("could not purge applied message ids")
-            await trio.sleep(HOUSEKEEPING_INTERVAL)
+            await trio.sleep(min(HOUSEKEEPING_INTERVAL, self.settings.session_idle_seconds / 4))
 
     async def expire_sessions(self, now: float) -> None:
         """End sessions idle too long (no DJ action) or too old (PROTOCOL.md §5)."""
