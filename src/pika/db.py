@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -138,6 +139,11 @@ async def open_database(url: str, queries: Queries, pool_size: int = 10) -> Asyn
     finally:
         with trio.CancelScope(shield=True):
             await db.close()
+
+
+def timestamptz(epoch: float) -> datetime:
+    """An epoch-seconds time as an aware UTC datetime, the way psycopg binds a `timestamptz`."""
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def describe_url(url: str) -> str:

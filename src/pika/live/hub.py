@@ -9,22 +9,32 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from pika.config import Settings
-from pika.db import Database
+from pika.db import Database, Tx, timestamptz
+from pika.live import store
+from pika.live.announcements import Announcement
 from pika.live.connection import CLOSE_RESTARTING, Connection
-from pika.live.room import NowPlaying, Room, RoomInfo
+from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
+from pika.live.polls import Poll
+from pika.live.room import NowPlaying, Room, RoomInfo, Windows
+from pika.live.tempo import TempoTally
 from pika.protocol import TrackInfo, encode, safe_dj_name
 from pika.queries import query
+from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
 
 log = logging.getLogger("pika.hub")
 
 LIVE_SESSIONS = query("live_sessions")
+LIVE_TEMPO_VOTES = query("live_tempo_votes")
+LIVE_POLLS = query("live_polls")
+LIVE_POLL_VOTES = query("live_poll_votes")
+LIVE_ANNOUNCEMENTS = query("live_announcements")
 SET_DJ_DISCONNECTED = query("set_dj_disconnected")
 END_SESSION = query("end_session")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
@@ -32,10 +42,22 @@ PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 
 
+class Limits:
+    """The per-client and per-session rate limits of PROTOCOL.md §9 (in memory, never blocking)."""
+
+    def __init__(self, s: Settings) -> None:
+        self.tracks = KeyedLimiter(1, 1.0 / s.track_rate, burst=s.track_burst, name="tracks")
+        self.likes = KeyedLimiter(s.likes_per_minute, 60.0, name="likes")
+        self.bulk_likes = KeyedLimiter(s.bulk_likes_per_minute, 60.0, name="bulk likes")
+        self.tempo = KeyedLimiter(s.tempo_per_minute, 60.0, name="tempo votes")
+        self.reactions = KeyedLimiter(s.reactions_per_window, s.reactions_window, name="reactions")
+
+
 class Hub:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.limits = Limits(settings)
         self.telemetry = Telemetry(db)
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
@@ -43,6 +65,14 @@ class Hub:
         self.closing = False
         self._nursery: trio.Nursery | None = None
         self._drained = trio.Event()
+        self._windows = Windows(
+            listener_count=settings.listener_count_window,
+            tempo_feedback=settings.tempo_feedback_window,
+            poll_update_dj=settings.poll_update_dj_window,
+            poll_update=settings.poll_update_window,
+            large_room=settings.large_room_members,
+            tempo_lapse=settings.tempo_lapse_seconds,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -137,14 +167,9 @@ class Hub:
         """Make a live session's room and start its nursery inside the hub's."""
         assert self._nursery is not None
         audience = self._audiences.setdefault(info.session_id, set())
-        room = Room(info, audience, linger=self.settings.listener_linger_seconds)
+        room = Room(info, audience, linger=self.settings.listener_linger_seconds, windows=self._windows)
         self.rooms[info.session_id] = room
-
-        def window() -> float:
-            doubled = room.member_count > self.settings.large_room_members
-            return self.settings.listener_count_window * (2 if doubled else 1)
-
-        await self._nursery.start(room.run, window)
+        await self._nursery.start(room.run)
         return room
 
     async def dj_left(self, room: Room, reason: str) -> None:
@@ -154,22 +179,44 @@ class Hub:
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
         if self.closing:
             return  # after the restart, the rebuilt room starts a fresh grace period
-        await self.db.execute(
-            SET_DJ_DISCONNECTED, session_id=room.session_id, at=datetime.fromtimestamp(now).astimezone()
-        )
+        await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(now))
         room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
 
-    async def end_session(self, room: Room, reason: str, *, expired: bool = False) -> None:
-        """End a live session: store it, tell everyone, close the room (and its timers)."""
+    async def end_session(
+        self, room: Room, reason: str, *, expired: bool = False, claim: Callable[[Tx], None] | None = None
+    ) -> None:
+        """End a live session: close its poll, clear its announcement, store its tempo tally and
+        `ended_at` (one transaction), then tell everyone and close the room with its timers."""
         if room.ended:
             return
         room.ended = True
-        await self.db.execute(END_SESSION, session_id=room.session_id, reason=reason)
+        tempo = room.tempo_counts()
+        current, poll = room.current, room.poll
+
+        def work(tx: Tx) -> None:
+            if claim is not None:
+                claim(tx)
+            if poll is not None:
+                store.close_poll(tx, poll.id, "closed")
+            store.clear_announcements(tx, room.session_id)
+            if current is not None:
+                store.end_play(tx, current.play_id, tempo)
+            tx.execute(END_SESSION, session_id=room.session_id, reason=reason)
+
+        try:
+            await self.db.run(work)
+        except BaseException:
+            room.ended = False  # nothing was stored: the session is still live
+            raise
         self.rooms.pop(room.session_id, None)
         if not self._audiences.get(room.session_id):
             self._audiences.pop(room.session_id, None)
         if room.dj_conn is not None and room.dj_conn.dj_room is room:
             room.dj_conn.dj_room = None
+        if poll is not None:
+            room.publish(poll.close("closed").ended_message())
+        if current is not None:
+            room.close_tempo(tempo)
         self.broadcast_all({"type": "SESSION_ENDED", "sessionId": room.session_id})
         if expired:
             self.broadcast_all({"type": "SESSION_EXPIRED", "sessionId": room.session_id, "reason": reason})
@@ -177,10 +224,36 @@ class Hub:
         log.info("session ended", extra={"fields": {"session": room.session_id, "reason": reason}})
         room.close()
 
+    def room_of_poll(self, poll_id: int) -> Room | None:
+        """The live room whose active poll this is (a handful of rooms with polls: a scan is fine)."""
+        for room in self.rooms.values():
+            if room.poll is not None and room.poll.id == poll_id:
+                return room
+        return None
+
     async def _restore(self) -> None:
-        """Rebuild every live session's room from PostgreSQL (after a restart or a crash)."""
-        rows = await self.db.all(LIVE_SESSIONS)
-        for row in rows:
+        """Rebuild every live session's room from PostgreSQL (after a restart or a crash):
+        current track, tempo votes, active poll with its votes, active announcement, timers."""
+
+        def load(tx: Tx) -> tuple[list, list, list, list, list]:
+            return (
+                tx.all(LIVE_SESSIONS),
+                tx.all(LIVE_TEMPO_VOTES),
+                tx.all(LIVE_POLLS),
+                tx.all(LIVE_POLL_VOTES),
+                tx.all(LIVE_ANNOUNCEMENTS),
+            )
+
+        sessions, tempo_votes, polls, poll_votes, announcements = await self.db.run(load)
+        tallies: dict[str, list[tuple[str, str, float]]] = {}
+        for v in tempo_votes:
+            tallies.setdefault(v["session_id"], []).append(
+                (v["client_id"], v["preference"], v["cast_at"].timestamp())
+            )
+        ballots: dict[int, dict[str, int]] = {}
+        for v in poll_votes:
+            ballots.setdefault(v["poll_id"], {})[v["client_id"]] = v["option_index"]
+        for row in sessions:
             current = None
             if row["play_id"] is not None:
                 current = NowPlaying(row["play_id"], TrackInfo.from_row(row))
@@ -194,13 +267,45 @@ class Hub:
                     last_activity=row["last_activity_at"].timestamp(),
                     current=current,
                     dj_disconnected_at=time.time(),
+                    tempo=TempoTally.from_votes(tallies.get(row["id"], [])),
                 )
             )
             room.start_grace(
                 self.settings.dj_grace_seconds, lambda room=room: self.end_session(room, "grace_expired")
             )
-        if rows:
-            log.info("live sessions restored", extra={"fields": {"count": len(rows)}})
+        for p in polls:
+            room = self.rooms.get(p["session_id"])
+            if room is None:
+                continue
+            poll = Poll(
+                id=p["id"],
+                session_id=p["session_id"],
+                question=p["question"],
+                options=tuple(p["options"]),
+                started_at=p["started_at"].timestamp(),
+                ends_at=p["ends_at"].timestamp() if p["ends_at"] else None,
+                ballots=ballots.get(p["id"], {}),
+            )
+            if poll.ended(time.time()):  # its endsAt passed while the server was down
+                room.poll = poll
+                await end_poll_now(self, room, poll.id, "closed")
+            else:
+                open_poll(self, room, poll)
+        for a in announcements:
+            room = self.rooms.get(a["session_id"])
+            if room is not None:
+                ends_at = a["ends_at"].timestamp() if a["ends_at"] else None
+                show_announcement(
+                    self,
+                    room,
+                    Announcement(
+                        room.session_id, a["message"], a["dj_name"], a["created_at"].timestamp(), ends_at
+                    ),
+                )
+        if sessions:
+            log.info(
+                "live sessions restored", extra={"fields": {"count": len(sessions), "polls": len(polls)}}
+            )
 
     async def _housekeeping(self) -> None:
         while True:

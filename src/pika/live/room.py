@@ -1,24 +1,29 @@
 """A room: one live DJ session, its audience, its state and its timers.
 
-The room owns a nursery (started inside the hub's): the grace timer, coalesced
-LISTENER_COUNT and later poll/announcement timers all live there, and closing the room
-cancels them all.  `publish` encodes once and hands the same text to every member without
-awaiting any of them.  State changes are written to PostgreSQL by the handlers *before* they
-reach the room, so the room is a cache of the database that can be rebuilt at any time.
+The room owns a nursery (started inside the hub's): the grace timer, poll auto-close,
+announcement expiry and the coalesced LISTENER_COUNT, TEMPO_FEEDBACK and POLL_UPDATE all
+live there, and closing the room cancels them all.  `publish` encodes once and hands the
+same text to every member without awaiting any of them.  State changes are written to
+PostgreSQL by the handlers *before* they reach the room, so the room is a cache of the
+database that can be rebuilt at any time.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from pika import metrics
+from pika.live.announcements import Announcement
 from pika.live.connection import Connection
 from pika.live.listeners import Listeners
+from pika.live.polls import Poll
+from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
 from pika.protocol import TrackInfo, encode, iso
 
@@ -41,10 +46,25 @@ class RoomInfo:
     last_activity: float
     current: NowPlaying | None = None
     dj_disconnected_at: float | None = None
+    tempo: TempoTally = field(default_factory=TempoTally)
+    poll: Poll | None = None
+    announcement: Announcement | None = None
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Coalescing windows (PROTOCOL.md §6), doubled for audiences past `large_room` members."""
+
+    listener_count: float = 2.0
+    tempo_feedback: float = 1.0
+    poll_update_dj: float = 0.25
+    poll_update: float = 1.0
+    large_room: int = 5000
+    tempo_lapse: float = 300.0
 
 
 class Room:
-    def __init__(self, info: RoomInfo, audience: set[Connection], *, linger: float) -> None:
+    def __init__(self, info: RoomInfo, audience: set[Connection], *, linger: float, windows: Windows) -> None:
         self.session_id = info.session_id
         self.dj_name = info.dj_name
         self.dj_id = info.dj_id
@@ -53,24 +73,42 @@ class Room:
         self.last_activity = info.last_activity
         self.current = info.current
         self.dj_disconnected_at = info.dj_disconnected_at
+        self.tempo = info.tempo
+        self.poll = info.poll
+        self.announcement = info.announcement
+        self.windows = windows
         self.dj_conn: Connection | None = None
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
         self.listeners = Listeners(linger)
         self.ended = False
         self._nursery: trio.Nursery | None = None
         self._grace: trio.CancelScope | None = None
+        self._poll_timer: trio.CancelScope | None = None
+        self._announcement_timer: trio.CancelScope | None = None
         self._listener_count: Coalescer | None = None
+        self._tempo_feedback: Coalescer | None = None
+        self._poll_update_dj: Coalescer | None = None
+        self._poll_update: Coalescer | None = None
         self._sent_count: int | None = None
-        self._count_window: Callable[[], float] = lambda: 2.0
+        self._sent_tempo: TempoCounts | None = None
+        self._sent_poll_votes: tuple[int, ...] | None = None
+        self._sent_poll_votes_dj: tuple[int, ...] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def run(self, count_window: Callable[[], float], task_status: trio.TaskStatus[None]) -> None:
+    async def run(self, task_status: trio.TaskStatus[None]) -> None:
         """The room's nursery: lives until `close()`; every timer of the room runs inside it."""
-        self._count_window = count_window
+        w = self.windows
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self._listener_count = Coalescer(nursery, count_window, self._send_listener_count)
+            self._listener_count = Coalescer(
+                nursery, self._audience_window(w.listener_count), self._send_count
+            )
+            self._tempo_feedback = Coalescer(nursery, lambda: w.tempo_feedback, self.send_tempo_feedback)
+            self._poll_update_dj = Coalescer(nursery, lambda: w.poll_update_dj, self._send_poll_update_dj)
+            self._poll_update = Coalescer(
+                nursery, self._audience_window(w.poll_update), self._send_poll_update
+            )
             now = trio.current_time()
             for member in self.audience:
                 self.listeners.join(member.listener_id)
@@ -108,6 +146,20 @@ class Room:
             self._grace.cancel()
             self._grace = None
 
+    def arm_poll_timer(self, delay: float | None, on_end: Callable[[], Any]) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+        self._poll_timer = None if delay is None else self.start_timer(max(0.0, delay), on_end)
+
+    def arm_announcement_timer(self, delay: float | None, on_expiry: Callable[[], Any]) -> None:
+        if self._announcement_timer is not None:
+            self._announcement_timer.cancel()
+        self._announcement_timer = None if delay is None else self.start_timer(max(0.0, delay), on_expiry)
+
+    def _audience_window(self, base: float) -> Callable[[], float]:
+        """An audience-wide message costs one send per member: past `large_room`, wait twice as long."""
+        return lambda: base * (2 if self.member_count > self.windows.large_room else 1)
+
     # -- members --------------------------------------------------------------------------------
 
     def members(self) -> Iterator[Connection]:
@@ -128,6 +180,16 @@ class Room:
         for member in self.members():
             member.send(frame)
             sent += 1
+        metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
+
+    def publish_subscribers(self, message: dict[str, Any]) -> None:
+        """Like `publish`, without the DJ (who has its own, faster POLL_UPDATE)."""
+        frame = encode(message)
+        sent = 0
+        for member in self.audience:
+            if member is not self.dj_conn:
+                member.send(frame)
+                sent += 1
         metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
 
     def to_dj(self, message: dict[str, Any]) -> None:
@@ -160,11 +222,57 @@ class Room:
         if expiry is not None and math.isfinite(expiry):
             self._listener_count.poke_at(expiry)
 
-    def _send_listener_count(self) -> None:
+    def _send_count(self) -> None:
         message = self.listener_count_message()
         if message["count"] != self._sent_count:
             self._sent_count = message["count"]
             self.publish(message)
+
+    # -- tempo and polls: coalesced feedback ---------------------------------------------------
+
+    def tempo_counts(self) -> TempoCounts:
+        return self.tempo.counts(time.time(), self.windows.tempo_lapse)
+
+    def tempo_changed(self) -> None:
+        if self._tempo_feedback is not None:
+            self._tempo_feedback.poke()
+            self.tempo = self.tempo.prune(time.time(), self.windows.tempo_lapse)
+            lapse = self.tempo.next_lapse(self.windows.tempo_lapse)
+            if lapse is not None:
+                self._tempo_feedback.poke_at(trio.current_time() + max(0.0, lapse - time.time()))
+
+    def send_tempo_feedback(self) -> TempoCounts:
+        """Send the DJ the live tally if it changed since the last one; returns the tally."""
+        counts = self.tempo_counts()
+        if counts != self._sent_tempo:
+            self._sent_tempo = counts
+            self.to_dj(counts.feedback(self.session_id))
+        return counts
+
+    def close_tempo(self, stored: TempoCounts) -> None:
+        """The current play ends with the tally `stored`: the DJ sees exactly that, then votes reset."""
+        if stored != self._sent_tempo and (stored.total or self._sent_tempo is not None):
+            self.to_dj(stored.feedback(self.session_id))
+        self.tempo = TempoTally()
+        self._sent_tempo = None
+
+    def poll_changed(self) -> None:
+        for coalescer in (self._poll_update_dj, self._poll_update):
+            if coalescer is not None:
+                coalescer.poke()
+
+    def reset_poll_updates(self) -> None:
+        self._sent_poll_votes = self._sent_poll_votes_dj = None
+
+    def _send_poll_update_dj(self) -> None:
+        if self.poll is not None and tuple(self.poll.votes()) != self._sent_poll_votes_dj:
+            self._sent_poll_votes_dj = tuple(self.poll.votes())
+            self.to_dj(self.poll.update_message())
+
+    def _send_poll_update(self) -> None:
+        if self.poll is not None and tuple(self.poll.votes()) != self._sent_poll_votes:
+            self._sent_poll_votes = tuple(self.poll.votes())
+            self.publish_subscribers(self.poll.update_message())
 
     # -- what a late joiner or a resuming DJ is shown ----------------------------------------
 
@@ -180,8 +288,15 @@ class Room:
 
     def state_messages(self, conn: Connection) -> list[dict[str, Any]]:
         """The session's current state, in the order PROTOCOL.md §3.2 gives (track, poll, announcement)."""
+        messages = []
         now_playing = self.now_playing_message()
-        return [now_playing] if now_playing else []
+        if now_playing:
+            messages.append(now_playing)
+        if self.poll is not None:
+            messages.append(self.poll.started_message(conn.listener_id))
+        if self.announcement is not None and self.announcement.active(time.time()):
+            messages.append(self.announcement.received_message())
+        return messages
 
     def summary(self) -> dict[str, Any]:
         """One entry of SESSIONS_LIST."""
@@ -193,4 +308,6 @@ class Room:
         }
         if self.current is not None:
             entry["currentTrack"] = self.current.track.to_wire()
+        if self.announcement is not None and self.announcement.active(time.time()):
+            entry["activeAnnouncement"] = self.announcement.summary()
         return entry

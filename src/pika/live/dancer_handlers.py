@@ -1,0 +1,139 @@
+"""What dancers send: likes (one, bulk, undo), tempo votes and thank-yous.
+
+Every action is recorded under the connection's bound clientId, limited per client
+(pyrate-limiter, never blocking), written to PostgreSQL — where constraints keep "one per
+client" true across restarts and servers — and only then told to the DJ.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pika.db import Tx, timestamptz
+from pika.live.likes import REACTIONS, like_received, reaction_received, unique_tracks
+from pika.live.requests import Refusal, Request, live_room
+from pika.live.room import Room
+from pika.protocol import RemoveLike, SendBulkLike, SendLike, SendReaction, SendTempoRequest, TrackInfo
+from pika.queries import query
+
+FIND_PLAY = query("find_play")
+INSERT_LIKE = query("insert_like")
+DELETE_LIKE = query("delete_like")
+UPSERT_TEMPO_VOTE = query("upsert_tempo_vote")
+DELETE_TEMPO_VOTE = query("delete_tempo_vote")
+INSERT_REACTION = query("insert_reaction")
+
+RATE_LIMITED = "Rate limit exceeded"
+
+
+async def send_like(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, SendLike)
+    client = req.client()
+    room = live_room(req, msg.session_id)
+    if not req.hub.limits.likes.allow(client):
+        raise Refusal(RATE_LIMITED)
+
+    def work(tx: Tx) -> None:
+        req.claim(tx)
+        play = tx.one(FIND_PLAY, session_id=room.session_id, match_key=msg.track.match_key)
+        if play is None:
+            raise Refusal("Track was not played in this session")
+        if tx.one(INSERT_LIKE, session_id=room.session_id, play_id=play["play_id"], client_id=client) is None:
+            raise Refusal("Already liked this track")
+
+    await req.hub.db.run(work)
+    room.to_dj(like_received(room.session_id, msg.track))
+
+
+async def send_bulk_like(req: Request) -> None:
+    """The offline queue flush: each new like stored once and told to the DJ; repeats skipped."""
+    msg = req.msg
+    assert isinstance(msg, SendBulkLike)
+    client = req.client()
+    room = live_room(req, msg.session_id)
+    if not req.hub.limits.bulk_likes.allow(client):
+        raise Refusal(RATE_LIMITED)
+    tracks = unique_tracks(msg.tracks)
+
+    def work(tx: Tx) -> list[TrackInfo]:
+        req.claim(tx)
+        liked = []
+        for track in tracks:
+            play = tx.one(FIND_PLAY, session_id=room.session_id, match_key=track.match_key)
+            if play is not None and tx.one(
+                INSERT_LIKE, session_id=room.session_id, play_id=play["play_id"], client_id=client
+            ):
+                liked.append(track)
+        return liked
+
+    for track in await req.hub.db.run(work):
+        room.to_dj(like_received(room.session_id, track))
+
+
+async def remove_like(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, RemoveLike)
+    client = req.client()
+    room = live_room(req, msg.session_id)
+
+    def work(tx: Tx) -> None:
+        req.claim(tx)
+        tx.execute(DELETE_LIKE, session_id=room.session_id, client_id=client, match_key=msg.track.match_key)
+
+    await req.hub.db.run(work)
+
+
+async def send_tempo_request(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, SendTempoRequest)
+    client = req.client()
+    room = live_room(req, msg.session_id)
+    if room.current is None:
+        raise Refusal("No track is playing")
+    if not req.hub.limits.tempo.allow(client):
+        raise Refusal(RATE_LIMITED)
+    play_id = room.current.play_id
+    now = time.time()
+
+    def work(tx: Tx) -> None:
+        req.claim(tx)
+        if msg.preference == "clear":
+            tx.execute(DELETE_TEMPO_VOTE, play_id=play_id, client_id=client)
+        else:
+            tx.execute(
+                UPSERT_TEMPO_VOTE,
+                play_id=play_id,
+                client_id=client,
+                preference=msg.preference,
+                cast_at=timestamptz(now),
+            )
+
+    await req.hub.db.run(work)
+    if room.current is not None and room.current.play_id == play_id:  # the track may have changed meanwhile
+        room.tempo = room.tempo.cast(client, msg.preference, now)
+        room.tempo_changed()
+
+
+async def send_reaction(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, SendReaction)
+    client = req.client()
+    room = _subscribed_room(req, msg.session_id)
+    if msg.reaction not in REACTIONS:
+        raise Refusal(f"reaction: must be one of {', '.join(sorted(REACTIONS))}")
+    if not req.hub.limits.reactions.allow(client):
+        raise Refusal(RATE_LIMITED)
+
+    def work(tx: Tx) -> None:
+        req.claim(tx)
+        tx.execute(INSERT_REACTION, session_id=room.session_id, client_id=client, reaction=msg.reaction)
+
+    await req.hub.db.run(work)
+    room.to_dj(reaction_received(room.session_id, msg.reaction))
+
+
+def _subscribed_room(req: Request, session_id: str) -> Room:
+    if req.conn.subscribed != session_id:
+        raise Refusal("Not subscribed to this session")
+    return live_room(req, session_id)

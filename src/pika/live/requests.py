@@ -1,0 +1,80 @@
+"""What every handler works with: the request, and the two ways it can decline.
+
+A handler receives a `Request` (hub, connection, typed message, who sent it) and either
+returns normally (the dispatcher ACKs), raises `Refusal` (NACK/ERROR with its text), or meets
+`Duplicate` inside its transaction (the messageId was applied before: a bare ACK).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pika.db import Tx
+from pika.queries import query
+
+if TYPE_CHECKING:
+    from pika.live.connection import Connection
+    from pika.live.hub import Hub
+    from pika.live.room import Room
+
+CLAIM_MESSAGE = query("claim_message")
+
+
+class Refusal(Exception):
+    """A well-formed message that cannot be applied; `str()` is the NACK/ERROR text.
+
+    `close_code`: close the connection once the refusal has been sent (e.g. 'Server busy').
+    """
+
+    def __init__(self, error: str, *, close_code: int | None = None) -> None:
+        super().__init__(error)
+        self.close_code = close_code
+
+
+class Duplicate(Exception):
+    """The messageId was already applied for this sender: answer ACK, change nothing."""
+
+
+@dataclass
+class Request:
+    hub: Hub
+    conn: Connection
+    msg: Any
+    sender: str
+
+    def claim(self, tx: Tx) -> None:
+        """Inside the effect's transaction: record the messageId, or stop if it was applied already."""
+        message_id = self.msg.message_id
+        if message_id and tx.one(CLAIM_MESSAGE, sender=self.sender, message_id=message_id) is None:
+            raise Duplicate
+
+    def client(self) -> str:
+        """The bound clientId dancer actions are recorded under (PROTOCOL.md §1)."""
+        if self.conn.client_id is None:
+            raise Refusal("Client ID required")
+        return self.conn.client_id
+
+
+AfterAck = Callable[[], None]
+Handler = Callable[[Request], Awaitable[AfterAck | None]]
+
+
+def require_dj(req: Request, session_id: str) -> Room:
+    room = req.conn.dj_room
+    if room is None or room.session_id != session_id or room.dj_conn is not req.conn:
+        raise Refusal("Not the DJ of this session")
+    return room
+
+
+def live_room(req: Request, session_id: str) -> Room:
+    room = req.hub.rooms.get(session_id)
+    if room is None:
+        raise Refusal("Session is not live")
+    return room
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,175 @@
+"""Session messages: REGISTER_SESSION (with the ownership rules), END_SESSION, SUBSCRIBE,
+GET_SESSIONS, VALIDATE_SESSION and PING."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
+from pika.live.hub import Hub
+from pika.live.requests import AfterAck, Refusal, Request, require_dj, sha256
+from pika.live.room import Room, RoomInfo
+from pika.protocol import RegisterSession, Subscribe, ValidateSession, iso
+from pika.queries import query
+
+log = logging.getLogger("pika.sessions")
+
+INSERT_SESSION = query("insert_session")
+RESUME_SESSION = query("resume_session")
+
+
+async def register_session(req: Request) -> AfterAck | None:
+    hub, conn, msg = req.hub, req.conn, req.msg
+    assert isinstance(msg, RegisterSession)
+    account = await _authenticate(hub, msg.token)
+    session_id = msg.session_id or f"pika_{secrets.token_urlsafe(12)}"
+    room = hub.rooms.get(session_id)
+    if room is not None:
+        await _resume(req, room, account)
+        return None
+    if len(hub.rooms) >= hub.settings.max_sessions:
+        raise Refusal("Server busy", close_code=CLOSE_TRY_AGAIN)
+    dj_name = account["display_name"] if account else (msg.dj_name or "DJ")
+    resume_key = secrets.token_urlsafe(24)
+    row = await hub.db.one(
+        INSERT_SESSION,
+        session_id=session_id,
+        dj_id=account["id"] if account else None,
+        dj_name=dj_name,
+        resume_key_sha256=sha256(resume_key),
+    )
+    if row is None:
+        raise Refusal("Session not available")  # the id belongs to an ended (or just-taken) session
+    await _leave_previous_session(hub, conn, session_id)
+    room = await hub.open_room(
+        RoomInfo(
+            session_id=session_id,
+            dj_name=dj_name,
+            dj_id=account["id"] if account else None,
+            resume_key_sha256=sha256(resume_key),
+            started_at=row["started_at"].timestamp(),
+            last_activity=row["last_activity_at"].timestamp(),
+        )
+    )
+    _take_dj_seat(room, conn)
+    hub.telemetry.emit(session_id, "connect", authenticated=account is not None, version=msg.version or "")
+    conn.send_message(_registered(room, account is not None, resume_key))
+    log.info("session started", extra={"fields": {"session": session_id, "dj": dj_name}})
+
+    def announce() -> None:
+        hub.broadcast_all({"type": "SESSION_STARTED", "sessionId": session_id, "djName": dj_name})
+
+    return announce
+
+
+async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> None:
+    """REGISTER_SESSION for a live session: the ownership rules of PROTOCOL.md §3.1."""
+    hub, conn, msg = req.hub, req.conn, req.msg
+    key_ok = msg.resume_key is not None and secrets.compare_digest(
+        sha256(msg.resume_key), room.resume_key_sha256
+    )
+    if room.dj_id is not None:
+        if account is None or account["id"] != room.dj_id:
+            raise Refusal("Session not available")
+    elif account is not None:
+        raise Refusal("Session not available")  # an account cannot take over an anonymous session
+    elif not key_ok and room.dj_conn is not None and room.dj_conn is not conn:
+        raise Refusal("Session is live on another connection")
+    previous = room.dj_conn
+    disconnected_at = room.dj_disconnected_at
+    dj_name = account["display_name"] if account else (msg.dj_name or room.dj_name)
+    resume_key = msg.resume_key if key_ok else secrets.token_urlsafe(24)
+    await hub.db.execute(
+        RESUME_SESSION, session_id=room.session_id, dj_name=dj_name, resume_key_sha256=sha256(resume_key)
+    )
+    await _leave_previous_session(hub, conn, room.session_id)
+    room.dj_name = dj_name
+    room.resume_key_sha256 = sha256(resume_key)
+    room.last_activity = time.time()
+    room.cancel_grace()
+    room.dj_disconnected_at = None
+    _take_dj_seat(room, conn)
+    if previous is not None and previous is not conn:
+        previous.dj_room = None
+        previous.close_soon(CLOSE_REPLACED, "replaced by a newer connection of the same DJ")
+    reconnect_ms = 0 if disconnected_at is None else max(0, round((time.time() - disconnected_at) * 1000))
+    hub.telemetry.emit(room.session_id, "reconnect", reconnectMs=reconnect_ms)
+    conn.send_message(_registered(room, room.dj_id is not None, resume_key))
+    for message in room.state_messages(conn):
+        conn.send_message(message)
+    conn.send_message(room.listener_count_message())
+
+
+def _take_dj_seat(room: Room, conn: Connection) -> None:
+    room.dj_conn = conn
+    conn.dj_room = room
+
+
+async def _leave_previous_session(hub: Hub, conn: Connection, keep: str) -> None:
+    """A DJ connection that registers another session leaves its old one in its grace period."""
+    old = conn.dj_room
+    if old is not None and old.session_id != keep and old.dj_conn is conn:
+        conn.dj_room = None
+        await hub.dj_left(old, "switched_session")
+
+
+def _registered(room: Room, authenticated: bool, resume_key: str) -> dict[str, Any]:
+    return {
+        "type": "SESSION_REGISTERED",
+        "sessionId": room.session_id,
+        "djName": room.dj_name,
+        "authenticated": authenticated,
+        "resumeKey": resume_key,
+    }
+
+
+async def _authenticate(hub: Hub, token: str | None) -> dict[str, Any] | None:
+    """The DJ account a token belongs to.  Accounts arrive with the security work; until then
+    every token is refused rather than silently downgraded to an anonymous session."""
+    if token is None:
+        return None
+    raise Refusal("Invalid token")
+
+
+async def end_session(req: Request) -> None:
+    room = require_dj(req, req.msg.session_id)
+    await req.hub.end_session(room, "dj_ended", claim=req.claim)
+    req.conn.dj_room = None
+
+
+# -- anyone -------------------------------------------------------------------------------------
+
+
+async def subscribe(req: Request) -> None:
+    """Join a session's audience and get, in order: SESSIONS_LIST, LISTENER_COUNT, the state."""
+    hub, conn, msg = req.hub, req.conn, req.msg
+    assert isinstance(msg, Subscribe)
+    bundle: list[dict[str, Any]] = [hub.sessions_list()]
+    if msg.session_id is not None:
+        room = hub.subscribe(conn, msg.session_id)
+        if room is None:
+            bundle.append({"type": "LISTENER_COUNT", "sessionId": msg.session_id, "count": 0})
+            bundle.append({"type": "SESSION_ENDED", "sessionId": msg.session_id})
+        else:
+            bundle.append(room.listener_count_message())
+            bundle.extend(room.state_messages(conn))
+    for message in bundle:
+        conn.send_message(message)
+
+
+async def get_sessions(req: Request) -> None:
+    req.conn.send_message(req.hub.sessions_list())
+
+
+async def validate_session(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, ValidateSession)
+    live = msg.session_id in req.hub.rooms
+    req.conn.send_message({"type": "SESSION_VALID", "sessionId": msg.session_id, "isValid": live})
+
+
+async def ping(req: Request) -> None:
+    req.conn.send_message({"type": "PONG", "timestamp": iso(time.time())})

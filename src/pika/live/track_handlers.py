@@ -1,0 +1,118 @@
+"""Track messages from the DJ: BROADCAST_TRACK, METADATA_UPDATED, TRACK_STOPPED.
+
+The latest track wins (no refusal of quick changes), behind a flood guard per session; the
+same track again is a no-op (or a metadata update), which is what makes a DJ's re-broadcast
+after a reconnect or a server restart harmless.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pika.db import Tx
+from pika.live import store
+from pika.live.requests import Refusal, Request, require_dj
+from pika.live.room import NowPlaying, Room
+from pika.protocol import BroadcastTrack, MetadataUpdated, TrackInfo, TrackStopped
+from pika.queries import query
+
+INSERT_PLAYED_TRACK = query("insert_played_track")
+CLEAR_CURRENT_PLAY = query("clear_current_play")
+UPDATE_PLAY_ANALYTICS = query("update_play_analytics")
+
+
+async def broadcast_track(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, BroadcastTrack)
+    room = require_dj(req, msg.session_id)
+    if room.current is not None and room.current.track.same_track(msg.track):
+        if _merged(room.current.track, msg.track) != room.current.track:
+            await _update_metadata(req, room, msg.track)
+        elif msg.message_id:
+            await req.hub.db.run(req.claim)
+        return
+    if not req.hub.limits.tracks.allow(room.session_id):
+        raise Refusal("Rate limit exceeded")
+    previous = room.current
+    tempo = room.tempo_counts()
+    track = msg.track
+
+    def work(tx: Tx) -> int:
+        req.claim(tx)
+        if previous is not None:
+            store.end_play(tx, previous.play_id, tempo)
+        row = tx.one(
+            INSERT_PLAYED_TRACK,
+            session_id=room.session_id,
+            artist=track.artist,
+            title=track.title,
+            match_key=track.match_key,
+            **track.analytics(),
+        )
+        assert row is not None
+        return int(row["play_id"])
+
+    play_id = await req.hub.db.run(work)
+    room.current = NowPlaying(play_id, track)
+    room.last_activity = time.time()
+    if previous is not None:
+        room.close_tempo(tempo)
+        room.publish({"type": "TEMPO_RESET", "sessionId": room.session_id})
+    message = room.now_playing_message()
+    assert message is not None
+    room.publish(message)
+
+
+async def metadata_updated(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, MetadataUpdated)
+    room = require_dj(req, msg.session_id)
+    if room.current is None:
+        raise Refusal("No track is playing")
+    if not room.current.track.same_track(msg.track):
+        raise Refusal("Track is not the current track")
+    await _update_metadata(req, room, msg.track)
+
+
+async def _update_metadata(req: Request, room: Room, track: TrackInfo) -> None:
+    assert room.current is not None
+    play_id = room.current.play_id
+    merged = _merged(room.current.track, track)
+
+    def work(tx: Tx) -> None:
+        req.claim(tx)
+        tx.execute(UPDATE_PLAY_ANALYTICS, play_id=play_id, **merged.analytics())
+
+    await req.hub.db.run(work)
+    room.current = NowPlaying(play_id, merged)
+    room.last_activity = time.time()
+    room.publish({"type": "METADATA_UPDATED", "sessionId": room.session_id, "track": merged.to_wire()})
+
+
+def _merged(current: TrackInfo, update: TrackInfo) -> TrackInfo:
+    """The current track with the analytics `update` carries; an absent field keeps its value,
+    and title/artist stay as first played (they match anyway, up to case and spacing)."""
+    fields = current.analytics()
+    fields.update({k: v for k, v in update.analytics().items() if v is not None})
+    return TrackInfo(title=current.title, artist=current.artist, **fields)
+
+
+async def track_stopped(req: Request) -> None:
+    msg = req.msg
+    assert isinstance(msg, TrackStopped)
+    room = require_dj(req, msg.session_id)
+    previous = room.current
+    tempo = room.tempo_counts()
+
+    def work(tx: Tx) -> None:
+        req.claim(tx)
+        if previous is not None:
+            store.end_play(tx, previous.play_id, tempo)
+        tx.execute(CLEAR_CURRENT_PLAY, session_id=room.session_id)
+
+    await req.hub.db.run(work)
+    room.current = None
+    room.last_activity = time.time()
+    if previous is not None:
+        room.close_tempo(tempo)
+    room.publish({"type": "TRACK_STOPPED", "sessionId": room.session_id})
