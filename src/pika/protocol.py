@@ -375,7 +375,8 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _clip(text: str, limit: int = 64) -> str:
-    flat = " ".join(text.split())
+    """Echo a client's text in an error: one line, short, and always valid UTF-8."""
+    flat = " ".join(text.split()).encode("utf-8", "backslashreplace").decode("utf-8")
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -696,8 +697,16 @@ def iso(ts: datetime | float) -> str:
 
 def encode(message: Mapping[str, Any]) -> str:
     """Compact JSON text for one frame. Keys whose value is None are dropped (in nested objects too):
-    0.3 clients drop a frame with a `null` where a field is optional."""
-    return json.dumps(_drop_none(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    0.3 clients drop a frame with a `null` where a field is optional.  Text that UTF-8 cannot
+    carry (a lone surrogate) is sent \\u-escaped rather than breaking the connection."""
+    text = json.dumps(_drop_none(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(_drop_none(message), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def _drop_none(value: Any) -> Any:

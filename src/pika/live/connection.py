@@ -70,6 +70,8 @@ class Connection:
         except trio.WouldBlock:
             metrics.SLOW_CONSUMERS.inc()
             self.close_soon(CLOSE_TRY_AGAIN, "slow consumer")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.close_code = self.close_code or CLOSE_INTERNAL  # its writer is gone: nothing more to send
 
     def send_message(self, message: dict[str, Any]) -> None:
         self.send(encode(message))

@@ -15,13 +15,14 @@ import trio
 
 from pika import metrics
 from pika.config import Settings
-from pika.live.connection import Connection
+from pika.live.connection import CLOSE_TOO_BIG, Connection
 from pika.live.handlers import dispatch
 from pika.live.hub import Hub
 
 log = logging.getLogger("pika.live")
 
 HANDLER_DEADLINE = 30.0
+CLOSE_DEADLINE = 5.0
 
 
 class LiveEndpoint:
@@ -47,7 +48,10 @@ class LiveEndpoint:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn.run_writer)
                 await self._read(conn, receive)
-                nursery.cancel_scope.cancel()
+                if conn.close_code is None:
+                    nursery.cancel_scope.cancel()  # the peer left: nothing more to write
+                else:
+                    nursery.cancel_scope.deadline = trio.current_time() + CLOSE_DEADLINE  # let the close frame go
         finally:
             with trio.CancelScope(shield=True):
                 await self.hub.remove(conn)
@@ -63,6 +67,13 @@ class LiveEndpoint:
             frame = event.get("text")
             if frame is None:
                 frame = event.get("bytes") or b""
+            elif (
+                len(frame) * 4 > self.settings.max_frame_bytes
+                and _utf8_size(frame) > self.settings.max_frame_bytes
+            ):
+                # hypercorn counts characters of text frames; the limit is in bytes (PROTOCOL.md §1)
+                conn.close_soon(CLOSE_TOO_BIG, "message too big")
+                return
             with trio.CancelScope(shield=True), trio.move_on_after(HANDLER_DEADLINE) as deadline:
                 await dispatch(self.hub, conn, frame)
             if deadline.cancelled_caught:
@@ -81,6 +92,10 @@ async def _reject(send: Any, status: int, error: str) -> None:
         }
     )
     await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _peer(scope: dict[str, Any]) -> str:
