@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-migrate", action="store_true", help="do not apply migrations; refuse to start if any is pending"
     )
     sub.add_parser("migrate", help="the migration runner (python -m pika migrate --help)", add_help=False)
+    sub.add_parser(
+        "admin",
+        help="incident tooling: revoke tokens, reset passwords (python -m pika admin --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         from pika.migrate import main as migrate_main
 
         return migrate_main(argv[1:])
+    if argv[:1] == ["admin"]:
+        from pika.admin import main as admin_main
+
+        return admin_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env(host=args.host, port=args.port)

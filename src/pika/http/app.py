@@ -15,7 +15,11 @@ from werkzeug.exceptions import HTTPException
 from pika import metrics
 from pika.config import Settings
 from pika.db import Database
+from pika.http.auth import auth_blueprint
+from pika.http.cors import install_cors
 from pika.http.health import health_blueprint
+from pika.http.sessions import sessions_blueprint
+from pika.http.stats import stats_blueprint
 from pika.live.hub import Hub
 
 log = logging.getLogger("pika.http")
@@ -27,6 +31,10 @@ def create_app(settings: Settings, db: Database, hub: Hub) -> QuartTrio:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["pika"] = {"settings": settings, "db": db, "hub": hub}
     app.register_blueprint(health_blueprint())
+    app.register_blueprint(auth_blueprint())
+    install_cors(app, settings)
+    app.register_blueprint(sessions_blueprint())
+    app.register_blueprint(stats_blueprint())
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[Response, int]:

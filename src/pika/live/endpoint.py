@@ -41,20 +41,23 @@ class LiveEndpoint:
             status, error = refusal
             await _reject(send, status, error)
             return
-        await send({"type": "websocket.accept"})
         conn = Connection(send, self.settings.outbox_frames, peer=_peer(scope))
         self.hub.add(conn)
         try:
+            await send({"type": "websocket.accept"})
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn.run_writer)
                 await self._read(conn, receive)
                 if conn.close_code is None:
                     nursery.cancel_scope.cancel()  # the peer left: nothing more to write
                 else:
-                    nursery.cancel_scope.deadline = trio.current_time() + CLOSE_DEADLINE  # let the close frame go
+                    nursery.cancel_scope.deadline = (
+                        trio.current_time() + CLOSE_DEADLINE
+                    )  # let the close frame go
         finally:
             with trio.CancelScope(shield=True):
                 await self.hub.remove(conn)
+            self.hub.ws_admission.release(scope)
 
     async def _read(self, conn: Connection, receive: Any) -> None:
         while True:

@@ -25,6 +25,7 @@ from pika.live.room import NowPlaying, Room, RoomInfo, Windows
 from pika.live.tempo import TempoTally
 from pika.protocol import TrackInfo, encode, safe_dj_name
 from pika.queries import query
+from pika.security.admission import WsAdmission
 from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
 
@@ -58,6 +59,7 @@ class Hub:
         self.settings = settings
         self.db = db
         self.limits = Limits(settings)
+        self.ws_admission = WsAdmission(settings)
         self.telemetry = Telemetry(db)
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
@@ -108,7 +110,7 @@ class Hub:
         """Why a WebSocket upgrade must be refused before accept, as (status, error); None to accept."""
         if self.closing:
             return 503, "Server is restarting; reconnect shortly"
-        return None
+        return self.ws_admission.check(scope)
 
     # -- connections and audiences --------------------------------------------------------------
 

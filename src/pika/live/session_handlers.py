@@ -14,6 +14,7 @@ from pika.live.requests import AfterAck, Refusal, Request, require_dj, sha256
 from pika.live.room import Room, RoomInfo
 from pika.protocol import RegisterSession, Subscribe, ValidateSession, iso
 from pika.queries import query
+from pika.security.tokens import account_for_token
 
 log = logging.getLogger("pika.sessions")
 
@@ -127,11 +128,13 @@ def _registered(room: Room, authenticated: bool, resume_key: str) -> dict[str, A
 
 
 async def _authenticate(hub: Hub, token: str | None) -> dict[str, Any] | None:
-    """The DJ account a token belongs to.  Accounts arrive with the security work; until then
-    every token is refused rather than silently downgraded to an anonymous session."""
+    """The DJ account a token belongs to; a wrong token is refused, never downgraded to anonymous."""
     if token is None:
         return None
-    raise Refusal("Invalid token")
+    account = await account_for_token(hub.db, token)
+    if account is None:
+        raise Refusal("Invalid token")
+    return account
 
 
 async def end_session(req: Request) -> None:
