@@ -18,12 +18,12 @@ from pika.config import Settings
 from pika.db import Database, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
-from pika.live.connection import CLOSE_RESTARTING, Connection
+from pika.live.connection import CLOSE_RESTARTING, Connection, frame
 from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
 from pika.live.room import NowPlaying, Room, RoomInfo, Windows
 from pika.live.tempo import TempoTally
-from pika.protocol import TrackInfo, encode, safe_dj_name
+from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
 from pika.security.admission import WsAdmission
 from pika.security.ratelimit import KeyedLimiter
@@ -156,9 +156,9 @@ class Hub:
 
     def broadcast_all(self, message: dict[str, Any]) -> None:
         """Discovery events (SESSION_STARTED/ENDED/EXPIRED) go to every open connection."""
-        frame = encode(message)
+        encoded = frame(message)
         for conn in self.connections:
-            conn.send(frame)
+            conn.send(encoded)
 
     def sessions_list(self) -> dict[str, Any]:
         return {"type": "SESSIONS_LIST", "sessions": [room.summary() for room in self.rooms.values()]}

@@ -20,12 +20,12 @@ import trio
 
 from pika import metrics
 from pika.live.announcements import Announcement
-from pika.live.connection import Connection
+from pika.live.connection import Connection, frame
 from pika.live.listeners import Listeners
 from pika.live.polls import Poll
 from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
-from pika.protocol import TrackInfo, encode, iso
+from pika.protocol import TrackInfo, iso
 
 
 @dataclass
@@ -175,20 +175,20 @@ class Room:
 
     def publish(self, message: dict[str, Any]) -> None:
         """Send to the session audience (subscribers and the DJ): encoded once, never waits."""
-        frame = encode(message)
+        encoded = frame(message)
         sent = 0
         for member in self.members():
-            member.send(frame)
+            member.send(encoded)
             sent += 1
         metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
 
     def publish_subscribers(self, message: dict[str, Any]) -> None:
         """Like `publish`, without the DJ (who has its own, faster POLL_UPDATE)."""
-        frame = encode(message)
+        encoded = frame(message)
         sent = 0
         for member in self.audience:
             if member is not self.dj_conn:
-                member.send(frame)
+                member.send(encoded)
                 sent += 1
         metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
 
