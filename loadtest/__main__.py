@@ -1,0 +1,191 @@
+"""`python -m loadtest SCENARIO`: the capacity suite's command line.
+
+    python -m loadtest standard|big|stress [--quick] [--quiet] (--spawn | --url URL [--server-pid PID])
+    python -m loadtest scale [--max 10000] [--tracks 10] [--interval 2] ...
+    python -m loadtest rooms --rooms R --per-room N ...
+    python -m loadtest compare scale [--max N]      # Pika! and the yardstick, both spawned
+
+The table goes to stdout, progress to stderr, and `--json FILE` keeps everything for machines.
+Exit status: 0, or 1 when a judged scenario fails, 2 when the size does not fit this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from loadtest import report, scenarios, spawn
+from loadtest.coordinator import DoesNotFit, check_fits, default_workers
+from loadtest.runner import WorkerFailed
+from loadtest.scenarios import Options
+
+
+def _common(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
+    if target:
+        where = parser.add_mutually_exclusive_group(required=True)
+        where.add_argument("--spawn", action="store_true", help="start `python -m pika serve` for this run")
+        where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:3001 (loopback only)")
+        parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, for RSS and CPU")
+        parser.add_argument(
+            "--database-url", help="with --url: its PostgreSQL, to count stored likes and votes"
+        )
+        parser.add_argument(
+            "--quiet", action="store_true", help="dancers only listen: no likes, votes, reactions"
+        )
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), help="dancer worker processes (default: CPUs - 1)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="random seed for the dancers' choices")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
+
+
+def _scale_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max", type=int, default=10_000, help="dancers in the last step (default 10,000)")
+    parser.add_argument("--tracks", type=int, default=10, help="tracks per step (default 10)")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between tracks (default 2)")
+
+
+def _rooms_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rooms", type=int, default=10, help="sessions at once (default 10)")
+    parser.add_argument("--per-room", type=int, default=100, help="dancers per session (default 100)")
+    parser.add_argument("--tracks", type=int, default=10, help="tracks per room (default 10)")
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between a room's tracks (default 2)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+    for name, seed in scenarios.SEEDS.items():
+        minutes = "/".join(f"{x / 60:g}" for x in (seed.full.ramp, seed.full.hold, seed.full.down))
+        p = sub.add_parser(
+            name, help=f"ramp to {seed.dancers} dancers; {minutes} min ramp/hold/down (--quick: ~70 s)"
+        )
+        p.add_argument("--quick", action="store_true", help="15 s ramp, 45 s hold, 10 s down")
+        _common(p)
+    _scale_args(scale := sub.add_parser("scale", help="one room grown step by step to --max dancers"))
+    _common(scale)
+    _rooms_args(rooms := sub.add_parser("rooms", help="many rooms at once"))
+    _common(rooms)
+    compare = sub.add_parser(
+        "compare",
+        help="the same scenario against Pika! and the yardstick, both spawned; dancers quiet "
+        "(the yardstick only fans out tracks)",
+    )
+    what = compare.add_subparsers(dest="compared", required=True, metavar="SCENARIO")
+    _scale_args(c_scale := what.add_parser("scale", help="compare scale [--max N]"))
+    _common(c_scale, target=False)
+    _rooms_args(c_rooms := what.add_parser("rooms", help="compare rooms --rooms R --per-room N"))
+    _common(c_rooms, target=False)
+    return parser
+
+
+@contextlib.contextmanager
+def _target(args: argparse.Namespace, rooms: int) -> Iterator[spawn.Target]:
+    if args.spawn:
+        with spawn.pika_server(max_sessions=rooms) as target:
+            yield target
+        return
+    host, port = spawn.parse_url(args.url)
+    yield spawn.Target("pika", host, port, args.server_pid, args.database_url)
+
+
+Scenario = Callable[[spawn.Target, Options], dict[str, Any]]
+
+
+def _runner(args: argparse.Namespace) -> tuple[int, int, Scenario]:
+    """(rooms, dancers, how to run the scenario against a target)."""
+    name = args.compared if args.scenario == "compare" else args.scenario
+    if name in scenarios.SEEDS:
+        seed = scenarios.SEEDS[name]
+        return 1, seed.dancers, lambda t, o: scenarios.run_seed(t, seed, args.quick, o)
+    if name == "scale":
+        return 1, args.max, lambda t, o: scenarios.run_scale(t, args.max, args.tracks, args.interval, o)
+
+    def rooms(t: spawn.Target, o: Options) -> dict[str, Any]:
+        return scenarios.run_rooms(t, args.rooms, args.per_room, args.tracks, args.interval, o)
+
+    return args.rooms, args.rooms * args.per_room, rooms
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if args.workers < 1:
+        return "--workers must be at least 1"
+    for name in ("max", "rooms", "per_room", "tracks"):
+        if getattr(args, name, 1) < 1:
+            return f"--{name.replace('_', '-')} must be at least 1"
+    if getattr(args, "interval", 1.0) <= 0:
+        return "--interval must be > 0"
+    if getattr(args, "url", None):
+        try:
+            spawn.parse_url(args.url)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = _check(args)
+    if problem:
+        parser.error(problem)
+    rooms, dancers, run = _runner(args)
+    try:
+        check_fits(dancers, rooms, min(args.workers, dancers))  # before a server is started for nothing
+        if args.scenario == "compare":
+            options = Options(quiet=True, workers=args.workers, seed=args.seed)  # the yardstick only fans out
+            with spawn.pika_server(max_sessions=rooms) as target:
+                pika = run(target, options)
+            print(report.render(pika), flush=True)
+            with spawn.yardstick_server() as target:
+                yard = run(target, options)
+            print("\n" + report.render(yard))
+            comparison = report.compare(pika, yard)
+            print("\n" + report.render_compare(comparison))
+            result: dict[str, Any] = {"pika": pika, "yardstick": yard, "compare": comparison}
+            status = 0
+        else:
+            options = Options(quiet=args.quiet, workers=args.workers, seed=args.seed)
+            with _target(args, rooms) as target:
+                result = run(target, options)
+            print(report.render(result))
+            verdict = result["verdict"]
+            status = 1 if verdict["judged"] and not verdict["pass"] else 0
+    except DoesNotFit as exc:
+        print(f"loadtest: does not fit: {exc}", file=sys.stderr)
+        return 2
+    except (WorkerFailed, RuntimeError) as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        args.json.write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

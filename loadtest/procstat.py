@@ -1,0 +1,83 @@
+"""The server's resident memory and CPU, read from /proc/<pid>/status and /proc/<pid>/stat.
+
+Only the server process itself is measured (not the embedded PostgreSQL it starts): the
+question is what one more WebSocket costs the Pika! process.  Samples are taken by the
+coordinator about once a second and at phase boundaries (before and after connecting).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+TICKS = os.sysconf("SC_CLK_TCK")
+MIN_INTERVAL = 0.9  # seconds: the shortest interval a CPU % is computed over
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    t: float  # time.time(): the clock of every record of a run
+    rss_kb: int
+    cpu_s: float  # user + system since the process started
+
+
+def read(pid: int) -> Snapshot | None:
+    """One snapshot, or None when the process is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            status = f.read()
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    rss = 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+            break
+    # fields after the parenthesised command name (which may contain spaces): utime is the 14th
+    # field overall, i.e. index 11 after the ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS
+    return Snapshot(time.time(), rss, cpu)
+
+
+@dataclass
+class Sampler:
+    """Periodic snapshots of one process; CPU % between consecutive samples (100 % = one core)."""
+
+    pid: int | None
+    samples: list[Snapshot] = field(default_factory=list)
+
+    def sample(self) -> Snapshot | None:
+        if self.pid is None:
+            return None
+        snap = read(self.pid)
+        if snap is not None:
+            self.samples.append(snap)
+        return snap
+
+    def cpu_percent(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        """CPU % over successive intervals of at least MIN_INTERVAL within [since, until].
+
+        /proc counts CPU in clock ticks (10 ms): over a shorter interval one tick more or less
+        would read as a core more or less, so close samples are merged.
+        """
+        out = []
+        anchor: Snapshot | None = None
+        for snap in self.samples:
+            if snap.t < since or snap.t > until:
+                continue
+            if anchor is None:
+                anchor = snap
+            elif snap.t - anchor.t >= MIN_INTERVAL:
+                out.append(100.0 * (snap.cpu_s - anchor.cpu_s) / (snap.t - anchor.t))
+                anchor = snap
+        return out
+
+    def rss_peak_kb(self) -> int:
+        return max((s.rss_kb for s in self.samples), default=0)
+
+    def last(self) -> Snapshot | None:
+        return self.samples[-1] if self.samples else None

@@ -1,0 +1,171 @@
+"""Start the server under test as a subprocess, so that one command runs a whole scenario.
+
+`python -m pika serve` gets a throwaway PIKA_DATA_DIR (its embedded PostgreSQL lives there),
+a free loopback port, and per-IP and per-client limits raised: every simulated dancer connects
+from 127.0.0.1, where a real venue's phones would share one public IP only in part.  The
+yardstick (`python -m loadtest.yardstick`) is started the same way for `compare`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 20.0
+#: Limits that would refuse a load test from one IP, raised (names from pika.config.Settings).
+#: Per-IP limits go out of the way (every dancer is 127.0.0.1); per-client ones only far enough
+#: that the --quick cadence (a track every 5 s) cannot trip them, so their cost is still paid.
+RAISED_LIMITS = {
+    "PIKA_WS_CONNECTS_PER_IP": str(10**7),
+    "PIKA_WS_OPEN_PER_IP": str(10**7),
+    "PIKA_TRACK_BURST": "1000",
+    "PIKA_TRACK_RATE": "1000",
+    "PIKA_LIKES_PER_MINUTE": "10000",
+    "PIKA_BULK_LIKES_PER_MINUTE": "10000",
+    "PIKA_TEMPO_PER_MINUTE": "10000",
+    "PIKA_REACTIONS_PER_WINDOW": "10000",
+}
+
+
+@dataclass
+class Target:
+    """The server a run talks to: where it listens, which process to watch, where its data is."""
+
+    name: str  # "pika" or "yardstick"
+    host: str
+    port: int
+    pid: int | None = None
+    database_url: str | None = None
+    spawned: bool = False
+    log: Path | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    """`http://127.0.0.1:3001` or `ws://…/ws` → (host, port); only loopback is allowed."""
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = rest.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        raise ValueError(f"--url {url!r}: the load test only targets 127.0.0.1:<port>")
+    return "127.0.0.1", int(port)
+
+
+@contextlib.contextmanager
+def pika_server(max_sessions: int, extra_env: dict[str, str] | None = None) -> Iterator[Target]:
+    """`python -m pika serve` on a free port with a fresh embedded PostgreSQL; stopped on exit."""
+    tmp = Path(tempfile.mkdtemp(prefix="pika-loadtest-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIKA_")}
+    env.update(RAISED_LIMITS)
+    env.update(
+        {
+            "PIKA_DATA_DIR": str(tmp / "data"),
+            "PIKA_HOST": HOST,
+            "PIKA_PORT": str(port),
+            "PIKA_LOG_LEVEL": "WARNING",
+            "PIKA_MAX_SESSIONS": str(max(1000, max_sessions + 10)),
+        }
+    )
+    env.update(extra_env or {})
+    log = tmp / "server.log"
+    try:
+        with _process([sys.executable, "-m", "pika", "serve"], env, log) as proc:
+            _wait_http(f"http://{HOST}:{port}/health", proc, log)
+            url = _database_url(tmp / "data" / "pgdata")
+            yield Target("pika", HOST, port, proc.pid, url, spawned=True, log=log)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def yardstick_server() -> Iterator[Target]:
+    """`python -m loadtest.yardstick` on a free port; stopped on exit."""
+    tmp = Path(tempfile.mkdtemp(prefix="pika-yardstick-"))
+    port = free_port()
+    log = tmp / "yardstick.log"
+    try:
+        with _process(
+            [sys.executable, "-m", "loadtest.yardstick", "--port", str(port)], dict(os.environ), log
+        ) as proc:
+            _wait_tcp(port, proc, log)
+            yield Target("yardstick", HOST, port, proc.pid, None, spawned=True, log=log)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    cwd = Path(__file__).resolve().parents[1]  # the checkout: `loadtest` importable in the child
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH", "")]))}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # graceful: closes sockets 1012, stops PostgreSQL
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _failed(what: str, proc: subprocess.Popen[bytes], log: Path) -> RuntimeError:
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    return RuntimeError(f"{what} (exit code {proc.poll()}); its output ends:\n{tail}")
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise _failed("the spawned server exited", proc, log)
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise _failed(f"the spawned server did not answer {url} within {START_TIMEOUT:.0f} s", proc, log)
+
+
+def _wait_tcp(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise _failed("the yardstick exited", proc, log)
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise _failed(f"the yardstick did not listen on {port} within {START_TIMEOUT:.0f} s", proc, log)
+
+
+def _database_url(pgdata: Path) -> str | None:
+    """The embedded PostgreSQL's URL, from the socket directory its postmaster.pid names."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return None
+    if len(lines) < 5 or not lines[4].strip():
+        return None
+    return f"postgresql://postgres:@/postgres?host={lines[4].strip()}"

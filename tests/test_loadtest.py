@@ -1,0 +1,192 @@
+"""The capacity suite measures honestly: its arithmetic on known data, and one tiny run end to end.
+
+No test asserts a latency: on a shared machine only structure and completeness are stable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from loadtest import stats
+from loadtest.__main__ import main
+from loadtest.client import FrameReader, accept_for, encode_frame, parse_handshake
+from loadtest.roles import DancerRecord, DjRecord, SentEvent
+from pika.server import Running
+
+# -- percentiles -------------------------------------------------------------------------------
+
+
+def test_percentiles_of_one_to_a_hundred_are_the_nearest_ranks() -> None:
+    data = [float(x) for x in range(1, 101)]
+    assert stats.percentile(data, 0.50) == 50
+    assert stats.percentile(data, 0.95) == 95
+    assert stats.percentile(data, 0.99) == 99
+    assert stats.percentile(data, 1.0) == 100
+    assert stats.percentile([7.0], 0.99) == 7.0
+    assert math.isnan(stats.percentile([], 0.5))
+
+
+def test_summary_is_in_milliseconds_and_empty_when_there_is_no_sample() -> None:
+    summary = stats.summary_ms([x / 1000 for x in range(100, 0, -1)])  # unsorted seconds
+    assert summary == {"n": 100, "p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
+    assert stats.summary_ms([]) == {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+
+
+# -- delivery accounting -----------------------------------------------------------------------
+
+
+def _dancer(
+    index: int, subscribed: float, received: dict[str, float], leave: float | None = None
+) -> DancerRecord:
+    return DancerRecord(
+        index, "room", t_start=0.0, t_open=0.5, t_subscribed=subscribed, t_leave=leave, received=received
+    )
+
+
+def test_a_missing_message_is_counted_and_named() -> None:
+    events = [
+        SentEvent("NOW_PLAYING", "room", "T1", t_send=10.0, t_answer=10.1),
+        SentEvent("NOW_PLAYING", "room", "T2", t_send=20.0, t_answer=20.1),
+        SentEvent("NOW_PLAYING", "room", "T3", t_send=30.0, t_answer=30.1, error="Rate limit exceeded"),
+    ]
+    dancers = [
+        _dancer(0, 1.0, {"T1": 10.2, "T2": 20.3}),  # got both
+        _dancer(1, 1.0, {"T1": 10.4}),  # T2 missing
+        _dancer(2, 15.0, {"T2": 20.5}),  # joined after T1: owes T2 only
+        _dancer(3, 1.0, {"T1": 10.6}, leave=18.0),  # left before T2: owes T1 only
+        DancerRecord(4, "room", error="HTTP 429"),  # never subscribed: owes nothing
+    ]
+    delivery = stats.account_delivery(events, dancers)["NOW_PLAYING"]
+    assert delivery.events == 2  # the NACKed T3 is owed by nobody
+    assert (delivery.expected, delivery.delivered, delivery.missing) == (6, 5, 1)
+    assert delivery.missing_examples == [(1, "T2")]
+    assert delivery.ratio == pytest.approx(5 / 6)
+    assert sorted(round(x, 3) for x in delivery.latencies) == [0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+def test_actions_refused_as_not_implemented_are_set_apart_from_failures() -> None:
+    actions = [
+        ("SEND_LIKE", "room", "T1", 1.0, 1.01, None),
+        ("SEND_LIKE", "room", "T1", 1.0, 1.02, "SEND_LIKE is not available on this server yet"),
+        ("SEND_LIKE", "room", "T1", 1.0, 1.03, "Rate limit exceeded"),
+        ("SEND_LIKE", "room", "T1", 1.0, None, None),
+    ]
+    tally = stats.account_actions(actions)["SEND_LIKE"]
+    assert (tally.sent, tally.acked, tally.unsupported, tally.unanswered) == (4, 1, 1, 1)
+    assert tally.nacks == {"Rate limit exceeded": 1}
+    assert tally.failed == 2
+
+
+def test_likes_and_votes_that_reach_the_dj_are_counted_against_the_acked_ones() -> None:
+    actions = [
+        ("SEND_LIKE", "room", "T1", 1.0, 1.1, None),
+        ("SEND_LIKE", "room", "T1", 2.0, 2.1, None),
+        ("VOTE_ON_POLL", "room", "7", 3.0, 3.1, None),
+        ("VOTE_ON_POLL", "room", "7", 3.5, 3.6, None),
+    ]
+    dj = DjRecord("room", likes=[(1.2, "T1")], poll_totals={7: [(3.3, 1), (3.8, 2)]})
+    reached = stats.reached_dj(actions, [dj], {"likes": 2, "votes": 2})
+    assert reached["likes"]["acked"] == 2 and reached["likes"]["at_dj"] == 1
+    assert reached["likes"]["in_database"] == 2
+    assert reached["votes"]["acked"] == 2 and reached["votes"]["at_dj"] == 2
+    assert reached["votes"]["dj_latency_ms"]["n"] == 2
+
+
+# -- generator health --------------------------------------------------------------------------
+
+
+def test_a_worker_over_ninety_percent_marks_the_run_saturated() -> None:
+    result = stats.saturation({"worker 0": [20.0, 95.5, 40.0], "worker 1": [10.0, 30.0], "dj": []})
+    assert result["saturated"] is True
+    assert result["hot_workers"] == ["worker 0"]
+    assert result["workers"]["worker 0"] == {"max": 95.5, "mean": 51.8, "seconds_over": 1}
+    assert stats.saturation({"worker 0": [89.9, 90.0]})["saturated"] is False
+
+
+# -- the lean client's codec ---------------------------------------------------------------------
+
+
+def test_the_handshake_accept_key_is_the_rfc_example() -> None:
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    assert accept_for(key) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    head = (
+        f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept_for(key)}"
+    )
+    assert parse_handshake(head.encode(), key) is None
+    assert parse_handshake(b"HTTP/1.1 429 Too Many Requests\r\n", key) == "HTTP 429"
+
+
+def test_frames_split_across_reads_and_fragments_come_out_whole() -> None:
+    reader = FrameReader()
+    long = b"x" * 300  # needs the 16-bit length form
+    stream = bytes([0x81, 3]) + b"abc" + bytes([0x81, 126]) + len(long).to_bytes(2, "big") + long
+    stream += bytes([0x01, 2]) + b"he" + bytes([0x89, 0]) + bytes([0x80, 3]) + b"llo"  # fragments + ping
+    out = []
+    for i in range(0, len(stream), 7):
+        out += reader.feed(stream[i : i + 7])
+    assert out == [(1, b"abc"), (1, long), (9, b""), (1, b"hello")]
+
+
+def test_client_frames_are_masked() -> None:
+    frame = encode_frame(1, b"Hi", mask=b"\x01\x02\x03\x04")
+    assert frame == bytes([0x81, 0x82, 1, 2, 3, 4, ord("H") ^ 1, ord("i") ^ 2])
+
+
+# -- one tiny run, end to end --------------------------------------------------------------------
+
+
+async def test_a_tiny_run_against_the_real_server_delivers_every_track(
+    server: Running, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    argv = [
+        "rooms",
+        "--url",
+        server.url,
+        "--server-pid",
+        str(os.getpid()),  # the server runs in this test process
+        "--database-url",
+        server.database_url,
+        "--rooms",
+        "1",
+        "--per-room",
+        "5",
+        "--tracks",
+        "3",
+        "--interval",
+        "0.3",
+        "--quiet",
+        "--workers",
+        "1",
+        "--json",
+        str(report),
+    ]
+    with trio.fail_after(120):
+        status = await trio.to_thread.run_sync(main, argv)
+    assert status == 0
+    result = json.loads(report.read_text())
+    assert {
+        "settings",
+        "machine",
+        "generator",
+        "connections",
+        "delivery",
+        "server",
+        "success",
+    } <= result.keys()
+    assert result["connections"]["subscribed"] == 5
+    tracks = result["delivery"]["NOW_PLAYING"]
+    assert tracks["events"] == 3
+    assert tracks["expected"] == tracks["delivered"] == 15
+    assert tracks["ratio"] == 1.0
+    assert set(tracks["latency_ms"]) == {"n", "p50", "p95", "p99", "max"}
+    assert result["dj_events"]["BROADCAST_TRACK"]["acked"] == 3
+    assert result["generator"]["workers"].keys() == {"worker 0", "dj"}
+    assert result["server"]["rss"]["before_kb"] > 0
+    assert result["database"]["likes"] == 0  # quiet dancers like nothing
