@@ -380,8 +380,9 @@ def _clip(text: str, limit: int = 64) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _storable(text: str) -> bool:
-    """PostgreSQL text holds no NUL and the wire is UTF-8: no unpaired surrogates."""
+def storable(text: str) -> bool:
+    """Text PostgreSQL and the wire can carry: no NUL (PostgreSQL text) and no unpaired
+    surrogates (UTF-8).  Every edge that accepts client text checks it with this."""
     if "\x00" in text:
         return False
     try:
@@ -395,7 +396,7 @@ def _message_id(data: dict[str, Any]) -> str | None:
     value = data.get("messageId")
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 128 or not _storable(value):
+    if not isinstance(value, str) or not value.strip() or len(value) > 128 or not storable(value):
         raise ProtocolError("messageId: must be a string of 1-128 characters")
     return value  # echoed verbatim: the client matches its ACK by exact text
 
@@ -405,12 +406,12 @@ def _client_id(data: dict[str, Any]) -> str | None:
     if not isinstance(value, str):
         return None
     value = value.strip()
-    return value if 8 <= len(value) <= 256 and _storable(value) else None
+    return value if 8 <= len(value) <= 256 and storable(value) else None
 
 
 # -- field readers: each takes the object, the key and the path prefix for error texts ----------
 
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # PROTOCOL.md §3: the sessionId rule
 _SESSION_RULE = "must be 8-64 characters of A-Z a-z 0-9 _ -"
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -438,7 +439,7 @@ def _check_text(value: Any, name: str, low: int, high: int) -> str:
     if not low <= len(value) <= high:
         rule = f"at most {high}" if low == 0 else f"{low}-{high}"
         raise _Invalid(f"{name}: must be {rule} characters")
-    if not _storable(value):
+    if not storable(value):
         raise _Invalid(f"{name}: must not contain NUL characters or unpaired surrogates")
     return value
 
@@ -450,7 +451,7 @@ def _session_id(obj: Mapping[str, Any], key: str = "sessionId", *, optional: boo
     if not isinstance(value, str):
         raise _Invalid(f"{key}: must be a string")
     value = value.strip()
-    if not _SESSION_ID.fullmatch(value):
+    if not SESSION_ID.fullmatch(value):
         raise _Invalid(f"{key}: {_SESSION_RULE}")
     return value
 
@@ -546,7 +547,7 @@ def _read_register(d: Mapping[str, Any], s: Settings) -> _Fields:
         if not isinstance(dj_name, str):
             raise _Invalid("djName: must be a string")
         dj_name = dj_name.strip()
-        if not 1 <= len(dj_name) <= 100 or _UNSAFE_NAME.search(dj_name) or not _storable(dj_name):
+        if not 1 <= len(dj_name) <= 100 or _UNSAFE_NAME.search(dj_name) or not storable(dj_name):
             raise _Invalid("djName: must be 1-100 characters without < > \" '")
     token = d.get("token")
     if token is not None:
@@ -554,7 +555,7 @@ def _read_register(d: Mapping[str, Any], s: Settings) -> _Fields:
             raise _Invalid("token: must be a string")
         token = token.strip() or None
         if token is not None and (
-            not token.startswith(TOKEN_PREFIX) or len(token) > 256 or not _storable(token)
+            not token.startswith(TOKEN_PREFIX) or len(token) > 256 or not storable(token)
         ):
             raise _Invalid("Invalid token")
     return {

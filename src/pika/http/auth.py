@@ -22,6 +22,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from pika.config import Settings
 from pika.db import Database, Tx
+from pika.protocol import storable
 from pika.queries import query
 from pika.security.clientip import client_ip
 from pika.security.passwords import burn_verify, hash_password, verify_password
@@ -115,7 +116,7 @@ def auth_blueprint() -> Blueprint:
             _refuse_if_limited(state.login_email, key, "Too many failed logins for this account")
             account = await state.db.one(AUTH_DJ_BY_EMAIL, email=email) if plausible_email else None
             ok, new_hash = False, None
-            if PASSWORD_MIN <= len(password) <= PASSWORD_MAX and _storable(password):
+            if PASSWORD_MIN <= len(password) <= PASSWORD_MAX and storable(password):
                 if account is not None:
                     ok, new_hash = await verify_password(account["password_hash"], password)
                 else:
@@ -299,7 +300,7 @@ def _valid_password(value: Any) -> str:
         raise _Refused(400, "password: must be a string")
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise _Refused(400, f"password: must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
-    if not _storable(value):
+    if not storable(value):
         raise _Refused(400, "password: must not contain NUL characters or unpaired surrogates")
     return value
 
@@ -310,20 +311,9 @@ def _valid_display_name(value: Any) -> str:
     name = value.strip()
     if not 1 <= len(name) <= NAME_MAX or _UNSAFE_NAME.search(name):
         raise _Refused(400, f"displayName: must be 1-{NAME_MAX} characters without < > \" '")
-    if not _storable(name) or any(unicodedata.category(c) == "Cc" for c in name):
+    if not storable(name) or any(unicodedata.category(c) == "Cc" for c in name):
         raise _Refused(400, "displayName: must not contain control characters or unpaired surrogates")
     return name
-
-
-def _storable(text: str) -> bool:
-    """PostgreSQL text holds no NUL and argon2 hashes UTF-8: no unpaired surrogates."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _store_token(tx: Tx, dj_id: int, token: str, name: str) -> None:

@@ -17,7 +17,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from pika.db import Database, Row, Tx
 from pika.live.hub import Hub
-from pika.protocol import ANALYTICS_FIELDS, iso, safe_dj_name
+from pika.protocol import ANALYTICS_FIELDS, SESSION_ID, iso, safe_dj_name, storable
 from pika.queries import query
 from pika.security.tokens import account_for_token
 
@@ -39,7 +39,6 @@ SLUG_RULE = "slug: must be 2-32 characters of a-z 0-9 and inner hyphens"
 ENDPOINT_MAX = 2048
 PUSH_KEY_MAX = 512
 
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,30}[a-z0-9]")
 
 
@@ -237,13 +236,13 @@ def _iso_or_none(value: Any) -> str | None:
 
 
 def check_session_id(value: str) -> str:
-    if not _SESSION_ID.fullmatch(value):
+    if not SESSION_ID.fullmatch(value):
         raise InvalidInput(SESSION_ID_RULE)
     return value
 
 
 def check_client_id(value: str) -> str:
-    if not 8 <= len(value) <= 256 or not _storable(value):
+    if not 8 <= len(value) <= 256 or not storable(value):
         raise InvalidInput(CLIENT_ID_RULE)
     return value
 
@@ -265,7 +264,7 @@ def parse_push_subscription(body: Any) -> dict[str, Any]:
     parts = urlsplit(endpoint)
     if parts.scheme != "https" or not parts.hostname or not endpoint.startswith("https://"):
         raise InvalidInput("endpoint: must be an https:// URL")
-    if len(endpoint) > ENDPOINT_MAX or not _storable(endpoint) or any(c.isspace() for c in endpoint):
+    if len(endpoint) > ENDPOINT_MAX or not storable(endpoint) or any(c.isspace() for c in endpoint):
         raise InvalidInput(f"endpoint: must be at most {ENDPOINT_MAX} characters without spaces")
     keys = body.get("keys")
     if not isinstance(keys, Mapping):
@@ -273,7 +272,7 @@ def parse_push_subscription(body: Any) -> dict[str, Any]:
     found = {}
     for name in ("p256dh", "auth"):
         key = keys.get(name)
-        if not isinstance(key, str) or not 1 <= len(key) <= PUSH_KEY_MAX or not _storable(key):
+        if not isinstance(key, str) or not 1 <= len(key) <= PUSH_KEY_MAX or not storable(key):
             raise InvalidInput(f"keys.{name}: must be a string of 1-{PUSH_KEY_MAX} characters")
         found[name] = key
     client_id = body.get("clientId")
@@ -287,17 +286,6 @@ def parse_push_subscription(body: Any) -> dict[str, Any]:
             raise InvalidInput(SESSION_ID_RULE)
         check_session_id(session_id)
     return {"endpoint": endpoint, **found, "client_id": client_id, "session_id": session_id}
-
-
-def _storable(text: str) -> bool:
-    """PostgreSQL text holds no NUL, and the JSON answer is UTF-8: no unpaired surrogates."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 # -- context ------------------------------------------------------------------------------------
