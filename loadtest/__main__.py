@@ -4,6 +4,8 @@
     python -m loadtest scale [--max 10000] [--tracks 10] [--interval 2] ...
     python -m loadtest rooms --rooms R --per-room N ...
     python -m loadtest compare scale [--max N]      # Pika! and the yardstick, both spawned
+    python -m loadtest flood [--dancers 200] [--rate 1000] [--seconds 5] ...   # one client floods likes
+    python -m loadtest logins [--dancers 200] [--clients 20] ...               # concurrent HTTP logins
 
 The table goes to stdout, progress to stderr, and `--json FILE` keeps everything for machines.
 Exit status: 0, or 1 when a judged scenario fails, 2 when the size does not fit this machine.
@@ -26,7 +28,7 @@ from loadtest.runner import WorkerFailed
 from loadtest.scenarios import Options
 
 
-def _common(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
+def _common(parser: argparse.ArgumentParser, *, target: bool = True, quiet: bool = True) -> None:
     if target:
         where = parser.add_mutually_exclusive_group(required=True)
         where.add_argument("--spawn", action="store_true", help="start `python -m pika serve` for this run")
@@ -35,9 +37,10 @@ def _common(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
         parser.add_argument(
             "--database-url", help="with --url: its PostgreSQL, to count stored likes and votes"
         )
-        parser.add_argument(
-            "--quiet", action="store_true", help="dancers only listen: no likes, votes, reactions"
-        )
+        if quiet:
+            parser.add_argument(
+                "--quiet", action="store_true", help="dancers only listen: no likes, votes, reactions"
+            )
     parser.add_argument(
         "--workers", type=int, default=default_workers(), help="dancer worker processes (default: CPUs - 1)"
     )
@@ -60,6 +63,12 @@ def _rooms_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _disturbance_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dancers", type=int, default=200, help="quiet dancers in the room (default 200)")
+    parser.add_argument("--tracks", type=int, default=20, help="tracks the DJ broadcasts (default 20)")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between tracks (default 0.5)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest",
@@ -78,6 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     _common(scale)
     _rooms_args(rooms := sub.add_parser("rooms", help="many rooms at once"))
     _common(rooms)
+    flood = sub.add_parser(
+        "flood",
+        help="one dancer floods SEND_LIKE mid-run: others' fan-out during vs before, its answers",
+        description="Quiet dancers in one room while a DJ broadcasts tracks; mid-run one more dancer "
+        "(its own clientId) floods SEND_LIKE.  Reports the others' NOW_PLAYING fan-out before and "
+        "during the flood and what the flooder was answered.  With --spawn the likes limit keeps its "
+        "default (10/min per client); with --url the server's own limits apply.",
+    )
+    _disturbance_args(flood)
+    flood.add_argument("--rate", type=float, default=1000.0, help="flood likes per second (default 1000)")
+    flood.add_argument("--seconds", type=float, default=5.0, help="flood duration in seconds (default 5)")
+    _common(flood, quiet=False)  # dancers are always quiet: only the disturbance acts
+    logins = sub.add_parser(
+        "logins",
+        help="concurrent HTTP logins mid-run: fan-out p99 during vs before, login latency and rate",
+        description="Quiet dancers in one room while a DJ broadcasts tracks; accounts are registered "
+        "first, then in the second half of the tracks --clients clients log in concurrently, each in a "
+        "loop.  With --spawn the per-IP login and registration limits are raised; with --url the "
+        "server needs PIKA_LOGIN_ATTEMPTS_PER_IP and PIKA_REGISTER_PER_IP raised.",
+    )
+    _disturbance_args(logins)
+    logins.add_argument("--clients", type=int, default=20, help="concurrent login clients (default 20)")
+    _common(logins, quiet=False)
     compare = sub.add_parser(
         "compare",
         help="the same scenario against Pika! and the yardstick, both spawned; dancers quiet "
@@ -94,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def _target(args: argparse.Namespace, rooms: int) -> Iterator[spawn.Target]:
     if args.spawn:
-        with spawn.pika_server(max_sessions=rooms) as target:
+        env = scenarios.SPAWN_ENV.get(args.scenario)
+        with spawn.pika_server(max_sessions=rooms, extra_env=env) as target:
             yield target
         return
     host, port = spawn.parse_url(args.url)
@@ -112,6 +145,20 @@ def _runner(args: argparse.Namespace) -> tuple[int, int, Scenario]:
         return 1, seed.dancers, lambda t, o: scenarios.run_seed(t, seed, args.quick, o)
     if name == "scale":
         return 1, args.max, lambda t, o: scenarios.run_scale(t, args.max, args.tracks, args.interval, o)
+    if name == "flood":
+        return (
+            1,
+            args.dancers + 1,
+            lambda t, o: scenarios.run_flood(
+                t, args.dancers, args.tracks, args.interval, args.seconds, args.rate, o
+            ),
+        )
+    if name == "logins":
+        return (
+            1,
+            args.dancers,
+            lambda t, o: scenarios.run_logins(t, args.dancers, args.tracks, args.interval, args.clients, o),
+        )
 
     def rooms(t: spawn.Target, o: Options) -> dict[str, Any]:
         return scenarios.run_rooms(t, args.rooms, args.per_room, args.tracks, args.interval, o)
@@ -133,11 +180,19 @@ def _jsonable(value: Any) -> Any:
 def _check(args: argparse.Namespace) -> str | None:
     if args.workers < 1:
         return "--workers must be at least 1"
-    for name in ("max", "rooms", "per_room", "tracks"):
+    for name in ("max", "rooms", "per_room", "tracks", "dancers"):
         if getattr(args, name, 1) < 1:
             return f"--{name.replace('_', '-')} must be at least 1"
     if getattr(args, "interval", 1.0) <= 0:
         return "--interval must be > 0"
+    if args.scenario in ("flood", "logins") and not 2 <= args.tracks <= 1000:
+        return "--tracks must be 2-1000 (a baseline window and a disturbed one)"
+    if not 0 < getattr(args, "seconds", 1.0) <= 120:
+        return "--seconds must be > 0 and at most 120"
+    if not 0 < getattr(args, "rate", 1.0) <= 20_000:
+        return "--rate must be > 0 and at most 20,000 per second"
+    if not 1 <= getattr(args, "clients", 1) <= 200:
+        return "--clients must be 1-200"
     if getattr(args, "url", None):
         try:
             spawn.parse_url(args.url)
@@ -168,10 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             result: dict[str, Any] = {"pika": pika, "yardstick": yard, "compare": comparison}
             status = 0
         else:
-            options = Options(quiet=args.quiet, workers=args.workers, seed=args.seed)
+            options = Options(quiet=getattr(args, "quiet", True), workers=args.workers, seed=args.seed)
             with _target(args, rooms) as target:
                 result = run(target, options)
-            print(report.render(result))
+            print(report.render_any(result))
             verdict = result["verdict"]
             status = 1 if verdict["judged"] and not verdict["pass"] else 0
     except DoesNotFit as exc:

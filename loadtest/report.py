@@ -275,24 +275,7 @@ def render(s: dict[str, Any]) -> str:
     ]
     if db_note:
         lines.append(f"    database: {db_note}")
-    c = s["connections"]
-    closes = ", ".join(f"{k} x{v:,}" for k, v in c["close_codes"].items()) or "none"
-    lines += [
-        "",
-        f"connections: {c['subscribed']:,}/{c['dancers']:,} subscribed, {c['failed']:,} failed, "
-        f"{c['dropped_by_server']:,} dropped by the server; close codes: {closes}",
-    ]
-    for text, count in c["errors"].items():
-        lines.append(f"    error x{count:,}: {text}")
-    sv = s["server"]
-    rss = sv["rss"]
-    lines.append(
-        f"server: RSS {_kb(rss['before_kb'])} -> {_kb(rss['after_kb'])} with {rss['connections']:,} "
-        f"connections = {_num(rss['per_connection_kb'])} KB/connection (peak {_kb(sv['rss_peak_kb'])}); "
-        f"CPU mean {_num(sv['cpu_percent']['mean'])} %, max {_num(sv['cpu_percent']['max'])} % of one core"
-    )
-    gens = ", ".join(f"{w} max {v['max']:.0f} % (mean {v['mean']:.0f} %)" for w, v in g["workers"].items())
-    lines.append(f"generator: {gens}")
+    lines += ["", *_footer(s)]
     su = s["success"]
     lines.append(
         f"success: {_pct(su['ratio'])} ({su['succeeded']:,} of {su['attempts']:,} dancer operations)"
@@ -306,6 +289,29 @@ def render(s: dict[str, Any]) -> str:
         lines.append(f"verdict: {'PASS' if v['pass'] else 'FAIL'} — " + "; ".join(v["reasons"]))
     lines += _saturation_banner(s)
     return "\n".join(lines)
+
+
+def _footer(s: dict[str, Any]) -> list[str]:
+    """Connections, the server's memory and CPU, the generator's CPU."""
+    c = s["connections"]
+    closes = ", ".join(f"{k} x{v:,}" for k, v in c["close_codes"].items()) or "none"
+    lines = [
+        f"connections: {c['subscribed']:,}/{c['dancers']:,} subscribed, {c['failed']:,} failed, "
+        f"{c['dropped_by_server']:,} dropped by the server; close codes: {closes}",
+    ]
+    for text, count in c["errors"].items():
+        lines.append(f"    error x{count:,}: {text}")
+    sv = s["server"]
+    rss = sv["rss"]
+    lines.append(
+        f"server: RSS {_kb(rss['before_kb'])} -> {_kb(rss['after_kb'])} with {rss['connections']:,} "
+        f"connections = {_num(rss['per_connection_kb'])} KB/connection (peak {_kb(sv['rss_peak_kb'])}); "
+        f"CPU mean {_num(sv['cpu_percent']['mean'])} %, max {_num(sv['cpu_percent']['max'])} % of one core"
+    )
+    g = s["generator"]
+    gens = ", ".join(f"{w} max {v['max']:.0f} % (mean {v['mean']:.0f} %)" for w, v in g["workers"].items())
+    lines.append(f"generator: {gens}")
+    return lines
 
 
 def _reached_row(label: str, acked: int, at_dj: int, database: str) -> str:
@@ -377,3 +383,162 @@ def render_compare(c: dict[str, Any]) -> str:
     if c["generator_saturated"]:
         lines.append("!!! GENERATOR SATURATED in at least one run: the ratios are not trustworthy.")
     return "\n".join(lines)
+
+
+# -- flood and logins: fan-out before / during / after a disturbance ----------------------------
+
+
+def server_cpu(run: Run, span: Sequence[float] | None) -> dict[str, float | None]:
+    """The server's CPU % (mean, max of one core) over `span` (wall clock), half a second wider:
+    samples are about a second apart."""
+    if not span:
+        return {"mean": None, "max": None}
+    return _stat(run.server.cpu_percent(span[0] - 0.5, span[1] + 0.5))
+
+
+def _head(s: dict[str, Any], extra: str) -> list[str]:
+    st, t, m = s["settings"], s["target"], s["machine"]
+    where = f"{t['name']} at {t['address']}" + (
+        f" (spawned, pid {t['pid']})" if t["spawned"] else f" (pid {t['pid']})"
+    )
+    return [
+        *_saturation_banner(s),
+        f"Capacity — {st['scenario']} against {where}",
+        f"{st['dancers']:,} quiet dancers in one room{extra}; {st['tracks']} tracks "
+        f"{st['track_interval_s']:g} s apart (after {st.get('warm_up_tracks', 0)} warm-up track(s), "
+        "delivered and left out)",
+        f"{m['cpus']} CPUs, load average {m['load_average_end'][0]:.2f} at the end "
+        "(machine shared with other work)",
+    ]
+
+
+WINDOW_NAMES = {
+    "flood": {
+        "before": "before the flood (baseline)",
+        "during": "during the flood",
+        "after": "after the flood",
+    },
+    "logins": {"before": "no logins (baseline)", "during": "during the logins", "after": "after the logins"},
+}
+
+
+def _fanout_table(s: dict[str, Any], scenario: str, section: dict[str, Any]) -> list[str]:
+    names = {**WINDOW_NAMES[scenario], "all": "all tracks"}
+    lines = [
+        f"  {'NOW_PLAYING fan-out (ms)':<32}{'tracks':>7}{'receipts':>10}{'delivery':>10}"
+        f"{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'srv CPU mean/max':>18}",
+    ]
+    for key, label in names.items():
+        w = section["fanout"][key]
+        if not w["sent"] and key == "after":
+            continue
+        lat, cpu = w["latency_ms"], w["server_cpu_percent"]
+        cpu_cell = f"{_num(cpu['mean'])}/{_num(cpu['max'])} %" if cpu["mean"] is not None else "-"
+        lines.append(
+            f"  {label:<32}{w['events']:>7,}{w['delivered']:>10,}{_pct(w['ratio']):>10}"
+            f"{_num(lat['p50']):>8}{_num(lat['p95']):>8}{_num(lat['p99']):>8}{_num(lat['max']):>8}{cpu_cell:>18}"
+        )
+        for example in w["missing_examples"]:
+            lines.append(f"    missing: {example}")
+    dj = s["dj_events"].get("BROADCAST_TRACK", {})
+    if dj.get("nacked") or dj.get("unanswered"):
+        errors = "; ".join(f"{text} x{n:,}" for text, n in dj["errors"].items())
+        lines.append(
+            f"  BROADCAST_TRACK: {dj['nacked']:,} NACKed, {dj['unanswered']:,} unanswered "
+            f"(not counted): {errors}"
+        )
+    diff = section["p99_during_minus_before_ms"]
+    sign = "" if diff is None else ("+" if diff >= 0 else "")
+    lines.append(f"  p99 during - baseline: {sign}{_num(diff)} ms")
+    start, end = section["window_s"]
+    cells = [
+        f"{row['p99']:.0f}" + ("*" if start <= row["t_send"] <= end else "")
+        for row in section["per_track"]
+        if row["p99"] is not None
+    ]
+    lines.append("  p99 per track (ms, * = during): " + " ".join(cells))
+    return lines
+
+
+def render_flood(s: dict[str, Any]) -> str:
+    st, f = s["settings"], s["flood"]
+    fl = f["flooder"]
+    likes = fl["likes"]
+    start = f["window_s"][0]
+    lines = _head(s, " + 1 flooder")
+    lines += [
+        f"flood: SEND_LIKE at {st['flood_rate_per_s']:,.0f}/s for {st['flood_seconds']:g} s from "
+        f"{st['flood_offset_s']:g} s after the first track, alternating {len(st['liked_tracks'])} played "
+        f"track(s); likes limit per client per minute: {st['likes_per_minute']}",
+        f"flood window: sends over {_num(f['sending_s'])} s; it lasts until the server answered the last "
+        f"like: {_num(f['window_length_s'])} s in all",
+        "",
+        *_fanout_table(s, "flood", f),
+        "",
+        f"  the flooder's SEND_LIKE (clientId {fl['client_id']})",
+        f"    sent {likes['sent']:,} at {_num(likes['send_rate_per_s'])}/s; ACK {likes['acked']:,}; "
+        f"NACK {likes['nacked']:,} (rate limited {likes['rate_limited']:,}, other {likes['other_nacks']:,}); "
+        f"unanswered {likes['unanswered']:,}",
+    ]
+    for text, count in likes["nack_errors"].items():
+        lines.append(f"    NACK x{count:,}: {text}")
+    a = likes["answer_ms"]
+    lines.append(
+        f"    answer latency (ms): n {a['n']:,}, p50 {_num(a['p50'])}, p95 {_num(a['p95'])}, "
+        f"p99 {_num(a['p99'])}, max {_num(a['max'])}"
+    )
+    if fl["open_at_end"]:
+        conn = "stayed open to the end"
+    elif fl["close_code"] is None:
+        conn = f"never open ({fl['close_error']})"
+    else:
+        who = "the server" if fl["closed_by_server"] else "the client"
+        when = fl["closed_after_flood_start_s"]
+        conn = f"closed by {who} with code {fl['close_code']}" + (
+            f", {when:.2f} s after the flood began" if when is not None and start else ""
+        )
+        if fl["close_error"]:
+            conn += f" ({fl['close_error']})"
+    lines.append(f"    connection: {conn}; NOW_PLAYING frames it received: {fl['now_playing_received']:,}")
+    lines += ["", *_footer(s), *_saturation_banner(s)]
+    return "\n".join(lines)
+
+
+def render_logins(s: dict[str, Any]) -> str:
+    st, lg = s["settings"], s["logins"]
+    lo = lg["logins"]
+    lines = _head(s, "")
+    lines += [
+        f"logins: {st['login_clients']} clients (accounts registered beforehand), each POST /api/auth/login "
+        f"in a loop with the right password; limits: {st['login_limits']}",
+        "",
+        *_fanout_table(s, "logins", lg),
+    ]
+    diff, limit = lg["p99_during_minus_before_ms"], lg["acceptance_ms"]
+    if diff is not None:
+        lines.append(
+            f"  issue 5 acceptance (p99 delay <= {limit:g} ms): "
+            + ("met" if lg["acceptance_met"] else "NOT met")
+        )
+    lat = lo["latency_ms"]
+    statuses = ", ".join(f"{k} x{v:,}" for k, v in lo["statuses"].items()) or "none"
+    lines += [
+        "",
+        f"  {'login (ms)':<32}{'n':>7} {'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'logins/s':>10}",
+        f"  {'POST /api/auth/login -> 200':<32}{lat['n']:>7,} {_num(lat['p50']):>8}{_num(lat['p95']):>8}"
+        f"{_num(lat['p99']):>8}{_num(lat['max']):>8}{_num(lo['per_second']):>10}",
+        f"    {lo['attempts']:,} attempts over {lo['span_s']:.1f} s; outcomes: {statuses}",
+        "",
+        *_footer(s),
+        *_saturation_banner(s),
+    ]
+    return "\n".join(lines)
+
+
+def render_any(s: dict[str, Any]) -> str:
+    """The table for any scenario's result."""
+    if "flood" in s:
+        return render_flood(s)
+    if "logins" in s:
+        return render_logins(s)
+    return render(s)

@@ -35,6 +35,11 @@ VOTE = (0.8, 5.0)
 Action = tuple[str, str, str, float, float | None, str | None]
 
 
+def track_info(marker: str) -> dict[str, Any]:
+    """The track a DJ plays for `marker` (`T7` -> title "T7 Loadtest tune")."""
+    return {"title": f"{marker} Loadtest tune", "artist": ARTIST, "bpm": 120}
+
+
 def marker_of(text: Any) -> str:
     """The marker a DJ put first in a title, question or message ('' when there is none)."""
     if not isinstance(text, str):
@@ -300,7 +305,7 @@ class Dj:
 
     def play_track(self) -> None:
         marker = self._next("T")
-        track = {"title": f"{marker} Loadtest tune", "artist": ARTIST, "bpm": 120}
+        track = track_info(marker)
         self._event(
             "NOW_PLAYING", marker, {"type": "BROADCAST_TRACK", "sessionId": self.rec.session, "track": track}
         )

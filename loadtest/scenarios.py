@@ -4,17 +4,28 @@ The seed scenarios are an evening in miniature: dancers arrive over the ramp, st
 hold while the DJ changes tracks, runs polls and makes announcements, and leave over the
 ramp-down; they pass or fail on the seed's thresholds.  `scale` grows one room step by step and
 `rooms` runs many rooms at once; both measure track fan-out and pass no judgement.
+
+`flood` and `logins` measure one disturbance each while a DJ broadcasts tracks to one room of
+quiet dancers: one dancer flooding SEND_LIKE far over its limit, or concurrent HTTP logins
+(argon2id verifications).  Tracks are split by send time into before / during / after the
+disturbance (windows.py), and the fan-out of each window is reported side by side.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest import report
-from loadtest.coordinator import Run
+from loadtest import report, windows
+from loadtest.coordinator import Raw, Run
+from loadtest.flooder import DRAIN_TIMEOUT, SUBSCRIBE_TIMEOUT, FloodRecord, flood_main
+from loadtest.logins import HTTP_TIMEOUT, logins_main
+from loadtest.roles import SentEvent, track_info
+from loadtest.side import Side
 from loadtest.spawn import Target
+from pika.config import Settings
 
 SCALE_STEPS = (300, 1_000, 3_000, 10_000, 30_000)
 CONNECT_RATE = 400.0  # new dancers per second in scale/rooms: below hypercorn's ~850 upgrades/s
@@ -257,3 +268,267 @@ def run_rooms(
     return report.summarize(
         run, raw, settings, rss_window={"before": "connect", "after": "play", "connections": n}, steps=[]
     )
+
+
+# -- disturbances: flood and logins ----------------------------------------------------------------
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
+#: `flood` measures the per-client like limit as shipped: spawn.RAISED_LIMITS lifts it for the
+#: seed scenarios, this puts the default back (10 likes per minute per client).
+FLOOD_ENV = {"PIKA_LIKES_PER_MINUTE": str(DEFAULTS["likes_per_minute"])}
+#: `logins` needs the per-IP login and registration limits out of the way (every client is
+#: 127.0.0.1); the per-email failure limit keeps its default (the right password never fails).
+LOGINS_ENV = {"PIKA_LOGIN_ATTEMPTS_PER_IP": str(10**6), "PIKA_REGISTER_PER_IP": str(10**6)}
+SPAWN_ENV = {"flood": FLOOD_ENV, "logins": LOGINS_ENV}
+
+
+def centred_offset(tracks: int, interval: float, seconds: float) -> float:
+    """When (s after the first track) a `seconds`-long disturbance starts to sit in the middle of
+    `tracks` broadcasts `interval` apart — never before half an interval, so that at least the
+    first track goes out before it (the flooder likes tracks already played)."""
+    span = (tracks - 1) * interval
+    return max(interval / 2, (span - seconds) / 2)
+
+
+def _wall(mono: float) -> float:
+    """A monotonic moment on the wall clock of the records."""
+    return time.time() + (mono - time.monotonic())
+
+
+def _warm_up(run: Run, session: str) -> set[str]:
+    """One track played and delivered before anything is measured, its marker returned: a fresh
+    session's first broadcast runs colder paths than the rest and would skew the baseline."""
+    run.mark("warm-up")
+    sent = run.play([(time.monotonic() + 0.05, session, "track")], timeout=60)
+    markers = set(sent.get(session, []))
+    for marker in markers:
+        run.await_marker(marker, timeout=30)
+    run.settle(quiet_for=0.5, timeout=10)
+    return markers
+
+
+def _measured(raw: Raw, warm: set[str]) -> list[SentEvent]:
+    """The DJ's events but the warm-up."""
+    return [e for dj in raw.djs for e in dj.events.values() if e.marker not in warm]
+
+
+def _connect_quiet(run: Run, n: int) -> None:
+    run.mark("connect")
+    plan = spread(range(n), time.monotonic() + 0.2, n / CONNECT_RATE)
+    run.connect(plan, timeout=n / CONNECT_RATE + 90)
+    run.settle(quiet_for=0.5, timeout=10)
+
+
+def _leave_all(run: Run, n: int) -> None:
+    run.mark("down")
+    run.leave(spread(range(n), time.monotonic() + 0.2, min(10.0, n / 1000)), timeout=60)
+    run.end_sessions()
+
+
+def run_flood(
+    target: Target, dancers: int, tracks: int, interval: float, seconds: float, rate: float, opts: Options
+) -> dict[str, Any]:
+    """`dancers` quiet dancers in one room, `tracks` tracks `interval` s apart; in the middle, one
+    more dancer floods SEND_LIKE at `rate`/s for `seconds` s, alternating between the tracks
+    already played.  Reports the others' NOW_PLAYING fan-out before / during / after the flood,
+    what the flooder was answered, and whether its connection stayed open."""
+    n = dancers
+    budget = n / CONNECT_RATE + tracks * interval + seconds + 400
+    run = Run(target, rooms=1, dancers=n, workers=opts.workers, quiet=True, seed=opts.seed, budget=budget)
+    session = run.sessions[0]
+    flooder: Side | None = None
+    try:
+        run.register()
+        _connect_quiet(run, n)
+        run.mark("flooder")
+        client_id = f"lt-{run.run_id}-flooder"
+        args = {"host": target.host, "port": target.port, "session": session, "client_id": client_id}
+        flooder = Side("flooder", flood_main, {**args, "max_seconds": budget})
+        ready = flooder.wait("ready", SUBSCRIBE_TIMEOUT + 30, run.tick)
+        if not ready["subscribed"]:
+            raise RuntimeError(f"the flooder could not subscribe: {ready['error'] or 'no answer'}")
+        warm = _warm_up(run, session)
+        run.mark("play")
+        t0 = time.monotonic() + 0.5
+        offset = centred_offset(tracks, interval, seconds)
+        first = len(warm) + 1  # the DJ numbers its tracks T1, T2, … in order, the warm-up first
+        liked = [track_info(f"T{first + k}") for k in range(tracks) if k * interval < offset]
+        flood_at = t0 + offset
+        planned = (_wall(flood_at), _wall(flood_at + seconds))
+        flooder.send("flood", {"start_at": flood_at, "seconds": seconds, "rate": rate, "tracks": liked})
+        run.play([(t0 + k * interval, session, "track") for k in range(tracks)], tracks * interval + 120)
+        left = max(0.0, flood_at + seconds - time.monotonic())
+        flooder.wait("flooded", left + DRAIN_TIMEOUT + 30, run.tick)
+        run.mark("drain")
+        run.settle(quiet_for=1.0, timeout=20)
+        side = flooder.call("results", {}, "results", 30, run.tick)
+        _leave_all(run, n)
+        raw = run.finish()
+    except BaseException:
+        run.abort()
+        raise
+    finally:
+        if flooder is not None:
+            flooder.close()
+    rec: FloodRecord = side["record"]
+    # The flood lasts from its first send until the server answered its last like (it may work
+    # through a backlog long after the last send), or until the last send if answers are missing.
+    rows = rec.answer_rows()
+    answered = [t for _, t, _ in rows if t is not None]
+    if rec.t_first is not None and rec.t_last is not None:
+        start, end = rec.t_first, max([rec.t_last, *answered])
+    else:
+        start, end = planned
+    events = _measured(raw, warm)
+    fanout = windows.fanout_by_window(events, raw.dancers, start, end)
+    for window in fanout.values():
+        window["server_cpu_percent"] = report.server_cpu(run, window.get("window_s"))
+    answers = windows.tally_answers(rows)
+    answers["send_rate_per_s"] = windows.send_rate(rec.sends)
+    settings = {
+        "scenario": "flood",
+        "dancers": n,
+        "tracks": tracks,
+        "track_interval_s": interval,
+        "flood_seconds": seconds,
+        "flood_rate_per_s": rate,
+        "flood_offset_s": offset,
+        "warm_up_tracks": len(warm),
+        "liked_tracks": [t["title"] for t in liked],
+        "likes_per_minute": (
+            f"{DEFAULTS['likes_per_minute']} (server default, spawned)"
+            if target.spawned
+            else "as configured on the server"
+        ),
+        "quiet": True,
+    }
+    result = report.summarize(
+        run, raw, settings, rss_window={"before": "connect", "after": "play", "connections": n}, steps=[]
+    )
+    result["flood"] = {
+        "window_s": [start, end],
+        "sending_s": None if rec.t_first is None else round((rec.t_last or rec.t_first) - rec.t_first, 3),
+        "window_length_s": round(end - start, 3),
+        "planned_window_s": list(planned),
+        "fanout": fanout,
+        "p99_during_minus_before_ms": windows.p99_difference(fanout),
+        "per_track": windows.per_event(events, raw.dancers),
+        "flooder": {
+            "client_id": rec.client_id,
+            "likes": answers,
+            "now_playing_received": rec.now_playing,
+            "error_frames": rec.errors,
+            "open_at_end": side["open_at_end"],
+            "close_code": rec.close_code,
+            "closed_by_server": rec.closed_by_server,
+            "closed_after_flood_start_s": (
+                round(rec.t_closed - start, 3) if rec.t_closed is not None and start else None
+            ),
+            "close_error": rec.close_error,
+        },
+    }
+    return result
+
+
+def login_accounts(run_id: str, clients: int) -> list[dict[str, str]]:
+    """Accounts for the login clients, unique to this run (emails and slugs)."""
+    return [
+        {
+            "email": f"lt-{run_id}-{k:03d}@loadtest.example",
+            "password": f"loadtest-{run_id}-pw-{k:03d}",
+            "displayName": f"Loadtest {run_id} {k:03d}",
+        }
+        for k in range(clients)
+    ]
+
+
+def run_logins(
+    target: Target, dancers: int, tracks: int, interval: float, clients: int, opts: Options
+) -> dict[str, Any]:
+    """`dancers` quiet dancers in one room, `tracks` tracks `interval` s apart: the first half
+    without logins (baseline), the second half while `clients` clients log in concurrently, each
+    in a loop with the right password.  The accounts are registered before anything is measured."""
+    n = dancers
+    budget = n / CONNECT_RATE + tracks * interval + clients + 400
+    run = Run(target, rooms=1, dancers=n, workers=opts.workers, quiet=True, seed=opts.seed, budget=budget)
+    session = run.sessions[0]
+    side: Side | None = None
+    try:
+        side = Side(
+            "login clients", logins_main, {"host": target.host, "port": target.port, "max_seconds": budget}
+        )
+        run.register()
+        _connect_quiet(run, n)
+        run.mark("accounts")
+        accounts = login_accounts(run.run_id, clients)
+        registered = side.call("register", {"accounts": accounts}, "registered", 60 + clients, run.tick)
+        failed = [
+            (a["email"], r) for a, r in zip(accounts, registered["results"], strict=True) if r[0] != 201
+        ]
+        if failed:
+            email, (status, error) = failed[0]
+            raise RuntimeError(
+                f"{len(failed)} of {clients} accounts could not be registered, e.g. {email}: HTTP {status} "
+                f"{error} (with --url, the server needs PIKA_REGISTER_PER_IP and PIKA_LOGIN_ATTEMPTS_PER_IP "
+                "raised)"
+            )
+        run.settle(quiet_for=0.5, timeout=10)
+        warm = _warm_up(run, session)
+        run.mark("play")
+        t0 = time.monotonic() + 0.5
+        half = tracks // 2
+        login_at = t0 + half * interval - interval / 2
+        login_end = t0 + (tracks - 1) * interval + interval / 2
+        planned = (_wall(login_at), _wall(login_end))
+        side.send("logins", {"start_at": login_at, "end_at": login_end})
+        run.play([(t0 + k * interval, session, "track") for k in range(tracks)], tracks * interval + 120)
+        left = max(0.0, login_end - time.monotonic())
+        attempts = side.wait("logged_in", left + HTTP_TIMEOUT + 30, run.tick)["attempts"]
+        run.mark("drain")
+        run.settle(quiet_for=1.0, timeout=20)
+        _leave_all(run, n)
+        raw = run.finish()
+    except BaseException:
+        run.abort()
+        raise
+    finally:
+        if side is not None:
+            side.close()
+    if attempts:
+        start, end = min(a[0] for a in attempts), max(a[1] for a in attempts)
+    else:
+        start, end = planned
+    events = _measured(raw, warm)
+    fanout = windows.fanout_by_window(events, raw.dancers, start, end)
+    for window in fanout.values():
+        window["server_cpu_percent"] = report.server_cpu(run, window.get("window_s"))
+    settings = {
+        "scenario": "logins",
+        "dancers": n,
+        "tracks": tracks,
+        "track_interval_s": interval,
+        "login_clients": clients,
+        "warm_up_tracks": len(warm),
+        "login_limits": (
+            "per-IP login and registration limits raised, per-email failures default (spawned)"
+            if target.spawned
+            else "as configured on the server"
+        ),
+        "quiet": True,
+    }
+    result = report.summarize(
+        run, raw, settings, rss_window={"before": "connect", "after": "play", "connections": n}, steps=[]
+    )
+    difference = windows.p99_difference(fanout)
+    result["logins"] = {
+        "window_s": [start, end],
+        "planned_window_s": list(planned),
+        "fanout": fanout,
+        "p99_during_minus_before_ms": difference,
+        "per_track": windows.per_event(events, raw.dancers),
+        "acceptance_ms": 50.0,
+        "acceptance_met": None if difference is None else difference <= 50.0,
+        "registered": clients,
+        "logins": windows.tally_logins(attempts),
+    }
+    return result

@@ -13,11 +13,15 @@ from pathlib import Path
 import pytest
 import trio
 
-from loadtest import stats
+from loadtest import stats, windows
 from loadtest.__main__ import main
 from loadtest.client import FrameReader, accept_for, encode_frame, parse_handshake
+from loadtest.flooder import FloodRecord
+from loadtest.logins import parse_head, request_bytes
 from loadtest.roles import DancerRecord, DjRecord, SentEvent
-from pika.server import Running
+from loadtest.scenarios import centred_offset, login_accounts
+from pika.server import Running, serve
+from tests.conftest import test_settings
 
 # -- percentiles -------------------------------------------------------------------------------
 
@@ -138,6 +142,114 @@ def test_client_frames_are_masked() -> None:
     assert frame == bytes([0x81, 0x82, 1, 2, 3, 4, ord("H") ^ 1, ord("i") ^ 2])
 
 
+# -- windows: before / during / after a disturbance ------------------------------------------------
+
+
+def _track(marker: str, t_send: float, error: str | None = None) -> SentEvent:
+    return SentEvent("NOW_PLAYING", "room", marker, t_send=t_send, t_answer=t_send + 0.01, error=error)
+
+
+def test_each_track_falls_in_the_window_in_which_it_was_sent() -> None:
+    assert [windows.window_of(t, 10.0, 20.0) for t in (9.99, 10.0, 15.0, 20.0, 20.01)] == [
+        "before",
+        "during",
+        "during",
+        "during",
+        "after",
+    ]
+    events = [_track("T1", 5.0), _track("T2", 12.0), _track("T3", 25.0)]
+    split = windows.split_events(events, 10.0, 20.0)
+    assert {w: [e.marker for e in part] for w, part in split.items()} == {
+        "before": ["T1"],
+        "during": ["T2"],
+        "after": ["T3"],
+    }
+    assert windows.split_events([], 10.0, 20.0) == {"before": [], "during": [], "after": []}
+
+
+def test_fanout_is_accounted_per_window_and_compared_at_p99() -> None:
+    events = [
+        _track("T1", 5.0),
+        _track("T2", 12.0),
+        _track("T3", 14.0, error="Rate limit exceeded"),  # NACKed: owed by nobody
+        SentEvent("ANNOUNCEMENT_RECEIVED", "room", "A1", t_send=13.0, t_answer=13.1),  # another kind
+    ]
+    dancers = [
+        _dancer(0, 1.0, {"T1": 5.010, "T2": 12.100}),
+        _dancer(1, 1.0, {"T1": 5.020}),  # T2 missing
+    ]
+    fanout = windows.fanout_by_window(events, dancers, 10.0, 20.0)
+    assert fanout.keys() == {"before", "during", "after", "all"}
+    before, during, after = fanout["before"], fanout["during"], fanout["after"]
+    assert (before["sent"], before["expected"], before["delivered"], before["ratio"]) == (1, 2, 2, 1.0)
+    assert (during["sent"], during["events"], during["expected"], during["delivered"]) == (2, 1, 2, 1)
+    assert during["missing_examples"] == ["dancer 1: T2"]
+    assert after["sent"] == 0 and after["latency_ms"]["n"] == 0 and after["window_s"] is None
+    assert fanout["all"]["delivered"] == 3
+    assert before["latency_ms"]["p99"] == pytest.approx(20.0)
+    assert during["latency_ms"]["p99"] == pytest.approx(100.0)
+    assert windows.p99_difference(fanout) == pytest.approx(80.0)
+    assert windows.p99_difference(fanout, "after", "before") is None
+    rows = windows.per_event(events, dancers)
+    assert [(r["marker"], r["expected"], r["delivered"]) for r in rows] == [("T1", 2, 2), ("T2", 2, 1)]
+
+
+def test_a_disturbance_sits_in_the_middle_of_the_tracks_after_the_first() -> None:
+    assert centred_offset(20, 0.5, 5.0) == pytest.approx(2.25)  # tracks 0 .. 9.5 s: 2.25 .. 7.25 s
+    assert centred_offset(3, 0.5, 1.0) == pytest.approx(0.25)  # never before the first track
+    assert centred_offset(2, 1.0, 30.0) == pytest.approx(0.5)
+
+
+def test_the_flooders_answers_are_tallied_rate_limited_apart() -> None:
+    rec = FloodRecord("lt-x-flooder", sends=[1.0, 1.001, 1.002, 1.003, 1.004])
+    rec.answers = {0: (1.01, None), 1: (1.02, "Already liked this track"), 2: (1.03, "Rate limit exceeded")}
+    rec.answers[3] = (1.04, "Rate limit exceeded")
+    rows = rec.answer_rows()
+    assert rows[4] == (1.004, None, None)
+    tally = windows.tally_answers(rows)
+    assert (tally["sent"], tally["acked"], tally["nacked"], tally["unanswered"]) == (5, 1, 3, 1)
+    assert (tally["rate_limited"], tally["other_nacks"]) == (2, 1)
+    assert tally["nack_errors"] == {"Rate limit exceeded": 2, "Already liked this track": 1}
+    assert tally["answer_ms"]["n"] == 4 and tally["answer_ms"]["max"] == pytest.approx(37.0)
+    assert windows.send_rate(rec.sends) == pytest.approx(1000.0)
+    assert windows.send_rate([1.0]) is None
+
+
+def test_logins_are_tallied_by_outcome_with_a_rate_of_successes() -> None:
+    attempts = [
+        (10.0, 10.2, 200, None),
+        (10.0, 10.4, 200, None),
+        (10.1, 10.5, 401, "Invalid email or password"),
+        (10.2, 12.0, None, "TimeoutError: timed out"),
+        (11.0, 12.0, 200, None),
+    ]
+    tally = windows.tally_logins(attempts)
+    assert (tally["attempts"], tally["ok"], tally["span_s"]) == (5, 3, 2.0)
+    assert tally["statuses"] == {"200": 3, "401": 1, "error: TimeoutError: timed out": 1}
+    assert tally["per_second"] == 1.5
+    assert tally["latency_ms"]["n"] == 3 and tally["latency_ms"]["max"] == pytest.approx(1000.0)
+    assert tally["answered_latency_ms"]["n"] == 4
+    assert windows.tally_logins([])["per_second"] is None
+
+
+def test_the_raw_http_client_speaks_plain_http_1_1() -> None:
+    request = request_bytes("127.0.0.1", 3001, "/api/auth/login", {"email": "a@b.example", "password": "x"})
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1:3001\r\n")
+    assert b"X-Pika-Client: pika-e2e" in head and b"Content-Length: %d" % len(body) in head
+    assert json.loads(body) == {"email": "a@b.example", "password": "x"}
+    status, headers = parse_head(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 2")
+    assert (status, headers["retry-after"], headers["content-length"]) == (429, "7", "2")
+    with pytest.raises(ValueError):
+        parse_head(b"SSH-2.0-OpenSSH")
+
+
+def test_login_accounts_are_unique_to_a_run_and_valid() -> None:
+    accounts = login_accounts("abc123", 3)
+    assert len({a["email"] for a in accounts}) == len({a["displayName"] for a in accounts}) == 3
+    assert all(8 <= len(a["password"]) <= 128 for a in accounts)
+
+
 # -- one tiny run, end to end --------------------------------------------------------------------
 
 
@@ -190,3 +302,44 @@ async def test_a_tiny_run_against_the_real_server_delivers_every_track(
     assert result["generator"]["workers"].keys() == {"worker 0", "dj"}
     assert result["server"]["rss"]["before_kb"] > 0
     assert result["database"]["likes"] == 0  # quiet dancers like nothing
+
+
+async def test_a_tiny_flood_is_rate_limited_and_every_track_still_arrives(
+    server: Running, tmp_path: Path
+) -> None:
+    report = tmp_path / "flood.json"
+    argv = ["flood", "--url", server.url, "--server-pid", str(os.getpid()), "--dancers", "5", "--tracks", "3"]
+    argv += ["--seconds", "1", "--rate", "200", "--workers", "1", "--json", str(report)]
+    with trio.fail_after(120):
+        status = await trio.to_thread.run_sync(main, argv)
+    assert status == 0
+    result = json.loads(report.read_text())
+    flood = result["flood"]
+    assert flood["fanout"]["all"]["expected"] == flood["fanout"]["all"]["delivered"] == 15
+    assert flood["fanout"]["before"]["sent"] == 1  # the track the flooder likes
+    assert flood["fanout"]["before"]["sent"] + flood["fanout"]["during"]["sent"] <= 3
+    likes = flood["flooder"]["likes"]
+    assert likes["sent"] == 200 and likes["unanswered"] == 0
+    assert likes["acked"] == 1  # one like of the one played track; the test server keeps 10/min
+    assert likes["rate_limited"] == 200 - 10
+    assert flood["flooder"]["open_at_end"] is True
+    assert len(flood["per_track"]) == 3
+
+
+async def test_tiny_logins_run_beside_the_tracks(nursery: trio.Nursery, db_url: str, tmp_path: Path) -> None:
+    settings = test_settings(db_url, login_attempts_per_ip=10**6, register_per_ip=1000)
+    running: Running = await nursery.start(serve, settings)
+    report = tmp_path / "logins.json"
+    argv = ["logins", "--url", running.url, "--dancers", "5", "--tracks", "4", "--clients", "3"]
+    argv += ["--workers", "1", "--json", str(report)]
+    with trio.fail_after(120):
+        status = await trio.to_thread.run_sync(main, argv)
+    assert status == 0
+    result = json.loads(report.read_text())
+    section = result["logins"]
+    assert section["fanout"]["all"]["expected"] == section["fanout"]["all"]["delivered"] == 20
+    assert section["fanout"]["before"]["sent"] == 2
+    logins = section["logins"]
+    assert logins["attempts"] >= 3 and logins["ok"] == logins["attempts"]
+    assert set(logins["latency_ms"]) == {"n", "p50", "p95", "p99", "max"}
+    assert section["registered"] == 3

@@ -8,6 +8,7 @@ does not tell which accounts exist.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 
@@ -17,7 +18,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 __all__ = ["HASH_THREADS", "burn_verify", "hash_password", "hash_password_blocking", "verify_password"]
 
-HASH_THREADS = 2
+# Hashing is pure CPU (argon2 releases the GIL): leave one core to the event loop, or a burst of
+# logins slows every dancer's NOW_PLAYING (measured: `python -m loadtest logins`).
+HASH_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 # OWASP's floor is m=19 MiB, t=2, p=1; 46 MiB at t=2 costs ≈ 0.1 s on one core.  Hashes made with
 # other parameters still verify and are rehashed at the next successful login.
