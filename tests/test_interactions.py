@@ -276,3 +276,23 @@ async def test_thank_yous_need_a_subscription_and_respect_the_limit(server: Runn
         "sessionId": "conf_thanks",
         "reaction": "thank_you",
     }
+
+
+async def test_a_messageid_applied_before_a_restart_is_still_recognised(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    settings = test_settings(db_url, dj_grace_seconds=30)
+    first = await nursery.start(serve, settings)
+    async with connect(first.url) as dj:
+        registered = await go_live(dj, "conf_dedupe")
+        await dj.request("BROADCAST_TRACK", sessionId="conf_dedupe", track=track("Once"), messageId="track-1")
+        first.shutdown.set()
+        assert await dj.closed_with() == 1012
+    second = await nursery.start(serve, settings)
+    async with connect(second.url) as dj:
+        await dj.request("REGISTER_SESSION", sessionId="conf_dedupe", resumeKey=registered["resumeKey"])
+        retry = await dj.request(
+            "BROADCAST_TRACK", sessionId="conf_dedupe", track=track("Other"), messageId="track-1"
+        )
+        assert types(retry) == ["ACK"]
+    assert rows(second, "SELECT title FROM played_tracks") == [("Once",)]

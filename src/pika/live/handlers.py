@@ -46,11 +46,8 @@ from pika.protocol import (
     nack,
     parse,
 )
-from pika.queries import query
 
 log = logging.getLogger("pika.handlers")
-
-MESSAGE_APPLIED = query("message_applied")
 
 HANDLERS: dict[type, Handler] = {
     RegisterSession: session_handlers.register_session,
@@ -90,11 +87,13 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     conn.bind_client(msg.client_id)
     req = Request(hub, conn, msg, _sender(conn))
     message_id = msg.message_id
+    deduplicated = message_id is not None and type(msg) in DEDUPLICATED
     try:
-        if message_id and type(msg) in DEDUPLICATED and await _applied(hub, req.sender, message_id):
+        if deduplicated and hub.applied.seen(req.sender, message_id, time.time()):
             raise Duplicate
         after = await HANDLERS[type(msg)](req)
     except Duplicate:
+        hub.applied.add(req.sender, message_id, time.time())
         conn.send_message(ack(message_id, time.time()))
         return
     except Refusal as exc:
@@ -107,13 +106,11 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         _refuse(conn, "Internal error; nothing was changed, try again", message_id)
         return
     if message_id:
+        if deduplicated:
+            hub.applied.add(req.sender, message_id, time.time())
         conn.send_message(ack(message_id, time.time()))
     if after is not None:
         after()
-
-
-async def _applied(hub: Hub, sender: str, message_id: str) -> bool:
-    return await hub.db.one(MESSAGE_APPLIED, sender=sender, message_id=message_id) is not None
 
 
 def _refuse(conn: Connection, text: str, message_id: str | None) -> None:

@@ -18,6 +18,7 @@ from pika.config import Settings
 from pika.db import Database, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
+from pika.live.applied import AppliedIds
 from pika.live.connection import CLOSE_RESTARTING, Connection, frame
 from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
@@ -36,6 +37,7 @@ LIVE_TEMPO_VOTES = query("live_tempo_votes")
 LIVE_POLLS = query("live_polls")
 LIVE_POLL_VOTES = query("live_poll_votes")
 LIVE_ANNOUNCEMENTS = query("live_announcements")
+RECENT_APPLIED_MESSAGES = query("recent_applied_messages")
 SET_DJ_DISCONNECTED = query("set_dj_disconnected")
 END_SESSION = query("end_session")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
@@ -60,6 +62,7 @@ class Hub:
         self.db = db
         self.limits = Limits(settings)
         self.ws_admission = WsAdmission(settings)
+        self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
@@ -237,8 +240,9 @@ class Hub:
         """Rebuild every live session's room from PostgreSQL (after a restart or a crash):
         current track, tempo votes, active poll with its votes, active announcement, timers."""
 
-        def load(tx: Tx) -> tuple[list, list, list, list, list]:
+        def load(tx: Tx) -> tuple[list, list, list, list, list, list]:
             return (
+                tx.all(RECENT_APPLIED_MESSAGES),
                 tx.all(LIVE_SESSIONS),
                 tx.all(LIVE_TEMPO_VOTES),
                 tx.all(LIVE_POLLS),
@@ -246,7 +250,8 @@ class Hub:
                 tx.all(LIVE_ANNOUNCEMENTS),
             )
 
-        sessions, tempo_votes, polls, poll_votes, announcements = await self.db.run(load)
+        applied, sessions, tempo_votes, polls, poll_votes, announcements = await self.db.run(load)
+        self.applied.load((r["sender"], r["message_id"], r["applied_at"]) for r in applied)
         tallies: dict[str, list[tuple[str, str, float]]] = {}
         for v in tempo_votes:
             tallies.setdefault(v["session_id"], []).append(
@@ -312,6 +317,7 @@ class Hub:
     async def _housekeeping(self) -> None:
         while True:
             await self.expire_sessions(time.time())
+            self.applied.prune(time.time())
             try:
                 await self.db.execute(PURGE_APPLIED_MESSAGES)
             except Exception:
