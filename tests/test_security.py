@@ -30,7 +30,6 @@ ALLOWED = "https://app.example"
 EVIL = "https://evil.example"
 
 
-
 def scope(
     origin: str | None = None,
     host: str = "pika.example",

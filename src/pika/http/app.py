@@ -18,6 +18,7 @@ from pika.db import Database
 from pika.http.auth import auth_blueprint
 from pika.http.cors import install_cors
 from pika.http.health import health_blueprint
+from pika.http.pages import pages_blueprint
 from pika.http.sessions import sessions_blueprint
 from pika.http.stats import stats_blueprint
 from pika.live.hub import Hub
@@ -35,6 +36,7 @@ def create_app(settings: Settings, db: Database, hub: Hub) -> QuartTrio:
     install_cors(app, settings)
     app.register_blueprint(sessions_blueprint())
     app.register_blueprint(stats_blueprint())
+    app.register_blueprint(pages_blueprint())
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[Response, int]:

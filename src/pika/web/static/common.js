@@ -1,0 +1,374 @@
+/* Pika! shared helpers: this browser's clientId, DOM building, JSON fetches, and a WebSocket
+ * that reconnects by itself (backoff), pings every 10 s and says when the signal is lost. */
+"use strict";
+
+(function () {
+  const PING_EVERY_MS = 10000;
+  const LOST_AFTER_MS = 30000;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 8000;
+
+  function store(key, fallback) {
+    try {
+      const raw = localStorage.getItem(key);
+      return raw === null ? fallback : JSON.parse(raw);
+    } catch (e) {
+      return fallback;
+    }
+  }
+
+  function save(key, value) {
+    try {
+      localStorage.setItem(key, JSON.stringify(value));
+    } catch (e) {
+      /* private mode or full: the page still works, it just forgets */
+    }
+  }
+
+  function randomHex(bytes) {
+    const buf = new Uint8Array(bytes);
+    crypto.getRandomValues(buf);
+    return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  /** This browser's identity, made once and kept: `client_` + 32 hex digits. */
+  function clientId() {
+    let id = store("pika.clientId", null);
+    if (typeof id !== "string" || !/^client_[0-9a-f]{16,}$/.test(id)) {
+      id = "client_" + randomHex(16);
+      save("pika.clientId", id);
+    }
+    return id;
+  }
+
+  /** el("p", {class: "x", dataset: {testid: "y"}}, "text", child) — text is always text, never HTML. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name === "dataset") Object.assign(node.dataset, value);
+      else if (name === "on") for (const [ev, fn] of Object.entries(value)) node.addEventListener(ev, fn);
+      else if (name === "text") node.textContent = value;
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function $(testid) {
+    return document.querySelector(`[data-testid="${testid}"]`);
+  }
+
+  function show(node, visible) {
+    if (node) node.hidden = !visible;
+  }
+
+  /** GET/POST JSON; resolves {ok, status, body}; never throws for HTTP errors. */
+  async function api(path, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
+    opts.headers = Object.assign({ Accept: "application/json" }, opts.headers);
+    if (opts.json !== undefined) {
+      opts.method = opts.method || "POST";
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(opts.json);
+      delete opts.json;
+    }
+    try {
+      const response = await fetch(path, opts);
+      let body = null;
+      try {
+        body = await response.json();
+      } catch (e) {
+        body = null;
+      }
+      return { ok: response.ok, status: response.status, body };
+    } catch (e) {
+      return { ok: false, status: 0, body: { error: "No connection — check your network and try again" } };
+    }
+  }
+
+  /** Same track: artist and title trimmed, inner spaces collapsed, case folded (PROTOCOL.md §3). */
+  function trackKey(track) {
+    const fold = (s) => String(s || "").trim().replace(/\s+/g, " ").toLowerCase();
+    return fold(track.artist) + "\u0000" + fold(track.title);
+  }
+
+  function clock(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function date(iso) {
+    const d = new Date(iso);
+    return isNaN(d)
+      ? ""
+      : d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", year: "numeric" });
+  }
+
+  function plural(n, one, many) {
+    return `${n} ${n === 1 ? one : many || one + "s"}`;
+  }
+
+  let toastTimer = null;
+  function toast(text) {
+    const node = $("toast");
+    if (!node) return;
+    node.textContent = text;
+    node.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => (node.hidden = true), 3500);
+  }
+
+  /** Copy text; falls back to selecting it in `input` when the Clipboard API is not allowed. */
+  async function copy(text, input) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (e) {
+      if (!input) return false;
+      input.focus();
+      input.select();
+      try {
+        return document.execCommand("copy");
+      } catch (e2) {
+        return false;
+      }
+    }
+  }
+
+  /**
+   * A WebSocket to /ws that comes back by itself.
+   *   onOpen()        — connected (subscribe here)
+   *   onMessage(msg)  — every frame, parsed
+   *   onStatus(state) — "connecting" | "live" | "reconnecting" | "offline" | "lost"
+   * `request(msg)` adds a messageId and resolves with its ACK/NACK (rejects if the socket drops).
+   */
+  class LiveSocket {
+    constructor(handlers) {
+      this.handlers = handlers;
+      this.ws = null;
+      this.attempt = 0;
+      this.retryTimer = null;
+      this.pending = new Map();
+      this.seq = 0;
+      this.lastPong = Date.now();
+      this.openedAt = 0;
+      this.everConnected = false;
+      this.offsetMs = 0; // server clock minus ours
+      this.pingSentAt = 0;
+      this.state = null;
+      window.addEventListener("offline", () => this.dropForOffline());
+      window.addEventListener("online", () => this.connectNow());
+      document.addEventListener("visibilitychange", () => {
+        if (!document.hidden) this.connectNow();
+      });
+      setInterval(() => this.ping(), PING_EVERY_MS);
+      setInterval(() => this.watch(), 1000);
+    }
+
+    get open() {
+      return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    }
+
+    /** The server's clock, from PONG timestamps (announcement and poll countdowns use it). */
+    now() {
+      return Date.now() + this.offsetMs;
+    }
+
+    start() {
+      this.connect();
+      this.watch();
+    }
+
+    connect() {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      if (this.ws !== null) return;
+      if (navigator.onLine === false) {
+        this.retryLater();
+        return;
+      }
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      let ws;
+      try {
+        ws = new WebSocket(`${scheme}//${location.host}/ws`);
+      } catch (e) {
+        this.retryLater();
+        return;
+      }
+      this.ws = ws;
+      ws.onopen = () => {
+        if (this.ws !== ws) return;
+        this.attempt = 0;
+        this.everConnected = true;
+        this.openedAt = Date.now();
+        this.handlers.onOpen && this.handlers.onOpen(); // subscribe first: its answers precede the PONG
+        this.ping();
+        this.watch();
+      };
+      ws.onmessage = (event) => {
+        if (this.ws !== ws) return;
+        let msg;
+        try {
+          msg = JSON.parse(event.data);
+        } catch (e) {
+          return;
+        }
+        if (msg.type === "PONG") this.pong(msg);
+        if ((msg.type === "ACK" || msg.type === "NACK") && this.pending.has(msg.messageId)) {
+          const resolve = this.pending.get(msg.messageId).resolve;
+          this.pending.delete(msg.messageId);
+          resolve(msg);
+        }
+        this.handlers.onMessage && this.handlers.onMessage(msg);
+      };
+      ws.onclose = () => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        this.failPending();
+        this.handlers.onClose && this.handlers.onClose();
+        this.retryLater();
+        this.watch();
+      };
+      ws.onerror = () => {
+        /* onclose follows */
+      };
+      this.watch();
+    }
+
+    connectNow() {
+      this.attempt = 0;
+      if (this.ws === null) this.connect();
+    }
+
+    retryLater() {
+      if (this.retryTimer !== null) return;
+      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+      this.attempt += 1;
+      const delay = base * (0.75 + Math.random() * 0.5);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.connect();
+      }, delay);
+    }
+
+    dropForOffline() {
+      // Some browsers keep a socket "open" while the device is offline: close it, queue instead.
+      if (this.ws !== null) {
+        const ws = this.ws;
+        this.ws = null;
+        this.failPending();
+        try {
+          ws.close(1000, "offline");
+        } catch (e) {
+          /* already closing */
+        }
+        this.handlers.onClose && this.handlers.onClose();
+      }
+      this.watch();
+    }
+
+    failPending() {
+      for (const { reject } of this.pending.values()) reject(new Error("disconnected"));
+      this.pending.clear();
+    }
+
+    send(msg) {
+      if (!this.open) return false;
+      this.ws.send(JSON.stringify(msg));
+      return true;
+    }
+
+    request(msg) {
+      const messageId = msg.messageId || `w${Date.now().toString(36)}${(this.seq++).toString(36)}`;
+      return new Promise((resolve, reject) => {
+        if (!this.open) {
+          reject(new Error("disconnected"));
+          return;
+        }
+        this.pending.set(messageId, { resolve, reject });
+        this.ws.send(JSON.stringify(Object.assign({}, msg, { messageId })));
+      });
+    }
+
+    ping() {
+      if (!this.open) return;
+      this.pingSentAt = Date.now();
+      this.send({ type: "PING" });
+    }
+
+    pong(msg) {
+      const now = Date.now();
+      this.lastPong = now;
+      const server = Date.parse(msg.timestamp);
+      if (!isNaN(server) && this.pingSentAt && now - this.pingSentAt < 5000) {
+        this.offsetMs = server - (this.pingSentAt + now) / 2;
+      }
+      this.watch();
+    }
+
+    watch() {
+      const silent = Date.now() - this.lastPong;
+      if (this.open && Date.now() - Math.max(this.lastPong, this.openedAt) > LOST_AFTER_MS) {
+        // Open but mute for 30 s: the path is dead even if the socket does not know it yet.
+        const ws = this.ws;
+        this.ws = null;
+        this.failPending();
+        try {
+          ws.close();
+        } catch (e) {
+          /* ignore */
+        }
+        this.handlers.onClose && this.handlers.onClose();
+        this.retryLater();
+      }
+      let state;
+      if (silent > LOST_AFTER_MS) state = "lost";
+      else if (navigator.onLine === false) state = "offline";
+      else if (this.open) state = "live";
+      else state = this.everConnected ? "reconnecting" : "connecting";
+      if (state !== this.state) {
+        this.state = state;
+        this.handlers.onStatus && this.handlers.onStatus(state);
+      }
+    }
+  }
+
+  const STATUS_TEXT = {
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+    lost: "Signal lost",
+  };
+
+  /** Show a LiveSocket state in the top bar's status pill. */
+  function renderStatus(state, labels) {
+    const pill = $("connection-status");
+    if (pill) {
+      pill.dataset.state = state;
+      pill.textContent = (labels && labels[state]) || STATUS_TEXT[state] || state;
+    }
+  }
+
+  window.Pika = {
+    api,
+    clientId,
+    clock,
+    copy,
+    date,
+    el,
+    LiveSocket,
+    plural,
+    renderStatus,
+    save,
+    show,
+    store,
+    toast,
+    trackKey,
+    $,
+  };
+})();
