@@ -8,32 +8,39 @@ does not tell which accounts exist.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import trio
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+T = TypeVar("T")
+
 __all__ = ["HASH_THREADS", "burn_verify", "hash_password", "hash_password_blocking", "verify_password"]
 
-# Hashing is pure CPU (argon2 releases the GIL): leave one core to the event loop, or a burst of
-# logins slows every dancer's NOW_PLAYING (measured: `python -m loadtest logins`).
+# Hashing is pure CPU (argon2 releases the GIL).  A burst of logins must not slow every dancer's
+# NOW_PLAYING (measured: `python -m loadtest logins`), so hashes run on their own threads, at most
+# cores-1 of them, at the lowest CPU priority: the event loop always wins a contended core.
 HASH_THREADS = max(1, (os.cpu_count() or 2) - 1)
+HASH_NICENESS = 19
 
 # OWASP's floor is m=19 MiB, t=2, p=1; 46 MiB at t=2 costs ≈ 0.1 s on one core.  Hashes made with
 # other parameters still verify and are rehashed at the next successful login.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=46 * 1024, parallelism=1, hash_len=32, type=Type.ID)
 
-_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("pika_password_limiter")
 _dummy_lock = threading.Lock()
 _dummy_hash: str | None = None
 
 
 async def hash_password(password: str) -> str:
     """The argon2id hash (PHC string, salt included) of `password`."""
-    return await trio.to_thread.run_sync(hash_password_blocking, password, limiter=_threads())
+    return await _in_hash_thread(hash_password_blocking, password)
 
 
 def hash_password_blocking(password: str) -> str:
@@ -47,25 +54,37 @@ async def verify_password(stored_hash: str, password: str) -> tuple[bool, str | 
     The new hash is set when the stored one was made with weaker or other parameters: store it.
     A malformed stored hash is a mismatch, never an exception.
     """
-    return await trio.to_thread.run_sync(_verify, stored_hash, password, limiter=_threads())
+    return await _in_hash_thread(_verify, stored_hash, password)
 
 
 async def burn_verify(password: str) -> None:
     """Spend what a verify costs, for a login whose email has no account."""
-    await trio.to_thread.run_sync(_burn, password, limiter=_threads())
+    await _in_hash_thread(_burn, password)
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _threads() -> trio.CapacityLimiter:
-    """One limiter per trio run (a limiter belongs to the run that made it)."""
-    try:
-        return _limiter.get()
-    except LookupError:
-        limiter = trio.CapacityLimiter(HASH_THREADS)
-        _limiter.set(limiter)
-        return limiter
+def _lower_priority() -> None:
+    # this thread only (Linux); elsewhere, or when not allowed, it runs at normal priority
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+
+
+_pool = ThreadPoolExecutor(
+    max_workers=HASH_THREADS, thread_name_prefix="pika-argon2", initializer=_lower_priority
+)
+
+
+async def _in_hash_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(*args)` on a low-priority hashing thread; wait for it without blocking the loop.
+    Jobs beyond HASH_THREADS queue in the pool; a cancelled caller lets its job finish unseen."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    future = _pool.submit(fn, *args)
+    future.add_done_callback(lambda _: token.run_sync_soon(done.set))
+    await done.wait()
+    return future.result()  # already done: returns at once, or raises what fn raised
 
 
 def _verify(stored_hash: str, password: str) -> tuple[bool, str | None]:
