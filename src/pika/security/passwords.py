@@ -30,9 +30,10 @@ __all__ = ["HASH_THREADS", "burn_verify", "hash_password", "hash_password_blocki
 HASH_THREADS = max(1, (os.cpu_count() or 2) - 1)
 HASH_NICENESS = 19
 
-# OWASP's floor is m=19 MiB, t=2, p=1; 46 MiB at t=2 costs ≈ 0.1 s on one core.  Hashes made with
-# other parameters still verify and are rehashed at the next successful login.
-_HASHER = PasswordHasher(time_cost=2, memory_cost=46 * 1024, parallelism=1, hash_len=32, type=Type.ID)
+# OWASP's floor, m=19 MiB, t=2, p=1: ≈ 0.05 s on one core.  46 MiB cost 3.5× the CPU per login and
+# a login burst then slowed dancers more (`python -m loadtest logins`: 5 vs 17 logins/s).  Hashes made
+# with other parameters still verify and are rehashed at the next successful login.
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, type=Type.ID)
 
 _dummy_lock = threading.Lock()
 _dummy_hash: str | None = None
