@@ -296,3 +296,19 @@ async def test_a_messageid_applied_before_a_restart_is_still_recognised(
         )
         assert types(retry) == ["ACK"]
     assert rows(second, "SELECT title FROM played_tracks") == [("Once",)]
+
+
+async def test_a_lapsed_tempo_vote_leaves_the_djs_feedback(nursery: trio.Nursery, db_url: str) -> None:
+    running = await nursery.start(
+        serve, test_settings(db_url, tempo_lapse_seconds=1.0, tempo_feedback_window=0.1)
+    )
+    async with connect(running.url) as dj:
+        await go_live(dj, "conf_lapse")
+        await dj.request("BROADCAST_TRACK", sessionId="conf_lapse", track=track("Long one"))
+        async with dancers(running.url, "conf_lapse", 2) as (a, b):
+            await a.request("SEND_TEMPO_REQUEST", sessionId="conf_lapse", preference="faster")
+            await trio.sleep(0.5)
+            await b.request("SEND_TEMPO_REQUEST", sessionId="conf_lapse", preference="slower")
+            totals = [m["total"] for m in await dj_messages(dj, "TEMPO_FEEDBACK", 2.5)]
+    assert totals[-1] == 0 and 2 in totals  # both counted, then each lapsed in turn
+    assert totals.index(2) < totals.index(1, totals.index(2)) < len(totals) - 1

@@ -218,12 +218,17 @@ class Room:
         if self._listener_count is None:
             return
         self._listener_count.poke()
+        self._recheck_listeners()
+
+    def _recheck_listeners(self) -> None:
+        """Arm a re-count for when the next lingering client stops counting."""
         expiry = self.listeners.next_expiry()
-        if expiry is not None and math.isfinite(expiry):
+        if self._listener_count is not None and expiry is not None and math.isfinite(expiry):
             self._listener_count.poke_at(expiry)
 
     def _send_count(self) -> None:
         message = self.listener_count_message()
+        self._recheck_listeners()
         if message["count"] != self._sent_count:
             self._sent_count = message["count"]
             self.publish(message)
@@ -236,13 +241,18 @@ class Room:
     def tempo_changed(self) -> None:
         if self._tempo_feedback is not None:
             self._tempo_feedback.poke()
-            self.tempo = self.tempo.prune(time.time(), self.windows.tempo_lapse)
-            lapse = self.tempo.next_lapse(self.windows.tempo_lapse)
-            if lapse is not None:
-                self._tempo_feedback.poke_at(trio.current_time() + max(0.0, lapse - time.time()))
+            self._recheck_tempo()
+
+    def _recheck_tempo(self) -> None:
+        """Arm a re-count for when the oldest live tempo vote lapses."""
+        self.tempo = self.tempo.prune(time.time(), self.windows.tempo_lapse)
+        lapse = self.tempo.next_lapse(self.windows.tempo_lapse)
+        if self._tempo_feedback is not None and lapse is not None:
+            self._tempo_feedback.poke_at(trio.current_time() + max(0.0, lapse - time.time()))
 
     def send_tempo_feedback(self) -> TempoCounts:
         """Send the DJ the live tally if it changed since the last one; returns the tally."""
+        self._recheck_tempo()
         counts = self.tempo_counts()
         if counts != self._sent_tempo:
             self._sent_tempo = counts

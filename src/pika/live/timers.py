@@ -31,6 +31,7 @@ class Coalescer:
         self._send = send
         self._last = -float("inf")
         self._armed = False
+        self._check_at: float | None = None
 
     def poke(self) -> None:
         if self._armed:
@@ -43,11 +44,18 @@ class Coalescer:
             self._armed = start_soon_unless_closing(self._nursery, self._later)
 
     def poke_at(self, deadline: float) -> None:
-        """Re-check at `deadline` (trio time): for state that changes by itself, e.g. lingering listeners."""
+        """Re-check at `deadline` (trio time), for state that changes by itself (lingering
+        listeners, lapsing votes).  One pending check at a time, the earliest: the `send`
+        callback re-arms for the next deadline, so a thousand votes never hold a thousand tasks."""
+        if self._check_at is not None and self._check_at <= deadline:
+            return
+        self._check_at = deadline
         start_soon_unless_closing(self._nursery, self._poke_at, deadline)
 
     async def _poke_at(self, deadline: float) -> None:
         await trio.sleep_until(deadline)
+        if self._check_at == deadline:
+            self._check_at = None
         self.poke()
 
     async def _later(self) -> None:
