@@ -90,3 +90,9 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a 
 async def server(nursery: trio.Nursery, db_url: str) -> Running:
     """The real server (HTTP + /ws) on a free port, on its own fresh database."""
     return await nursery.start(serve, test_settings(db_url))
+
+
+def rows(running: Running, sql: str, *params: object) -> list[tuple]:
+    """What the server under test has stored: run `sql` on its database."""
+    with psycopg.connect(running.database_url) as conn:
+        return conn.execute(sql, params).fetchall()

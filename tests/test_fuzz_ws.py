@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar, get_args
 
-import psycopg
 import pytest
 import trio
 from hypothesis import HealthCheck, Phase, given
@@ -33,6 +32,7 @@ from trio_websocket import ConnectionClosed
 from pika.config import Settings
 from pika.protocol import Message, ProtocolError, parse
 from pika.server import Running
+from tests.conftest import rows
 from tests.wsclient import Peer, connect, go_live, track
 
 T = TypeVar("T")
@@ -86,11 +86,6 @@ def expected_answer(exc: ProtocolError) -> dict[str, Any]:
 
 def without_timestamp(message: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in message.items() if k != "timestamp"}
-
-
-def rows(running: Running, sql: str, *params: object) -> list[tuple]:
-    with psycopg.connect(running.database_url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def until_answered(peer: Peer, message_id: str, what: Any) -> list[dict[str, Any]]:

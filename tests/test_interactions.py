@@ -5,17 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import psycopg
 import trio
 
 from pika.server import Running, serve
-from tests.conftest import test_settings
+from tests.conftest import rows, test_settings
 from tests.wsclient import Peer, connect, go_live, track, types
-
-
-def rows(running: Running, sql: str, *params: object) -> list[tuple]:
-    with psycopg.connect(running.database_url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 @asynccontextmanager

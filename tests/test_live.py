@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg
 import trio
 
 from pika.server import Running
+from tests.conftest import rows
 from tests.wsclient import connect, go_live, track, types
-
-
-def rows(running: Running, sql: str, *params: object) -> list[tuple]:
-    with psycopg.connect(running.database_url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_a_dj_goes_live_and_a_dancer_sees_the_track(server: Running) -> None:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import psycopg
 import trio
 
 from pika.server import Running, serve
-from tests.conftest import test_settings
+from tests.conftest import rows, test_settings
 from tests.rawws import RawPeer
 from tests.wsclient import connect, go_live, track, types
-
-
-def rows(running: Running, sql: str, *params: object) -> list[tuple]:
-    with psycopg.connect(running.database_url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_a_dropped_dj_resumes_within_grace_and_dancers_notice_nothing(server: Running) -> None:
