@@ -1,36 +1,28 @@
 """One WebSocket connection: its identity, its audience, and a bounded outbox.
 
-Nothing that publishes ever awaits a connection: `send()` puts an already-encoded `Frame` in
-the outbox with `send_nowait`.  A full outbox means the phone stopped reading; it is closed
-with 1013 ("try again later") and counted, and the room goes on.  The connection's own writer
-task drains the outbox into the socket; it lives in the connection's nursery (see endpoint.py).
-
-The fast path: a broadcast is encoded once into the exact bytes of a WebSocket text frame
-(server frames are unmasked, so every recipient gets the same bytes), and the writer hands
-whatever has queued up to the socket in one write, beneath hypercorn's per-message ASGI and
-wsproto work.  See `raw_writer` for how, and why it stays safe.
+Nothing that publishes ever awaits a connection.  `send()` writes an already-encoded `Frame`
+straight into the socket when nothing is queued ahead of it and the kernel has room (see
+wire.py); otherwise it appends to the outbox, which the connection's own writer task drains
+(in the connection's nursery, see endpoint.py).  A full outbox means the phone stopped
+reading; it is closed with 1013 ("try again later") and counted, and the room goes on.
 """
 
 from __future__ import annotations
 
 import itertools
-import struct
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
-from hypercorn.protocol.events import Data
-from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 
 from pika import metrics
-from pika.protocol import encode
+from pika.live.wire import DirectSocket, Frame, direct_socket, frame
 
 if TYPE_CHECKING:
     from pika.live.room import Room
 
 AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
-RawWrite = Callable[[bytes], Awaitable[None]]
 
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
@@ -41,52 +33,9 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_REPLACED = 4001
 
 _ids = itertools.count(1)
-BATCH_FRAMES = 64  # frames joined into one socket write at most
+BATCH_FRAMES = 64  # queued frames joined into one socket write at most
 
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One outbound message, encoded once for all its recipients: JSON text and wire bytes."""
-
-    text: str
-    wire: bytes
-
-
-def frame(message: dict[str, Any]) -> Frame:
-    text = encode(message)
-    payload = text.encode("utf-8")
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))  # FIN + text opcode; unmasked (server to client)
-    elif size < 65536:
-        header = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
-    return Frame(text, header + payload)
-
-
-def raw_writer(asgi_send: AsgiSend) -> RawWrite | None:
-    """A way to write pre-encoded frame bytes to this connection's socket, or None.
-
-    hypercorn (0.18) gives an ASGI app its `WSStream.app_send`; the stream's own `send`
-    accepts `Data` events and writes them through the connection's send lock, the same path
-    its `app_send` ends in after wsproto has built the frame.  Going there directly skips a
-    dict, a wsproto encode and a state check per recipient, and lets several queued frames go
-    out in one write.  Frames from here are whole and unmasked, interleave safely with
-    hypercorn's pings (the send lock), and are never written once the stream has closed.
-    When the stream is not what we expect (another server, a hypercorn upgrade), None: the
-    writer falls back to plain ASGI messages.
-    """
-    stream = getattr(asgi_send, "__self__", None)
-    if not isinstance(stream, WSStream) or not callable(getattr(stream, "send", None)):
-        return None
-
-    async def write(data: bytes) -> None:
-        if stream.closed or stream.state != ASGIWebsocketState.CONNECTED:
-            return
-        await stream.send(Data(stream_id=stream.stream_id, data=data))
-
-    return write
+__all__ = ["Connection", "Frame", "frame"]
 
 
 class Connection:
@@ -98,8 +47,11 @@ class Connection:
         self.id = next(_ids)
         self.peer = peer
         self._asgi_send = asgi_send
-        self._raw_write = raw_writer(asgi_send) if fast else None
-        self._outbox, self._drain = trio.open_memory_channel[Frame](outbox_frames)
+        self._direct: DirectSocket | None = direct_socket(asgi_send) if fast else None
+        self._outbox: deque[Frame] = deque()
+        self._outbox_frames = outbox_frames
+        self._partial = b""  # the rest of a frame the kernel took in part; the gate is ours till it is out
+        self._writer_idle = trio.lowlevel.ParkingLot()
         self.client_id: str | None = None  # bound once: the first valid clientId presented
         self.subscribed: str | None = None  # the session whose audience this connection is in
         self.dj_room: Room | None = None  # the live session this connection is the DJ of
@@ -121,52 +73,105 @@ class Connection:
             self.client_id = client_id
 
     def send(self, frame: Frame) -> None:
-        """Queue one encoded frame; never waits.  A full outbox closes the connection with 1013."""
+        """Write or queue one encoded frame; never waits.  A full outbox closes with 1013."""
         if self.close_code is not None:
             return
-        try:
-            self._outbox.send_nowait(frame)
-        except trio.WouldBlock:
+        direct = self._direct
+        # Straight into the socket only when nothing is ahead of this frame: not a queued frame,
+        # not the rest of a partial one, not hypercorn (handshake not done, a ping going out).
+        if (
+            direct is not None
+            and not self._outbox
+            and not self._partial
+            and direct.open
+            and direct.gate.try_take()
+        ):
+            written = direct.try_write(frame.wire)
+            if written == len(frame.wire):
+                direct.gate.release()
+                return
+            if written is None:
+                direct.gate.release()
+                self._gone()
+                return
+            if written:
+                self._partial = frame.wire[written:]  # keep the gate: nothing may split this frame
+                self._writer_idle.unpark_all()
+                return
+            direct.gate.release()
+        if len(self._outbox) >= self._outbox_frames:
             metrics.SLOW_CONSUMERS.inc()
             self.close_soon(CLOSE_TRY_AGAIN, "slow consumer")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.close_code = self.close_code or CLOSE_INTERNAL  # its writer is gone: nothing more to send
+            return
+        self._outbox.append(frame)
+        self._writer_idle.unpark_all()
 
     def send_message(self, message: dict[str, Any]) -> None:
         self.send(frame(message))
 
     def close_soon(self, code: int, reason: str = "", *, after_queued: bool = False) -> None:
         """Ask the writer to close with `code`.  Frames still queued are dropped (a slow consumer
-        or a restart), or with `after_queued` sent first (a refusal that explains the close)."""
+        or a restart), or with `after_queued` sent first (a refusal that explains the close);
+        a frame already begun is always finished."""
         if self.close_code is not None:
             return
         self.close_code = code
         self.close_reason = reason
         self._flush_before_close = after_queued
-        self._outbox.close()
+        if not after_queued:
+            self._outbox.clear()
+        self._writer_idle.unpark_all()
 
     async def run_writer(self) -> None:
-        """Drain the outbox into the socket until closed; then send the close frame."""
-        async with self._drain:
-            async for first in self._drain:
-                if self.close_code is not None and not self._flush_before_close:
-                    break
-                if self._raw_write is None:
-                    await self._asgi_send({"type": "websocket.send", "text": first.text})
-                else:
-                    await self._raw_write(self._batch(first))
+        """Send what `send` could not write at once, in order; then the close frame, if any."""
+        while True:
+            if self._partial:
+                await self._finish_partial()
+            elif self._outbox:
+                await self._write_queued()
+            elif self.close_code is not None:
+                break
+            else:
+                await self._writer_idle.park()
         if self.close_code is not None:
             metrics.CLOSES.labels(str(self.close_code)).inc()
             await self._asgi_send(
                 {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
             )
 
-    def _batch(self, first: Frame) -> bytes:
-        """`first` and whatever else is queued (up to BATCH_FRAMES), as one write."""
-        wires = [first.wire]
-        while len(wires) < BATCH_FRAMES:
-            try:
-                wires.append(self._drain.receive_nowait().wire)
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
+    async def _finish_partial(self) -> None:
+        assert self._direct is not None
+        rest, self._partial = self._partial, b""
+        try:
+            if not await self._direct.write_all(rest):
+                self._gone()
+        finally:
+            self._direct.gate.release()
+
+    async def _write_queued(self) -> None:
+        direct = self._direct
+        if direct is None:
+            first = self._outbox.popleft()
+            await self._asgi_send({"type": "websocket.send", "text": first.text})
+            return
+        await direct.gate.take()
+        try:
+            batch = self._batch()
+            if not direct.open or not await direct.write_all(batch):
+                self._gone()
+        finally:
+            direct.gate.release()
+
+    def _batch(self) -> bytes:
+        """The queued frames (up to BATCH_FRAMES) as one write."""
+        wires = [self._outbox.popleft().wire]
+        while self._outbox and len(wires) < BATCH_FRAMES:
+            wires.append(self._outbox.popleft().wire)
         return wires[0] if len(wires) == 1 else b"".join(wires)
+
+    def _gone(self) -> None:
+        """The socket closed under us: nothing more can be written; the writer stops and the
+        reader, which sees the disconnect, cleans up."""
+        self._outbox.clear()
+        self.close_code = self.close_code or CLOSE_INTERNAL
+        self._writer_idle.unpark_all()

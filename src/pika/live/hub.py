@@ -19,11 +19,12 @@ from pika.db import Database, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
-from pika.live.connection import CLOSE_RESTARTING, Connection, frame
+from pika.live.connection import CLOSE_RESTARTING, Connection
 from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
 from pika.live.room import NowPlaying, Room, RoomInfo, Windows
 from pika.live.tempo import TempoTally
+from pika.live.wire import frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
 from pika.security.admission import WsAdmission

@@ -20,11 +20,12 @@ import trio
 
 from pika import metrics
 from pika.live.announcements import Announcement
-from pika.live.connection import Connection, frame
+from pika.live.connection import Connection
 from pika.live.listeners import Listeners
 from pika.live.polls import Poll
 from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
+from pika.live.wire import frame
 from pika.protocol import TrackInfo, iso
 
 
