@@ -405,17 +405,11 @@ def _head(s: dict[str, Any], extra: str) -> list[str]:
         *_saturation_banner(s),
         f"Capacity — {st['scenario']} against {where}",
         f"{st['dancers']:,} quiet dancers in one room{extra}; {st['tracks']} tracks "
-        f"{st['track_interval_s']:g} s apart ({_unmeasured(st)} delivered and left out)",
+        f"{st['track_interval_s']:g} s apart (after {st.get('warm_up_tracks', 0)} warm-up track(s), "
+        "delivered and left out)",
         f"{m['cpus']} CPUs, load average {m['load_average_end'][0]:.2f} at the end "
         "(machine shared with other work)",
     ]
-
-
-def _unmeasured(st: dict[str, Any]) -> str:
-    parts = [f"{st.get('warm_up_tracks', 0)} warm-up track(s) before"]
-    if st.get("cool_down_tracks"):
-        parts.append(f"{st['cool_down_tracks']} cool-down track(s) after")
-    return ", ".join(parts) + ","
 
 
 WINDOW_NAMES = {

@@ -298,19 +298,7 @@ def _wall(mono: float) -> float:
 def _warm_up(run: Run, session: str) -> set[str]:
     """One track played and delivered before anything is measured, its marker returned: a fresh
     session's first broadcast runs colder paths than the rest and would skew the baseline."""
-    return _unmeasured_track(run, session, "warm-up")
-
-
-def _cool_down(run: Run, session: str) -> set[str]:
-    """One track played and delivered after the measured ones, its marker returned.  The run's
-    last track also pays for the generator changing phase on the same two cores (its DJ
-    reporting back, the side process winding down): measured, it put a 150–200 ms outlier on
-    the last track whatever happened before it."""
-    return _unmeasured_track(run, session, "cool-down")
-
-
-def _unmeasured_track(run: Run, session: str, phase: str) -> set[str]:
-    run.mark(phase)
+    run.mark("warm-up")
     sent = run.play([(time.monotonic() + 0.05, session, "track")], timeout=60)
     markers = set(sent.get(session, []))
     for marker in markers:
@@ -498,7 +486,6 @@ def run_logins(
         attempts = side.wait("logged_in", left + HTTP_TIMEOUT + 30, run.tick)["attempts"]
         run.mark("drain")
         run.settle(quiet_for=1.0, timeout=20)
-        cool = _cool_down(run, session)
         _leave_all(run, n)
         raw = run.finish()
     except BaseException:
@@ -511,7 +498,7 @@ def run_logins(
         start, end = min(a[0] for a in attempts), max(a[1] for a in attempts)
     else:
         start, end = planned
-    events = _measured(raw, warm | cool)
+    events = _measured(raw, warm)
     fanout = windows.fanout_by_window(events, raw.dancers, start, end)
     for window in fanout.values():
         window["server_cpu_percent"] = report.server_cpu(run, window.get("window_s"))
@@ -522,7 +509,6 @@ def run_logins(
         "track_interval_s": interval,
         "login_clients": clients,
         "warm_up_tracks": len(warm),
-        "cool_down_tracks": len(cool),
         "login_limits": (
             "per-IP login and registration limits raised, per-email failures default (spawned)"
             if target.spawned
