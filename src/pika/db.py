@@ -6,11 +6,15 @@ size: a thread never waits for a connection, and a burst of queries queues in tr
 threads.  A unit of work that needs several statements is one sync function run by
 `transaction()`: one thread hop, one BEGIN/COMMIT.  The trio-native alternative (psycopg's
 private generators) was measured in `loadtest/db.py`; see the README for why this one.
+
+The HTTP API works through a `lane()`: the same pool, but at most half its connections.  A
+burst of logins then queues behind itself, never in front of a live room's commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -73,10 +77,17 @@ class Database:
             name="pika",
         )
         self._limiter = trio.CapacityLimiter(pool_size)
+        self._lane: trio.CapacityLimiter | None = None
+
+    def lane(self, connections: int) -> Database:
+        """This database for a caller that may use at most `connections` of the pool at once."""
+        lane = copy.copy(self)
+        lane._lane = trio.CapacityLimiter(max(1, connections))
+        return lane
 
     async def run(self, work: Callable[[Tx], T]) -> T:
         """Run `work(tx)` in a worker thread, inside one transaction; return what it returns."""
-        return await trio.to_thread.run_sync(self._transaction, work, limiter=self._limiter)
+        return await self._in_thread(self._transaction, work)
 
     transaction = run
 
@@ -95,7 +106,13 @@ class Database:
             with self._pool.connection() as conn:
                 return work(Tx(conn, self.queries))
 
-        return await trio.to_thread.run_sync(run, limiter=self._limiter)
+        return await self._in_thread(run)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._lane is None:
+            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        async with self._lane:
+            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when PostgreSQL answers `SELECT 1` within `timeout` seconds."""

@@ -61,7 +61,8 @@ async def serve(
         async with open_database(url, queries, settings.db_pool_size) as db, trio.open_nursery() as nursery:
             hub = Hub(settings, db)
             await nursery.start(hub.run)
-            app = _Dispatcher(LiveEndpoint(settings, hub), create_app(settings, db, hub))
+            web_db = db.lane(settings.db_pool_size // 2)  # the live rooms keep the other half
+            app = _Dispatcher(LiveEndpoint(settings, hub), create_app(settings, web_db, hub))
             async with trio.open_nursery() as http:
                 binds = await http.start(_serve_http, app, settings, hub, shutdown)
                 port = int(binds[0].rsplit(":", 1)[1])
