@@ -82,7 +82,7 @@ async def _serve_http(
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.websocket_max_message_size = settings.max_frame_bytes
-    config.websocket_ping_interval = settings.ping_interval
+    config.websocket_ping_interval = None  # the hub pings every connection on one timer (live/wire.py)
     config.read_timeout = int(settings.idle_timeout)  # nothing received (pongs included) → closed
     config.graceful_timeout = 2.0
     config.accesslog = None

@@ -152,7 +152,8 @@ class Connection:
         direct = self._direct
         if direct is None:
             first = self._outbox.popleft()
-            await self._asgi_send({"type": "websocket.send", "text": first.text})
+            if first.text is not None:  # a control frame cannot go through ASGI
+                await self._asgi_send({"type": "websocket.send", "text": first.text})
             return
         await direct.gate.take()
         try:

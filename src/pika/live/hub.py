@@ -1,7 +1,8 @@
 """The hub: every open connection, every live room, and the session lifecycle around them.
 
 The hub owns one nursery.  Each room's nursery is started inside it, as are the telemetry
-writer and the housekeeping loop (session expiry, forgetting old message ids).  At start the
+writer, the housekeeping loop (session expiry, forgetting old message ids) and the pinger
+(one WebSocket ping per connection per `ping_interval`, written like a broadcast).  At start the
 hub rebuilds every live session from PostgreSQL, so a restart loses nothing a client saw.
 """
 
@@ -24,7 +25,7 @@ from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
 from pika.live.room import NowPlaying, Room, RoomInfo, Windows
 from pika.live.tempo import TempoTally
-from pika.live.wire import frame
+from pika.live.wire import PING, frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
 from pika.security.admission import WsAdmission
@@ -44,6 +45,7 @@ END_SESSION = query("end_session")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
 
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
+PING_BATCH = 1000  # connections pinged between two checkpoints
 
 
 class Limits:
@@ -88,6 +90,7 @@ class Hub:
             await nursery.start(self.telemetry.run)
             await self._restore()
             nursery.start_soon(self._housekeeping)
+            nursery.start_soon(self._ping_everyone)
             task_status.started()
             await trio.sleep_forever()
 
@@ -314,6 +317,16 @@ class Hub:
             log.info(
                 "live sessions restored", extra={"fields": {"count": len(sessions), "polls": len(polls)}}
             )
+
+    async def _ping_everyone(self) -> None:
+        """Ping every connection each `ping_interval`: the pongs keep a live phone's socket from
+        hypercorn's read timeout (`idle_timeout`), which closes the ones that answer nothing."""
+        while True:
+            await trio.sleep(self.settings.ping_interval)
+            for k, conn in enumerate(list(self.connections)):
+                conn.send(PING)
+                if k % PING_BATCH == PING_BATCH - 1:
+                    await trio.sleep(0)  # let the room's own traffic through between batches
 
     async def _housekeeping(self) -> None:
         while True:
