@@ -7,6 +7,7 @@ subprocess (`python -m pika …`), so exit codes, stderr lines and leftover proc
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import json
 import os
@@ -185,6 +186,13 @@ async def test_metrics_answers_prometheus_text_with_the_pika_series(server: Runn
         "pika_db_query_seconds",
     ):
         assert f"# TYPE {name}" in text or f"# TYPE {name.removesuffix('_total')}" in text, name
+
+
+async def test_metrics_time_the_garbage_collectors_pauses(server: Running) -> None:
+    gc.collect()  # a full collection stops the loop like any other; ops must be able to see it
+    text = (await fetch(server.url, "/metrics")).body.decode()
+    count = re.search(r'^pika_gc_pause_seconds_count\{generation="2"\} (\S+)$', text, re.M)
+    assert count is not None and float(count.group(1)) >= 1
 
 
 async def test_an_unknown_route_answers_404_in_json(server: Running) -> None:

@@ -49,6 +49,14 @@ DB_QUERY_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
+GC_PAUSE_SECONDS = Histogram(
+    "pika_gc_pause_seconds",
+    "Python's cyclic garbage collector: how long each collection stopped the event loop, by generation",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+
 
 def render() -> bytes:
     return generate_latest(REGISTRY)

@@ -2,9 +2,11 @@
 
 Nothing that publishes ever awaits a connection.  `send()` writes an already-encoded `Frame`
 straight into the socket when nothing is queued ahead of it and the kernel has room (see
-wire.py); otherwise it appends to the outbox, which the connection's own writer task drains
-(in the connection's nursery, see endpoint.py).  A full outbox means the phone stopped
-reading; it is closed with 1013 ("try again later") and counted, and the room goes on.
+wire.py); otherwise it appends to the outbox, and a writer task drains it.  The writer is
+started in the connection's nursery (see endpoint.py) only when there is something to write,
+and ends when the outbox is empty: most phones keep up, and an idle task per connection would
+cost memory for nothing.  A full outbox means the phone stopped reading; it is closed with 1013
+("try again later") and counted, and the room goes on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from pika import metrics
+from pika.live.timers import start_soon_unless_closing
 from pika.live.wire import DirectSocket, Frame, direct_socket, frame
 
 if TYPE_CHECKING:
@@ -51,7 +54,8 @@ class Connection:
         self._outbox: deque[Frame] = deque()
         self._outbox_frames = outbox_frames
         self._partial = b""  # the rest of a frame the kernel took in part; the gate is ours till it is out
-        self._writer_idle = trio.lowlevel.ParkingLot()
+        self._nursery: trio.Nursery | None = None  # where the writer runs, while the socket is served
+        self._writing = False
         self.client_id: str | None = None  # bound once: the first valid clientId presented
         self.subscribed: str | None = None  # the session whose audience this connection is in
         self.dj_room: Room | None = None  # the live session this connection is the DJ of
@@ -96,7 +100,7 @@ class Connection:
                 return
             if written:
                 self._partial = frame.wire[written:]  # keep the gate: nothing may split this frame
-                self._writer_idle.unpark_all()
+                self._start_writer()
                 return
             direct.gate.release()
         if len(self._outbox) >= self._outbox_frames:
@@ -104,7 +108,7 @@ class Connection:
             self.close_soon(CLOSE_TRY_AGAIN, "slow consumer")
             return
         self._outbox.append(frame)
-        self._writer_idle.unpark_all()
+        self._start_writer()
 
     def send_message(self, message: dict[str, Any]) -> None:
         self.send(frame(message))
@@ -120,24 +124,33 @@ class Connection:
         self._flush_before_close = after_queued
         if not after_queued:
             self._outbox.clear()
-        self._writer_idle.unpark_all()
+        self._start_writer()
 
-    async def run_writer(self) -> None:
+    def serve_in(self, nursery: trio.Nursery | None) -> None:
+        """Where to start the writer from now on (None: the socket is no longer served)."""
+        self._nursery = nursery
+        if nursery is not None and (self._outbox or self._partial or self.close_code is not None):
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writing and self._nursery is not None:
+            self._writing = start_soon_unless_closing(self._nursery, self._write)
+
+    async def _write(self) -> None:
         """Send what `send` could not write at once, in order; then the close frame, if any."""
-        while True:
-            if self._partial:
-                await self._finish_partial()
-            elif self._outbox:
-                await self._write_queued()
-            elif self.close_code is not None:
-                break
-            else:
-                await self._writer_idle.park()
-        if self.close_code is not None:
-            metrics.CLOSES.labels(str(self.close_code)).inc()
-            await self._asgi_send(
-                {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
-            )
+        try:
+            while self._partial or self._outbox:
+                if self._partial:
+                    await self._finish_partial()
+                else:
+                    await self._write_queued()
+            if self.close_code is not None:
+                metrics.CLOSES.labels(str(self.close_code)).inc()
+                await self._asgi_send(
+                    {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
+                )
+        finally:
+            self._writing = False
 
     async def _finish_partial(self) -> None:
         assert self._direct is not None
@@ -175,4 +188,3 @@ class Connection:
         reader, which sees the disconnect, cleans up."""
         self._outbox.clear()
         self.close_code = self.close_code or CLOSE_INTERNAL
-        self._writer_idle.unpark_all()

@@ -1,9 +1,10 @@
 """The `/ws` endpoint, spoken directly in ASGI (no framework between hypercorn and the rooms).
 
 Each connection runs in its own nursery: a reader that handles frames strictly in order
-(a frame is not read before the previous one is fully handled) and a writer that drains the
-outbox.  Handlers run shielded, so a closing socket never interrupts a handler between its
-database commit and its broadcast; only a stuck database (30 s) can cut one short.
+(a frame is not read before the previous one is fully handled) and, while something waits to
+be written, a writer that drains the outbox (connection.py).  Handlers run shielded, so a
+closing socket never interrupts a handler between its database commit and its broadcast; only
+a stuck database (30 s) can cut one short.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class LiveEndpoint:
         try:
             await send({"type": "websocket.accept"})
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(conn.run_writer)
+                conn.serve_in(nursery)
                 await self._read(conn, receive)
                 if conn.close_code is None:
                     nursery.cancel_scope.cancel()  # the peer left: nothing more to write
@@ -55,6 +56,7 @@ class LiveEndpoint:
                         trio.current_time() + CLOSE_DEADLINE
                     )  # let the close frame go
         finally:
+            conn.serve_in(None)
             with trio.CancelScope(shield=True):
                 await self.hub.remove(conn)
             self.hub.ws_admission.release(scope)
