@@ -111,8 +111,10 @@ async def test_a_dancer_that_stops_reading_is_closed_1013_and_the_others_keep_up
             await dj.request("BROADCAST_TRACK", sessionId="conf_slow", track=track("last"))
     assert len(arrivals["last"]) == 100
     assert all(len(times) == 100 for times in arrivals.values()), "a dancer missed a track"
+    # A room that waited for the stalled phone would hold a track back until that socket was
+    # closed; 1 s is far below that and far above what a busy CI box adds (once 111 ms here).
     spread = max(max(times) - min(times) for times in arrivals.values())
-    assert spread < 0.1, f"dancers received the same track up to {spread * 1000:.0f} ms apart"
+    assert spread < 1.0, f"dancers received the same track up to {spread * 1000:.0f} ms apart"
     tracks_seen = 0
     with trio.fail_after(30):
         while isinstance(reply := await stalled.recv(), dict):
