@@ -13,7 +13,7 @@ import platform
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from loadtest import stats
+from loadtest import stats, windows
 
 if TYPE_CHECKING:
     from loadtest.coordinator import Raw, Run
@@ -141,6 +141,7 @@ def _step(run: Run, raw: Raw, step: dict[str, Any]) -> dict[str, Any]:
         "server_cpu_percent": _stat(run.server.cpu_percent(since, until)),
         "generator": stats.saturation(gen),
         "rss": _rss(raw, window),
+        "per_track_p99_ms": [row["p99"] for row in windows.per_event(events, raw.dancers)],
     }
 
 
@@ -338,6 +339,9 @@ def render_steps(steps: list[dict[str, Any]]) -> list[str]:
             f"{_num(lat['p95']):>9}{_num(lat['p99']):>9}{_num(lat['max']):>9}{_pct(f['ratio']):>10}{_num(st['rss']['per_connection_kb']):>9}"
             f"{_num(st['server_cpu_percent']['max']):>11}%{gen_max:>11.0f}%{flag}"
         )
+    for st in steps:  # one slow broadcast sets a step's p99: show which
+        tracks = " ".join(_num(v) for v in st.get("per_track_p99_ms", []))
+        lines.append(f"  p99 per track at {st['dancers']:,}: {tracks}")
     return lines
 
 
