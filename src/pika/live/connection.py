@@ -38,8 +38,6 @@ CLOSE_REPLACED = 4001
 _ids = itertools.count(1)
 BATCH_FRAMES = 64  # queued frames joined into one socket write at most
 
-__all__ = ["Connection", "Frame", "frame"]
-
 
 class Connection:
     """A WebSocket peer as the rooms see it: send frames, close it, know who it is."""

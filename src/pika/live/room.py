@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,21 +176,18 @@ class Room:
 
     def publish(self, message: dict[str, Any]) -> None:
         """Send to the session audience (subscribers and the DJ): encoded once, never waits."""
-        encoded = frame(message)
-        sent = 0
-        for member in self.members():
-            member.send(encoded)
-            sent += 1
-        metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
+        self._fan_out(message, self.members())
 
     def publish_subscribers(self, message: dict[str, Any]) -> None:
         """Like `publish`, without the DJ (who has its own, faster POLL_UPDATE)."""
+        self._fan_out(message, (m for m in self.audience if m is not self.dj_conn))
+
+    def _fan_out(self, message: dict[str, Any], recipients: Iterable[Connection]) -> None:
         encoded = frame(message)
         sent = 0
-        for member in self.audience:
-            if member is not self.dj_conn:
-                member.send(encoded)
-                sent += 1
+        for member in recipients:
+            member.send(encoded)
+            sent += 1
         metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
 
     def to_dj(self, message: dict[str, Any]) -> None:
