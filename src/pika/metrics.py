@@ -49,6 +49,11 @@ DB_QUERY_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
+GROUP_COMMIT_SIZE = Histogram(
+    "pika_group_commit_actions",
+    "Dancer actions written per transaction by the group commit (live/group_commit.py)",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+)
 GC_PAUSE_SECONDS = Histogram(
     "pika_gc_pause_seconds",
     "Python's cyclic garbage collector: how long each collection stopped the event loop, by generation",

@@ -2,7 +2,8 @@
 
 Every action is recorded under the connection's bound clientId, limited per client
 (pyrate-limiter, never blocking), written to PostgreSQL — where constraints keep "one per
-client" true across restarts and servers — and only then told to the DJ.
+client" true across restarts and servers — in a group commit with other dancers' actions
+(group_commit.py: each work refuses before it writes), and only then told to the DJ.
 """
 
 from __future__ import annotations
@@ -35,14 +36,13 @@ async def send_like(req: Request) -> None:
         raise Refusal(RATE_LIMITED)
 
     def work(tx: Tx) -> None:
-        req.claim(tx)
         play = tx.one(FIND_PLAY, session_id=room.session_id, match_key=msg.track.match_key)
         if play is None:
             raise Refusal("Track was not played in this session")
         if tx.one(INSERT_LIKE, session_id=room.session_id, play_id=play["play_id"], client_id=client) is None:
             raise Refusal("Already liked this track")
 
-    await req.hub.db.run(work)
+    await req.write(work)
     room.to_dj(like_received(room.session_id, msg.track))
 
 
@@ -57,7 +57,6 @@ async def send_bulk_like(req: Request) -> None:
     tracks = unique_tracks(msg.tracks)
 
     def work(tx: Tx) -> list[TrackInfo]:
-        req.claim(tx)
         liked = []
         for track in tracks:
             play = tx.one(FIND_PLAY, session_id=room.session_id, match_key=track.match_key)
@@ -67,7 +66,7 @@ async def send_bulk_like(req: Request) -> None:
                 liked.append(track)
         return liked
 
-    for track in await req.hub.db.run(work):
+    for track in await req.write(work):
         room.to_dj(like_received(room.session_id, track))
 
 
@@ -78,10 +77,9 @@ async def remove_like(req: Request) -> None:
     room = live_room(req, msg.session_id)
 
     def work(tx: Tx) -> None:
-        req.claim(tx)
         tx.execute(DELETE_LIKE, session_id=room.session_id, client_id=client, match_key=msg.track.match_key)
 
-    await req.hub.db.run(work)
+    await req.write(work)
 
 
 async def send_tempo_request(req: Request) -> None:
@@ -97,7 +95,6 @@ async def send_tempo_request(req: Request) -> None:
     now = time.time()
 
     def work(tx: Tx) -> None:
-        req.claim(tx)
         if msg.preference == "clear":
             tx.execute(DELETE_TEMPO_VOTE, play_id=play_id, client_id=client)
         else:
@@ -109,7 +106,7 @@ async def send_tempo_request(req: Request) -> None:
                 cast_at=timestamptz(now),
             )
 
-    await req.hub.db.run(work)
+    await req.write(work)
     if room.current is not None and room.current.play_id == play_id:  # the track may have changed meanwhile
         room.tempo = room.tempo.cast(client, msg.preference, now)
         room.tempo_changed()
@@ -126,10 +123,9 @@ async def send_reaction(req: Request) -> None:
         raise Refusal(RATE_LIMITED)
 
     def work(tx: Tx) -> None:
-        req.claim(tx)
         tx.execute(INSERT_REACTION, session_id=room.session_id, client_id=client, reaction=msg.reaction)
 
-    await req.hub.db.run(work)
+    await req.write(work)
     room.to_dj(reaction_received(room.session_id, msg.reaction))
 
 

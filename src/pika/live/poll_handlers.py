@@ -143,15 +143,15 @@ async def vote_on_poll(req: Request) -> None:
     except VoteRejected as exc:
         _reject(req, str(exc), room.poll)
 
-    def work(tx: Tx) -> bool:
-        req.claim(tx)
-        return (
-            tx.one(INSERT_POLL_VOTE, poll_id=msg.poll_id, client_id=client, option_index=msg.option_index)
-            is not None
-        )
+    def work(tx: Tx) -> None:
+        vote = tx.one(INSERT_POLL_VOTE, poll_id=msg.poll_id, client_id=client, option_index=msg.option_index)
+        if vote is None:
+            raise _LostRace(VoteRejected.ALREADY_VOTED)  # another tab of this client voted first
 
-    if not await req.hub.db.run(work):
-        _reject(req, VoteRejected.ALREADY_VOTED, room.poll)  # another tab of this client won the race
+    try:
+        await req.write(work)
+    except _LostRace:
+        _reject(req, VoteRejected.ALREADY_VOTED, room.poll)
     poll = room.poll
     if poll is None or poll.id != msg.poll_id:
         return  # closed while the vote was being written: it is stored, the result was already final
@@ -166,6 +166,10 @@ async def vote_on_poll(req: Request) -> None:
         }
     )
     room.poll_changed()
+
+
+class _LostRace(Refusal):
+    """The vote's insert found this client's vote already stored."""
 
 
 def _reject(req: Request, reason: str, poll: Poll | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pika.db import Tx
 from pika.queries import query
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pika.live.room import Room
 
 CLAIM_MESSAGE = query("claim_message")
+T = TypeVar("T")
 
 
 class Refusal(Exception):
@@ -50,6 +51,11 @@ class Request:
         message_id = self.msg.message_id
         if message_id and tx.one(CLAIM_MESSAGE, sender=self.sender, message_id=message_id) is None:
             raise Duplicate
+
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        """A dancer action's SQL, group-committed with others (live/group_commit.py), its messageId
+        claimed there.  `work` must refuse before it writes."""
+        return await self.hub.writes.write(self.sender, self.msg.message_id, work)
 
     def client(self) -> str:
         """The bound clientId dancer actions are recorded under (PROTOCOL.md §1)."""

@@ -1,0 +1,169 @@
+"""The group commit against the real PostgreSQL: many actions, one transaction, each its own answer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+import trio
+
+from pika.db import Database, Tx, open_database
+from pika.live.group_commit import SHUTTING_DOWN, GroupCommit
+from pika.live.requests import Duplicate, Refusal
+from pika.queries import load_queries, query
+
+INSERT_SESSION = query("insert_session")
+INSERT_REACTION = query("insert_reaction")
+QUERIES = Path(__file__).resolve().parents[1] / "sql" / "queries"
+SESSION = "GROUPCOMMIT1"
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    async with open_database(db_url, load_queries(QUERIES), pool_size=4) as db:
+        await db.one(INSERT_SESSION, session_id=SESSION, dj_id=None, dj_name="DJ", resume_key_sha256="0" * 64)
+        yield db
+
+
+def react(client: str, session: str = SESSION) -> Callable[[Tx], str]:
+    def work(tx: Tx) -> str:
+        tx.execute(INSERT_REACTION, session_id=session, client_id=client, reaction="thank_you")
+        return client
+
+    return work
+
+
+def stored(db_url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Database, db_url: str) -> None:
+    writes = GroupCommit(db)
+    hold = threading.Event()
+
+    def slow(tx: Tx) -> str:
+        hold.wait(10)
+        return react("first")(tx)
+
+    answers: dict[str, str] = {}
+
+    async def act(client: str, work: Callable[[Tx], str]) -> None:
+        answers[client] = await writes.write(f"client:{client}", f"m-{client}", work)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        nursery.start_soon(act, "first", slow)
+        await trio.sleep(0.2)  # the first batch is in its worker thread, holding
+        for n in range(40):
+            nursery.start_soon(act, f"d{n}", react(f"d{n}"))
+        await trio.sleep(0.2)
+        hold.set()
+        with trio.fail_after(10):
+            while len(answers) < 41:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+    assert answers == {c: c for c in ["first", *(f"d{n}" for n in range(40))]}
+    writers = "SELECT count(DISTINCT xmin::text) FROM reactions WHERE client_id LIKE 'd%'"
+    assert stored(db_url, writers) == [(1,)]  # forty dancers, one transaction
+    claims = stored(db_url, "SELECT count(*) FROM applied_messages")
+    assert claims == [(41,)]
+
+
+async def test_a_refusal_or_a_duplicate_changes_nothing_and_leaves_the_others_alone(
+    db: Database, db_url: str
+) -> None:
+    writes = GroupCommit(db)
+
+    def refuse(tx: Tx) -> str:
+        raise Refusal("Track was not played in this session")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        assert await writes.write("client:a", "m1", react("a")) == "a"
+        results: dict[str, object] = {}
+
+        async def act(key: str, sender: str, message_id: str | None, work: Callable[[Tx], str]) -> None:
+            try:
+                results[key] = await writes.write(sender, message_id, work)
+            except (Refusal, Duplicate) as exc:
+                results[key] = exc
+
+        async with trio.open_nursery() as batch:  # queued together, most likely one batch
+            batch.start_soon(act, "again", "client:a", "m1", react("a-again"))
+            batch.start_soon(act, "refused", "client:b", "m2", refuse)
+            batch.start_soon(act, "ok", "client:c", "m3", react("c"))
+            batch.start_soon(act, "no id", "client:d", None, react("d"))
+        nursery.cancel_scope.cancel()
+
+    assert isinstance(results["again"], Duplicate)
+    assert str(results["refused"]) == "Track was not played in this session"
+    assert results["ok"] == "c" and results["no id"] == "d"
+    assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("a",), ("c",), ("d",)]
+    claimed = stored(db_url, "SELECT sender, message_id FROM applied_messages ORDER BY message_id")
+    assert claimed == [("client:a", "m1"), ("client:c", "m3")]  # the refused m2 can be retried
+
+
+async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written(
+    db: Database, db_url: str
+) -> None:
+    writes = GroupCommit(db)
+    results: dict[str, object] = {}
+
+    async def act(client: str, session: str) -> None:
+        try:
+            results[client] = await writes.write(f"client:{client}", f"m-{client}", react(client, session))
+        except psycopg.Error as exc:
+            results[client] = exc
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        async with trio.open_nursery() as batch:
+            batch.start_soon(act, "before", SESSION)
+            batch.start_soon(act, "broken", "NO-SUCH-SESSION")  # a foreign-key violation
+            batch.start_soon(act, "after", SESSION)
+        nursery.cancel_scope.cancel()
+
+    assert results["before"] == "before" and results["after"] == "after"
+    assert isinstance(results["broken"], psycopg.errors.ForeignKeyViolation)
+    assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("after",), ("before",)]
+    claimed = stored(db_url, "SELECT message_id FROM applied_messages ORDER BY message_id")
+    assert claimed == [("m-after",), ("m-before",)]
+
+
+async def test_actions_still_queued_at_shutdown_are_refused_not_lost_silently(
+    db: Database, db_url: str
+) -> None:
+    writes = GroupCommit(db)
+    hold = threading.Event()
+    results: dict[str, object] = {}
+
+    def slow(tx: Tx) -> str:
+        hold.wait(10)
+        return react("first")(tx)
+
+    async def act(client: str, work: Callable[[Tx], str]) -> None:
+        with trio.CancelScope(shield=True):  # handlers run shielded (live/endpoint.py)
+            try:
+                results[client] = await writes.write(f"client:{client}", None, work)
+            except Refusal as exc:
+                results[client] = exc
+
+    async with trio.open_nursery() as outer, trio.open_nursery() as flusher:
+        await flusher.start(writes.run)
+        outer.start_soon(act, "first", slow)
+        await trio.sleep(0.2)
+        outer.start_soon(act, "queued", react("queued"))
+        await trio.sleep(0.1)
+        flusher.cancel_scope.cancel()  # the hub shuts down while the first batch commits
+        hold.set()
+
+    assert results["first"] == "first"  # in flight: committed and answered
+    assert str(results["queued"]) == SHUTTING_DOWN
+    assert stored(db_url, "SELECT client_id FROM reactions") == [("first",)]
+    with pytest.raises(Refusal, match="restarting"):
+        await writes.write("client:late", None, react("late"))
