@@ -108,7 +108,7 @@ async def send_tempo_request(req: Request) -> None:
 
     await req.write(work)
     if room.current is not None and room.current.play_id == play_id:  # the track may have changed meanwhile
-        room.tempo = room.tempo.cast(client, msg.preference, now)
+        room.tempo.cast(client, msg.preference, now)
         room.tempo_changed()
 
 

@@ -7,8 +7,9 @@ from the database after a restart and hammered by hypothesis without a clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["CLEAR", "LAPSE", "PREFERENCES", "TempoCounts", "TempoTally"]
@@ -42,26 +43,39 @@ class TempoCounts:
         }
 
 
-@dataclass(frozen=True)
 class TempoTally:
-    """Live tempo votes for the current track: one per client, newest wins."""
+    """Live tempo votes for the current track: one per client, newest wins.
 
-    votes: Mapping[str, tuple[str, float]] = field(default_factory=dict)  # client -> (preference, cast_at)
+    Mutable, and O(log n) per vote: a room of 10,000 dancers casts thousands of votes per
+    track, and a copy (or a scan) of the tally per vote made that quadratic.  A heap of
+    (cast_at, client) finds the earliest live vote; entries a newer vote or a clear made stale
+    are skipped when they reach the top.
+    """
+
+    def __init__(self) -> None:
+        self.votes: dict[str, tuple[str, float]] = {}  # client -> (preference, cast_at)
+        self._by_age: list[tuple[float, str]] = []
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TempoTally) and self.votes == other.votes
+
+    def __repr__(self) -> str:
+        return f"TempoTally({self.votes!r})"
 
     def cast(self, client: str, preference: str, now: float) -> TempoTally:
-        """A new tally with `client`'s vote replaced by `preference`, or removed when it is `clear`.
+        """Replace `client`'s vote by `preference`, or remove it when it is `clear`; returns self.
 
         Raises ValueError for any other preference: the parser has refused those already, so one
         reaching here is a bug, not a user's mistake.
         """
-        votes = dict(self.votes)
         if preference == CLEAR:
-            votes.pop(client, None)
+            self.votes.pop(client, None)
         elif preference in PREFERENCES:
-            votes[client] = (preference, now)
+            self.votes[client] = (preference, now)
+            heapq.heappush(self._by_age, (now, client))
         else:
             raise ValueError(f"tempo preference {preference!r} is not one of {(*PREFERENCES, CLEAR)}")
-        return TempoTally(votes)
+        return self
 
     def counts(self, now: float, lapse: float = LAPSE) -> TempoCounts:
         """Votes cast less than `lapse` seconds before `now`, per preference."""
@@ -77,11 +91,26 @@ class TempoTally:
         Lapsed votes are kept until `prune`, so this may lie in the past: prune before asking it
         when scheduling a timer.
         """
-        return min(cast_at for _, cast_at in self.votes.values()) + lapse if self.votes else None
+        oldest = self._oldest()
+        return None if oldest is None else oldest[0] + lapse
 
     def prune(self, now: float, lapse: float = LAPSE) -> TempoTally:
-        """A tally without the votes that no longer count at `now`; `counts` is unchanged by it."""
-        return TempoTally({c: v for c, v in self.votes.items() if now - v[1] < lapse})
+        """Drop the votes that no longer count at `now` (`counts` is unchanged by it); returns self."""
+        while (oldest := self._oldest()) is not None and now - oldest[0] >= lapse:
+            heapq.heappop(self._by_age)
+            del self.votes[oldest[1]]
+        return self
+
+    def _oldest(self) -> tuple[float, str] | None:
+        """The heap's top after dropping entries that no longer match a live vote."""
+        heap = self._by_age
+        while heap:
+            cast_at, client = heap[0]
+            vote = self.votes.get(client)
+            if vote is not None and vote[1] == cast_at:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
 
     @classmethod
     def from_votes(cls, rows: Iterable[tuple[str, str, float]]) -> TempoTally:
@@ -91,5 +120,5 @@ class TempoTally:
         """
         tally = cls()
         for client, preference, cast_at in sorted(rows, key=lambda row: row[2]):
-            tally = tally.cast(client, preference, cast_at)
+            tally.cast(client, preference, cast_at)
         return tally
