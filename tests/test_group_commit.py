@@ -11,12 +11,12 @@ import pytest
 import trio
 
 from pika.db import Database, Tx, open_database
-from pika.live.group_commit import SHUTTING_DOWN, GroupCommit
+from pika.live.group_commit import SHUTTING_DOWN, GroupCommit, Row
 from pika.live.requests import Duplicate, Refusal
 from pika.queries import load_queries, query
 
 INSERT_SESSION = query("insert_session")
-INSERT_REACTION = query("insert_reaction")
+INSERT_REACTIONS = query("insert_reactions")
 QUERIES = Path(__file__).resolve().parents[1] / "sql" / "queries"
 SESSION = "GROUPCOMMIT1"
 
@@ -29,11 +29,22 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 def react(client: str, session: str = SESSION) -> Callable[[Tx], str]:
+    """A work that writes one reaction (a statement of its own) and returns the client."""
+
     def work(tx: Tx) -> str:
-        tx.execute(INSERT_REACTION, session_id=session, client_id=client, reaction="thank_you")
+        tx.execute(INSERT_REACTIONS, **reaction(client, session))
         return client
 
     return work
+
+
+def reaction(client: str, session: str = SESSION) -> dict[str, list[str]]:
+    return {"session_id": [session], "client_id": [client], "reaction": ["thank_you"]}
+
+
+def row(client: str, session: str = SESSION) -> Row:
+    """The same reaction as a Row: written with the batch's other rows in one statement."""
+    return Row(INSERT_REACTIONS, {k: v[0] for k, v in reaction(client, session).items()})
 
 
 def stored(db_url: str, sql: str) -> list[tuple]:
@@ -59,7 +70,7 @@ async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Dat
         nursery.start_soon(act, "first", slow)
         await trio.sleep(0.2)  # the first batch is in its worker thread, holding
         for n in range(40):
-            nursery.start_soon(act, f"d{n}", react(f"d{n}"))
+            nursery.start_soon(act, f"d{n}", react(f"d{n}") if n % 2 else row(f"d{n}"))
         await trio.sleep(0.2)
         hold.set()
         with trio.fail_after(10):
@@ -67,9 +78,10 @@ async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Dat
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
 
-    assert answers == {c: c for c in ["first", *(f"d{n}" for n in range(40))]}
+    assert answers == {"first": "first"} | {f"d{n}": f"d{n}" if n % 2 else None for n in range(40)}
     writers = "SELECT count(DISTINCT xmin::text) FROM reactions WHERE client_id LIKE 'd%'"
     assert stored(db_url, writers) == [(1,)]  # forty dancers, one transaction
+    assert stored(db_url, "SELECT count(*) FROM reactions") == [(41,)]
     claims = stored(db_url, "SELECT count(*) FROM applied_messages")
     assert claims == [(41,)]
 
@@ -116,7 +128,7 @@ async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written
 
     async def act(client: str, session: str) -> None:
         try:
-            results[client] = await writes.write(f"client:{client}", f"m-{client}", react(client, session))
+            results[client] = await writes.write(f"client:{client}", f"m-{client}", row(client, session))
         except psycopg.Error as exc:
             results[client] = exc
 
@@ -128,7 +140,7 @@ async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written
             batch.start_soon(act, "after", SESSION)
         nursery.cancel_scope.cancel()
 
-    assert results["before"] == "before" and results["after"] == "after"
+    assert results["before"] is None and results["after"] is None  # written
     assert isinstance(results["broken"], psycopg.errors.ForeignKeyViolation)
     assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("after",), ("before",)]
     claimed = stored(db_url, "SELECT message_id FROM applied_messages ORDER BY message_id")
@@ -167,3 +179,41 @@ async def test_actions_still_queued_at_shutdown_are_refused_not_lost_silently(
     assert stored(db_url, "SELECT client_id FROM reactions") == [("first",)]
     with pytest.raises(Refusal, match="restarting"):
         await writes.write("client:late", None, react("late"))
+
+
+async def test_cancelling_a_waiter_drops_a_queued_action_but_answers_a_taken_one(
+    db: Database, db_url: str
+) -> None:
+    """A socket that closes mid-action: nothing half-done, nothing committed and left untold."""
+    writes = GroupCommit(db)
+    hold = threading.Event()
+    answered: list[str] = []
+    scopes: dict[str, trio.CancelScope] = {}
+
+    def slow(tx: Tx) -> str:
+        hold.wait(10)
+        return react("taken")(tx)
+
+    async def act(client: str, work: Callable[[Tx], str]) -> None:
+        with trio.CancelScope() as scopes[client]:
+            answered.append(await writes.write(f"client:{client}", None, work))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        nursery.start_soon(act, "taken", slow)
+        await trio.sleep(0.2)  # in the batch being written
+        nursery.start_soon(act, "queued", react("queued"))
+        await trio.sleep(0.1)  # waiting for the next batch
+        scopes["taken"].cancel()
+        scopes["queued"].cancel()
+        await trio.sleep(0.1)
+        assert answered == []  # the taken one still waits for its commit
+        hold.set()
+        with trio.fail_after(10):
+            while not answered:
+                await trio.sleep(0.01)
+        await trio.sleep(0.2)
+        nursery.cancel_scope.cancel()
+
+    assert answered == ["taken"]
+    assert stored(db_url, "SELECT client_id FROM reactions") == [("taken",)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from pika.db import Tx, timestamptz
+from pika.live.group_commit import Row
 from pika.live.likes import REACTIONS, like_received, reaction_received, unique_tracks
 from pika.live.requests import Refusal, Request, live_room
 from pika.live.room import Room
@@ -18,11 +19,11 @@ from pika.protocol import RemoveLike, SendBulkLike, SendLike, SendReaction, Send
 from pika.queries import query
 
 FIND_PLAY = query("find_play")
-INSERT_LIKE = query("insert_like")
+LIKE_LATEST_PLAY = query("like_latest_play")
 DELETE_LIKE = query("delete_like")
-UPSERT_TEMPO_VOTE = query("upsert_tempo_vote")
+UPSERT_TEMPO_VOTES = query("upsert_tempo_votes")
 DELETE_TEMPO_VOTE = query("delete_tempo_vote")
-INSERT_REACTION = query("insert_reaction")
+INSERT_REACTIONS = query("insert_reactions")
 
 RATE_LIMITED = "Rate limit exceeded"
 
@@ -36,10 +37,10 @@ async def send_like(req: Request) -> None:
         raise Refusal(RATE_LIMITED)
 
     def work(tx: Tx) -> None:
-        play = tx.one(FIND_PLAY, session_id=room.session_id, match_key=msg.track.match_key)
-        if play is None:
-            raise Refusal("Track was not played in this session")
-        if tx.one(INSERT_LIKE, session_id=room.session_id, play_id=play["play_id"], client_id=client) is None:
+        like = {"session_id": room.session_id, "client_id": client, "match_key": msg.track.match_key}
+        if tx.one(LIKE_LATEST_PLAY, **like) is None:  # not played, or liked already: nothing written
+            if tx.one(FIND_PLAY, session_id=room.session_id, match_key=msg.track.match_key) is None:
+                raise Refusal("Track was not played in this session")
             raise Refusal("Already liked this track")
 
     await req.write(work)
@@ -59,10 +60,8 @@ async def send_bulk_like(req: Request) -> None:
     def work(tx: Tx) -> list[TrackInfo]:
         liked = []
         for track in tracks:
-            play = tx.one(FIND_PLAY, session_id=room.session_id, match_key=track.match_key)
-            if play is not None and tx.one(
-                INSERT_LIKE, session_id=room.session_id, play_id=play["play_id"], client_id=client
-            ):
+            like = {"session_id": room.session_id, "client_id": client, "match_key": track.match_key}
+            if tx.one(LIKE_LATEST_PLAY, **like) is not None:
                 liked.append(track)
         return liked
 
@@ -94,19 +93,11 @@ async def send_tempo_request(req: Request) -> None:
     play_id = room.current.play_id
     now = time.time()
 
-    def work(tx: Tx) -> None:
-        if msg.preference == "clear":
-            tx.execute(DELETE_TEMPO_VOTE, play_id=play_id, client_id=client)
-        else:
-            tx.execute(
-                UPSERT_TEMPO_VOTE,
-                play_id=play_id,
-                client_id=client,
-                preference=msg.preference,
-                cast_at=timestamptz(now),
-            )
-
-    await req.write(work)
+    if msg.preference == "clear":
+        await req.write(lambda tx: tx.execute(DELETE_TEMPO_VOTE, play_id=play_id, client_id=client))
+    else:
+        vote = {"play_id": play_id, "client_id": client, "preference": msg.preference}
+        await req.write(Row(UPSERT_TEMPO_VOTES, {**vote, "cast_at": timestamptz(now)}))
     if room.current is not None and room.current.play_id == play_id:  # the track may have changed meanwhile
         room.tempo.cast(client, msg.preference, now)
         room.tempo_changed()
@@ -122,10 +113,9 @@ async def send_reaction(req: Request) -> None:
     if not req.hub.limits.reactions.allow(client):
         raise Refusal(RATE_LIMITED)
 
-    def work(tx: Tx) -> None:
-        tx.execute(INSERT_REACTION, session_id=room.session_id, client_id=client, reaction=msg.reaction)
-
-    await req.write(work)
+    await req.write(
+        Row(INSERT_REACTIONS, {"session_id": room.session_id, "client_id": client, "reaction": msg.reaction})
+    )
     room.to_dj(reaction_received(room.session_id, msg.reaction))
 
 

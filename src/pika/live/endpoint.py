@@ -2,14 +2,12 @@
 
 Each connection runs in its own nursery: a reader that handles frames strictly in order
 (a frame is not read before the previous one is fully handled) and, while something waits to
-be written, a writer that drains the outbox (connection.py).  Handlers run shielded, so a
-closing socket never interrupts a handler between its database commit and its broadcast; only
-a stuck database (30 s) can cut one short.
+be written, a writer that drains the outbox (connection.py).  A closing socket never interrupts
+a handler between its database commit and its broadcast: see `dispatch` for how.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import trio
@@ -20,9 +18,6 @@ from pika.live.connection import CLOSE_TOO_BIG, Connection
 from pika.live.handlers import dispatch
 from pika.live.hub import Hub
 
-log = logging.getLogger("pika.live")
-
-HANDLER_DEADLINE = 30.0
 CLOSE_DEADLINE = 5.0
 
 
@@ -79,10 +74,7 @@ class LiveEndpoint:
                 # hypercorn counts characters of text frames; the limit is in bytes (PROTOCOL.md §1)
                 conn.close_soon(CLOSE_TOO_BIG, "message too big")
                 return
-            with trio.CancelScope(shield=True), trio.move_on_after(HANDLER_DEADLINE) as deadline:
-                await dispatch(self.hub, conn, frame)
-            if deadline.cancelled_caught:
-                log.error("handler exceeded its deadline", extra={"fields": {"conn": conn.id}})
+            await dispatch(self.hub, conn, frame)
 
 
 async def _reject(send: Any, status: int, error: str) -> None:

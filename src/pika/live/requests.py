@@ -17,6 +17,7 @@ from pika.queries import query
 
 if TYPE_CHECKING:
     from pika.live.connection import Connection
+    from pika.live.group_commit import Row
     from pika.live.hub import Hub
     from pika.live.room import Room
 
@@ -52,9 +53,9 @@ class Request:
         if message_id and tx.one(CLAIM_MESSAGE, sender=self.sender, message_id=message_id) is None:
             raise Duplicate
 
-    async def write(self, work: Callable[[Tx], T]) -> T:
-        """A dancer action's SQL, group-committed with others (live/group_commit.py), its messageId
-        claimed there.  `work` must refuse before it writes."""
+    async def write(self, work: Callable[[Tx], T] | Row) -> T:
+        """A dancer action's SQL (or row), group-committed with others (live/group_commit.py),
+        its messageId claimed there.  `work` must refuse before it writes."""
         return await self.hub.writes.write(self.sender, self.msg.message_id, work)
 
     def client(self) -> str:
