@@ -53,7 +53,22 @@ GROUP_COMMIT_SIZE = Histogram(
     "pika_group_commit_actions",
     "Dancer actions written per transaction by the group commit (live/group_commit.py)",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+    registry=REGISTRY,
 )
+
+LOOP_LAG_SECONDS = Histogram(
+    "pika_loop_lag_seconds",
+    "How late the event loop wakes from a 10 ms sleep: high means frames wait to be handled",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+
+DANCER_FRAMES_HELD = Counter(
+    "pika_dancer_frames_held_total",
+    "Dancer frames that waited for a turn because the event loop lagged (live/loop_guard.py)",
+    registry=REGISTRY,
+)
+
 GC_PAUSE_SECONDS = Histogram(
     "pika_gc_pause_seconds",
     "Python's cyclic garbage collector: how long each collection stopped the event loop, by generation",

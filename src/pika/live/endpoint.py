@@ -3,7 +3,8 @@
 Each connection runs in its own nursery: a reader that handles frames strictly in order
 (a frame is not read before the previous one is fully handled) and, while something waits to
 be written, a writer that drains the outbox (connection.py).  A closing socket never interrupts
-a handler between its database commit and its broadcast: see `dispatch` for how.
+a handler between its database commit and its broadcast: see `dispatch` for how.  While the
+loop lags, a dancer's next frame waits for a turn (loop_guard.py); a DJ's never does.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class LiveEndpoint:
                 # hypercorn counts characters of text frames; the limit is in bytes (PROTOCOL.md §1)
                 conn.close_soon(CLOSE_TOO_BIG, "message too big")
                 return
+            if not self.hub.guard.open and conn.dj_room is None:
+                await self.hub.guard.turn()  # the loop lags: the DJ first, dancers in turn
             await dispatch(self.hub, conn, frame)
 
 

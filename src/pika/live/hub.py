@@ -1,10 +1,10 @@
 """The hub: every open connection, every live room, and the session lifecycle around them.
 
 The hub owns one nursery.  Each room's nursery is started inside it, as are the telemetry
-writer, the group commit of dancer actions (group_commit.py), the housekeeping loop (session
-expiry, forgetting old message ids) and the pinger (one WebSocket ping per connection per
-`ping_interval`, written like a broadcast).  At start the hub rebuilds every live session from
-PostgreSQL, so a restart loses nothing a client saw.
+writer, the group commit of dancer actions (group_commit.py), the loop guard (loop_guard.py),
+the housekeeping loop (session expiry, forgetting old message ids) and the pinger (one
+WebSocket ping per connection per `ping_interval`, written like a broadcast).  At start the hub
+rebuilds every live session from PostgreSQL, so a restart loses nothing a client saw.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
 from pika.live.connection import CLOSE_RESTARTING, Connection
 from pika.live.group_commit import GroupCommit
+from pika.live.loop_guard import LoopGuard
 from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
 from pika.live.room import NowPlaying, Room, RoomInfo, Windows
@@ -71,6 +72,7 @@ class Hub:
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
+        self.guard = LoopGuard()
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
         self._audiences: dict[str, set[Connection]] = {}
@@ -93,6 +95,7 @@ class Hub:
             self._nursery = nursery
             await nursery.start(self.telemetry.run)
             await nursery.start(self.writes.run)
+            await nursery.start(self.guard.run)
             await self._restore()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)

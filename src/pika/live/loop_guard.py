@@ -1,0 +1,75 @@
+"""The loop guard: when dancers send more than one process can handle, the DJ still goes first.
+
+Every frame a dancer sends costs the one trio loop about 0.3 ms (hypercorn's read path, our
+handler, the ACK), so a few thousand active dancers can keep it busy all the time.  Then the
+DJ's BROADCAST_TRACK waits behind them in every scheduler pass, and NOW_PLAYING, the one thing
+every dancer looks at, arrives seconds late.  The guard watches loop lag (how late a 10 ms
+sleep wakes up).  While it is high, dancer connections take a turn before each frame, and turns
+are handed out per tick at a rate the loop can afford: cut in half whenever lag is high, grown
+step by step while it is low (AIMD, as TCP does).  A held reader stops reading, so its frames
+wait in hypercorn's small queue and the kernel's socket buffer, where they cost nothing; none
+is dropped, and each is handled in order once its turn comes.  The DJ's frames are never held.
+
+`Admission` is the rule, without I/O; `LoopGuard` runs it in the hub's nursery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from pika import metrics
+
+TICK = 0.010  # s between two lag measurements
+HIGH_LAG = 0.020  # s: above this, turns are rationed (and halved)
+LOW_LAG = 0.005  # s: below this, the ration grows; with nobody waiting, the guard opens
+
+
+@dataclass
+class Admission:
+    """How many held frames may go per tick, from the lag measured at each tick."""
+
+    per_tick: int = 64
+    floor: int = 4
+    step: int = 8
+    open: bool = True
+
+    def observe(self, lag: float, waiting: int) -> int:
+        """Record one tick's lag; return how many waiting frames to let go now."""
+        if lag > HIGH_LAG:
+            self.open = False
+            self.per_tick = max(self.floor, self.per_tick // 2)
+        elif lag < LOW_LAG:
+            self.per_tick += self.step
+            if not waiting:
+                self.open = True
+        return 0 if self.open else min(waiting, self.per_tick)
+
+
+class LoopGuard:
+    def __init__(self, admission: Admission | None = None) -> None:
+        self.admission = admission or Admission()
+        self._lot = trio.lowlevel.ParkingLot()
+
+    @property
+    def open(self) -> bool:
+        return self.admission.open
+
+    async def turn(self) -> None:
+        """Wait for a turn (call only while not `open`); turns go in arrival order."""
+        metrics.DANCER_FRAMES_HELD.inc()
+        await self._lot.park()
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            began = trio.current_time()
+            await trio.sleep(TICK)
+            lag = trio.current_time() - began - TICK
+            metrics.LOOP_LAG_SECONDS.observe(lag)
+            let_go = self.admission.observe(lag, len(self._lot))
+            if self.admission.open:
+                self._lot.unpark_all()  # a straggler parked in the tick that opened the gate
+            elif let_go:
+                self._lot.unpark(count=let_go)

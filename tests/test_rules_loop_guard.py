@@ -1,0 +1,51 @@
+"""The loop guard's admission rule, without a loop: ration when lag is high, open when it is gone."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pika.live.loop_guard import HIGH_LAG, LOW_LAG, Admission
+
+lags = st.floats(min_value=0, max_value=2.0, allow_nan=False)
+
+
+def test_a_responsive_loop_holds_nobody():
+    admission = Admission()
+    for _ in range(100):
+        assert admission.observe(0.001, waiting=0) == 0
+    assert admission.open
+
+
+def test_high_lag_closes_the_gate_and_halves_the_ration_down_to_the_floor():
+    admission = Admission(per_tick=64, floor=4)
+    assert admission.observe(HIGH_LAG * 2, waiting=1000) == 32
+    assert not admission.open
+    rations = [admission.observe(1.0, waiting=1000) for _ in range(10)]
+    assert rations[:3] == [16, 8, 4] and set(rations[3:]) == {4}
+
+
+def test_the_ration_grows_while_lag_is_low_and_the_gate_opens_once_nobody_waits():
+    admission = Admission(per_tick=64, step=8)
+    admission.observe(1.0, waiting=500)  # closed, ration 32
+    assert [admission.observe(LOW_LAG / 2, waiting=500) for _ in range(3)] == [40, 48, 56]
+    assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=500) == 56  # in between: unchanged
+    assert not admission.open
+    assert admission.observe(LOW_LAG / 2, waiting=0) == 0
+    assert admission.open
+
+
+def test_never_more_turns_than_frames_waiting():
+    admission = Admission(per_tick=64)
+    admission.observe(1.0, waiting=3)
+    assert admission.observe(LOW_LAG / 2, waiting=3) == 3
+
+
+@given(st.lists(st.tuples(lags, st.integers(min_value=0, max_value=10_000)), max_size=200))
+def test_a_closed_gate_always_lets_someone_go_so_no_dancer_waits_forever(ticks):
+    admission = Admission()
+    for lag, waiting in ticks:
+        let_go = admission.observe(lag, waiting)
+        assert 0 <= let_go <= waiting
+        if not admission.open and waiting:
+            assert let_go >= min(waiting, admission.floor)
