@@ -117,6 +117,8 @@ async def test_tempo_feedback_follows_the_live_votes_and_tallies_are_stored(
             }
             await dj.request("BROADCAST_TRACK", sessionId="conf_tempo", track=track("Second"))
             assert (await a.recv_type("TEMPO_RESET"))["sessionId"] == "conf_tempo"
+            now_playing = await a.recv()  # right behind it: two frames, in this order (PROTOCOL.md §3.1)
+            assert (now_playing["type"], now_playing["track"]["title"]) == ("NOW_PLAYING", "Second")
             await a.request("SEND_TEMPO_REQUEST", sessionId="conf_tempo", preference="slower")
             assert (await dj.recv_type("TEMPO_FEEDBACK"))["total"] == 1
             await dj.request("TRACK_STOPPED", sessionId="conf_tempo")

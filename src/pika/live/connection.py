@@ -162,9 +162,8 @@ class Connection:
     async def _write_queued(self) -> None:
         direct = self._direct
         if direct is None:
-            first = self._outbox.popleft()
-            if first.text is not None:  # a control frame cannot go through ASGI
-                await self._asgi_send({"type": "websocket.send", "text": first.text})
+            for text in self._outbox.popleft().texts:  # a control frame has none: not for ASGI
+                await self._asgi_send({"type": "websocket.send", "text": text})
             return
         await direct.gate.take()
         try:

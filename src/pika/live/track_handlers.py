@@ -55,12 +55,13 @@ async def broadcast_track(req: Request) -> None:
     play_id = await req.hub.db.run(work)
     room.current = NowPlaying(play_id, track)
     room.last_activity = time.time()
-    if previous is not None:
-        room.close_tempo(tempo)
-        room.publish({"type": "TEMPO_RESET", "sessionId": room.session_id})
     message = room.now_playing_message()
     assert message is not None
-    room.publish(message)
+    if previous is None:
+        room.publish(message)
+        return
+    room.close_tempo(tempo)
+    room.publish({"type": "TEMPO_RESET", "sessionId": room.session_id}, message)  # one write each
 
 
 async def metadata_updated(req: Request) -> None:

@@ -47,14 +47,15 @@ AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One outbound message, encoded once for all its recipients: JSON text and wire bytes.
-    A control frame has no text: it exists only on the direct path."""
+    """Outbound messages, encoded once for all their recipients: the JSON texts and the wire
+    bytes (one WebSocket frame per text).  A control frame has no text: it exists only on the
+    direct path."""
 
-    text: str | None
+    texts: tuple[str, ...]
     wire: bytes
 
 
-PING = Frame(None, b"\x89\x00")  # FIN + ping opcode, no payload, unmasked
+PING = Frame((), b"\x89\x00")  # FIN + ping opcode, no payload, unmasked
 
 
 def frame(message: dict[str, Any]) -> Frame:
@@ -67,7 +68,12 @@ def frame(message: dict[str, Any]) -> Frame:
         header = struct.pack("!BBH", 0x81, 126, size)
     else:
         header = struct.pack("!BBQ", 0x81, 127, size)
-    return Frame(text, header + payload)
+    return Frame((text,), header + payload)
+
+
+def joined(frames: list[Frame]) -> Frame:
+    """Several frames as one: sent back to back, in order, with one write per recipient."""
+    return Frame(tuple(t for f in frames for t in f.texts), b"".join(f.wire for f in frames))
 
 
 class SendGate:
