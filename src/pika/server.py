@@ -19,7 +19,7 @@ from hypercorn.protocol import ws_stream
 from hypercorn.trio import serve as hypercorn_serve
 from wsproto.extensions import PerMessageDeflate
 
-from pika import __version__, gc_tuning
+from pika import __version__, interpreter
 from pika.config import Settings
 from pika.db import Database, open_database
 from pika.embedded import embedded_postgres
@@ -55,7 +55,7 @@ async def serve(
     """Run Pika! until `shutdown` is set (or the task is cancelled)."""
     if shutdown is None:
         shutdown = trio.Event()
-    gc_tuning.tune()
+    interpreter.tune()
     async with _database_url(settings) as url:
         await _migrate(url, settings, apply=migrate)
         queries = load_queries(settings.sql_dir / "queries")
@@ -67,7 +67,7 @@ async def serve(
             async with trio.open_nursery() as http:
                 binds = await http.start(_serve_http, app, settings, hub, shutdown)
                 port = int(binds[0].rsplit(":", 1)[1])
-                gc_tuning.freeze_startup()
+                interpreter.freeze_startup()
                 log.info("serving", extra={"fields": {"url": binds[0], "version": __version__}})
                 task_status.started(Running(binds[0], port, hub, db, url, shutdown))
             # hypercorn has returned: every socket was closed with 1012; live sessions stay live.
