@@ -80,8 +80,19 @@ class Options:
     seed: int
 
 
+POLL_PHASE = 0.4  # of a track interval: polls and announcements fall between track changes
+ANNOUNCE_PHASE = 0.7
+
+
 def dj_schedule(sessions: list[str], start: float, end: float, p: Phases) -> list[tuple[float, str, str]]:
-    """Tracks from `start`, polls (each ended after `poll_open`) and announcements, all before `end`."""
+    """Tracks from `start`, polls (each ended after `poll_open`) and announcements, all before `end`.
+
+    Polls and announcements are placed off the track grid: a DJ's frames are handled in order,
+    so a track sent in the same millisecond as an announcement and a poll would wait for both
+    commits and be measured as a slow fan-out.  (With the seed's cadences the first offsets,
+    poll_every / 2 and announce_every / 3, were multiples of track_every, so that happened on
+    every other track.)
+    """
     plan: list[tuple[float, str, str]] = []
     for k, session in enumerate(sessions):
         offset = p.track_every * k / len(sessions)  # rooms do not all change tracks at once
@@ -89,12 +100,12 @@ def dj_schedule(sessions: list[str], start: float, end: float, p: Phases) -> lis
         while t < end:
             plan.append((t, session, "track"))
             t += p.track_every
-        t = start + offset + p.poll_every / 2
+        t = start + offset + p.poll_every / 2 + POLL_PHASE * p.track_every
         while t < end:
             plan.append((t, session, "poll"))
             plan.append((min(t + p.poll_open, end), session, "end_poll"))
             t += p.poll_every
-        t = start + offset + p.announce_every / 3
+        t = start + offset + p.announce_every / 3 + ANNOUNCE_PHASE * p.track_every
         while t < end:
             plan.append((t, session, "announce"))
             t += p.announce_every

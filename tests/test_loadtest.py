@@ -19,7 +19,14 @@ from loadtest.client import FrameReader, accept_for, encode_frame, parse_handsha
 from loadtest.flooder import FloodRecord
 from loadtest.logins import parse_head, request_bytes
 from loadtest.roles import DancerRecord, DjRecord, SentEvent
-from loadtest.scenarios import centred_offset, login_accounts
+from loadtest.scenarios import (
+    FULL_CADENCE,
+    QUICK_CADENCE,
+    Phases,
+    centred_offset,
+    dj_schedule,
+    login_accounts,
+)
 from pika.server import Running, serve
 from tests.conftest import test_settings
 
@@ -197,6 +204,18 @@ def test_fanout_is_accounted_per_window_and_compared_at_p99() -> None:
 def test_a_disturbance_sits_in_the_middle_of_the_tracks_after_the_first() -> None:
     assert centred_offset(20, 0.5, 5.0) == pytest.approx(2.25)  # tracks 0 .. 9.5 s: 2.25 .. 7.25 s
     assert centred_offset(3, 0.5, 1.0) == pytest.approx(0.25)  # never before the first track
+
+
+@pytest.mark.parametrize("cadence", [FULL_CADENCE, QUICK_CADENCE], ids=["full", "quick"])
+def test_the_djs_polls_and_announcements_never_land_on_a_track_change(cadence: dict[str, float]) -> None:
+    """A track sent with other DJ commands waits for their commits: it would measure the DJ's queue."""
+    p = Phases(ramp=0, hold=0, down=0, **cadence)
+    plan = dj_schedule(["s1", "s2"], start=0.0, end=20 * p.track_every, p=p)
+    tracks = [t for t, _, what in plan if what == "track"]
+    others = [t for t, _, what in plan if what != "track"]
+    assert len(tracks) == 40 and {"poll", "end_poll", "announce"} <= {what for _, _, what in plan}
+    gap = min(abs(t - u) for t in tracks for u in others)
+    assert gap >= 0.05 * p.track_every
     assert centred_offset(2, 1.0, 30.0) == pytest.approx(0.5)
 
 
