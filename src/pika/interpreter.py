@@ -24,7 +24,7 @@ hold the GIL only briefly, but after each wait on PostgreSQL a thread must get i
 CPython makes it wait for the running thread to give it up: up to the switch interval, 5 ms
 by default.  A DJ's track change is about ten such waits.  Measured at 5,000 busy dancers
 (`python -m loadtest scale --max 5000 --spawn`, the track transaction timed in the handler,
-a diagnostic not kept): 5-311 ms with 5 ms, 5-232 ms with 0.5 ms (median 140 -> 80 ms), and
+a diagnostic not kept): 5-311 ms with 5 ms, 5-232 ms with 0.5 ms (median 103 -> 75 ms), and
 NOW_PLAYING p99 849 -> 736 ms.  A shorter interval costs switches only while threads compete.
 """
 
