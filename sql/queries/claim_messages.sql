@@ -1,6 +1,6 @@
--- claim_message for a whole batch of dancer actions (group commit): returns the pairs that are
--- new for their sender (or whose previous use is older than the retry window).  The caller
--- passes each (sender, message_id) once.
+-- Record messageIds as applied, in the same transaction as their effects: one (sender, message_id)
+-- pair per array element, each pair given once.  Returns the pairs that are new for their sender
+-- (or whose previous use is older than the retry window); a pair not returned was applied before.
 INSERT INTO applied_messages (sender, message_id)
 SELECT * FROM unnest(%(senders)s::text[], %(message_ids)s::text[])
 ON CONFLICT (sender, message_id) DO UPDATE SET applied_at = now()

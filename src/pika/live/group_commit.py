@@ -38,13 +38,12 @@ import trio
 
 from pika import metrics
 from pika.db import Database, Tx
-from pika.live.requests import Duplicate, Refusal
+from pika.live.requests import Duplicate, Refusal, claim
 from pika.queries import Query, query
 
 log = logging.getLogger("pika.group_commit")
 T = TypeVar("T")
 
-CLAIM_MESSAGES = query("claim_messages")
 UNCLAIM_MESSAGES = query("unclaim_messages")
 
 MAX_BATCH = 500  # actions per transaction: bounds how long the first one in a batch waits
@@ -154,10 +153,7 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
     aborts the batch.
     """
     keys = list(dict.fromkeys((w.sender, w.message_id) for w in batch if w.message_id))
-    claimed: set[tuple[str, str]] = set()
-    if keys:
-        rows = tx.all(CLAIM_MESSAGES, senders=[k[0] for k in keys], message_ids=[k[1] for k in keys])
-        claimed = {(row["sender"], row["message_id"]) for row in rows}
+    claimed = claim(tx, keys) if keys else set()
     results: list[outcome.Outcome[Any]] = []
     refused: list[tuple[str, str]] = []
     by_query: dict[Query, list[dict[str, Any]]] = {}

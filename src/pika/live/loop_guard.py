@@ -70,6 +70,7 @@ class LoopGuard:
             metrics.LOOP_LAG_SECONDS.observe(lag)
             let_go = self.admission.observe(lag, len(self._lot))
             if self.admission.open:
-                self._lot.unpark_all()  # a straggler parked in the tick that opened the gate
+                if self._lot:  # a straggler parked in the tick that opened the gate
+                    self._lot.unpark_all()
             elif let_go:
                 self._lot.unpark(count=let_go)

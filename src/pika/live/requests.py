@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pika.live.hub import Hub
     from pika.live.room import Room
 
-CLAIM_MESSAGE = query("claim_message")
+CLAIM_MESSAGES = query("claim_messages")
 T = TypeVar("T")
 
 
@@ -50,7 +50,7 @@ class Request:
     def claim(self, tx: Tx) -> None:
         """Inside the effect's transaction: record the messageId, or stop if it was applied already."""
         message_id = self.msg.message_id
-        if message_id and tx.one(CLAIM_MESSAGE, sender=self.sender, message_id=message_id) is None:
+        if message_id and not claim(tx, [(self.sender, message_id)]):
             raise Duplicate
 
     async def write(self, work: Callable[[Tx], T] | Row) -> T:
@@ -67,6 +67,13 @@ class Request:
 
 AfterAck = Callable[[], None]
 Handler = Callable[[Request], Awaitable[AfterAck | None]]
+
+
+def claim(tx: Tx, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Record each (sender, messageId) pair as applied (each pair given once); return the new ones.
+    One statement for one message or a whole group-commit batch."""
+    rows = tx.all(CLAIM_MESSAGES, senders=[k[0] for k in keys], message_ids=[k[1] for k in keys])
+    return {(row["sender"], row["message_id"]) for row in rows}
 
 
 def require_dj(req: Request, session_id: str) -> Room:

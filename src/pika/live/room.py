@@ -184,7 +184,7 @@ class Room:
         self._fan_out((message,), (m for m in self.audience if m is not self.dj_conn))
 
     def _fan_out(self, messages: tuple[dict[str, Any], ...], recipients: Iterable[Connection]) -> None:
-        encoded = frame(messages[0]) if len(messages) == 1 else joined([frame(m) for m in messages])
+        encoded = joined([frame(m) for m in messages])
         sent = 0
         for member in recipients:
             member.send(encoded)
@@ -245,7 +245,7 @@ class Room:
 
     def _recheck_tempo(self) -> None:
         """Arm a re-count for when the oldest live tempo vote lapses."""
-        self.tempo = self.tempo.prune(time.time(), self.windows.tempo_lapse)
+        self.tempo.prune(time.time(), self.windows.tempo_lapse)
         lapse = self.tempo.next_lapse(self.windows.tempo_lapse)
         if self._tempo_feedback is not None and lapse is not None:
             self._tempo_feedback.poke_at(trio.current_time() + max(0.0, lapse - time.time()))

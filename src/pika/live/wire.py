@@ -73,6 +73,8 @@ def frame(message: dict[str, Any]) -> Frame:
 
 def joined(frames: list[Frame]) -> Frame:
     """Several frames as one: sent back to back, in order, with one write per recipient."""
+    if len(frames) == 1:
+        return frames[0]
     return Frame(tuple(t for f in frames for t in f.texts), b"".join(f.wire for f in frames))
 
 
