@@ -114,6 +114,9 @@ class Settings:
     db_pool_size: int = setting(10, _int(1, 200), "PostgreSQL connections (and worker threads) for queries")
     sql_dir: Path = setting(SQL_DIR, lambda r: Path(r.strip()), "folder with migrations/ and queries/")
     ws_compression: bool = setting(False, _bool, "accept per-message deflate (costs memory and CPU)")
+    listener_flush_seconds: float = setting(
+        5.0, _float(0.05, 3600), "how often listeners are saved for a restart (s; a crash loses less)"
+    )
 
     # -- PROTOCOL.md §9 limits -----------------------------------------------------------------
     max_frame_bytes: int = setting(

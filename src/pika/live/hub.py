@@ -24,6 +24,7 @@ from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
 from pika.live.connection import CLOSE_RESTARTING, Connection
 from pika.live.group_commit import GroupCommit
+from pika.live.listener_journal import ListenerJournal
 from pika.live.loop_guard import LoopGuard
 from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
@@ -47,6 +48,8 @@ RECENT_APPLIED_MESSAGES = query("recent_applied_messages")
 SET_DJ_DISCONNECTED = query("set_dj_disconnected")
 END_SESSION = query("end_session")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
+LIVE_SESSION_LISTENERS = query("live_session_listeners")
+PURGE_SESSION_LISTENERS = query("purge_session_listeners")
 
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 PING_TICK = 0.25  # s between two slices of the connections being pinged
@@ -72,6 +75,7 @@ class Hub:
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
+        self.listener_journal = ListenerJournal(db, settings.listener_flush_seconds, self._connected_sessions)
         self.guard = LoopGuard()
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
@@ -96,6 +100,7 @@ class Hub:
             await nursery.start(self.telemetry.run)
             await nursery.start(self.writes.run)
             await nursery.start(self.guard.run)
+            await nursery.start(self.listener_journal.run)
             await self._restore()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)
@@ -184,7 +189,13 @@ class Hub:
         """Make a live session's room and start its nursery inside the hub's."""
         assert self._nursery is not None
         audience = self._audiences.setdefault(info.session_id, set())
-        room = Room(info, audience, linger=self.settings.listener_linger_seconds, windows=self._windows)
+        room = Room(
+            info,
+            audience,
+            linger=self.settings.listener_linger_seconds,
+            windows=self._windows,
+            journal=self.listener_journal,
+        )
         self.rooms[info.session_id] = room
         await self._nursery.start(room.run)
         return room
@@ -241,6 +252,10 @@ class Hub:
         log.info("session ended", extra={"fields": {"session": room.session_id, "reason": reason}})
         room.close()
 
+    def _connected_sessions(self) -> list[str]:
+        """Live sessions with a client connected now (their listeners' flush time is stamped)."""
+        return [sid for sid, room in self.rooms.items() if room.listeners.connected]
+
     def room_of_poll(self, poll_id: int) -> Room | None:
         """The live room whose active poll this is (a handful of rooms with polls: a scan is fine)."""
         for room in self.rooms.values():
@@ -252,7 +267,9 @@ class Hub:
         """Rebuild every live session's room from PostgreSQL (after a restart or a crash):
         current track, tempo votes, active poll with its votes, active announcement, timers."""
 
-        def load(tx: Tx) -> tuple[list, list, list, list, list, list]:
+        since = timestamptz(time.time() - self.settings.listener_linger_seconds)
+
+        def load(tx: Tx) -> tuple[list, list, list, list, list, list, list]:
             return (
                 tx.all(RECENT_APPLIED_MESSAGES),
                 tx.all(LIVE_SESSIONS),
@@ -260,15 +277,19 @@ class Hub:
                 tx.all(LIVE_POLLS),
                 tx.all(LIVE_POLL_VOTES),
                 tx.all(LIVE_ANNOUNCEMENTS),
+                tx.all(LIVE_SESSION_LISTENERS, since=since),
             )
 
-        applied, sessions, tempo_votes, polls, poll_votes, announcements = await self.db.run(load)
+        applied, sessions, tempo_votes, polls, poll_votes, announcements, listeners = await self.db.run(load)
         self.applied.load((r["sender"], r["message_id"], r["applied_at"]) for r in applied)
         tallies: dict[str, list[tuple[str, str, float]]] = {}
         for v in tempo_votes:
             tallies.setdefault(v["session_id"], []).append(
                 (v["client_id"], v["preference"], v["cast_at"].timestamp())
             )
+        lingering: dict[str, list[tuple[str, float]]] = {}
+        for v in listeners:
+            lingering.setdefault(v["session_id"], []).append((v["client_id"], v["left_at"].timestamp()))
         ballots: dict[int, dict[str, int]] = {}
         for v in poll_votes:
             ballots.setdefault(v["poll_id"], {})[v["client_id"]] = v["option_index"]
@@ -287,6 +308,7 @@ class Hub:
                     current=current,
                     dj_disconnected_at=time.time(),
                     tempo=TempoTally.from_votes(tallies.get(row["id"], [])),
+                    lingering=lingering.get(row["id"], []),
                 )
             )
             room.start_grace(
@@ -353,8 +375,9 @@ class Hub:
             self.applied.prune(time.time())
             try:
                 await self.db.execute(PURGE_APPLIED_MESSAGES)
+                await self.db.execute(PURGE_SESSION_LISTENERS)
             except Exception:
-                log.exception("could not purge applied message ids")
+                log.exception("could not purge applied message ids or ended sessions' listeners")
             await trio.sleep(min(HOUSEKEEPING_INTERVAL, self.settings.session_idle_seconds / 4))
 
     async def expire_sessions(self, now: float) -> None:

@@ -21,6 +21,7 @@ import trio
 from pika import metrics
 from pika.live.announcements import Announcement
 from pika.live.connection import Connection
+from pika.live.listener_journal import ListenerJournal
 from pika.live.listeners import Listeners
 from pika.live.polls import Poll
 from pika.live.tempo import TempoCounts, TempoTally
@@ -50,6 +51,7 @@ class RoomInfo:
     tempo: TempoTally = field(default_factory=TempoTally)
     poll: Poll | None = None
     announcement: Announcement | None = None
+    lingering: list[tuple[str, float]] = field(default_factory=list)  # (clientId, left at, epoch s)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,15 @@ class Windows:
 
 
 class Room:
-    def __init__(self, info: RoomInfo, audience: set[Connection], *, linger: float, windows: Windows) -> None:
+    def __init__(
+        self,
+        info: RoomInfo,
+        audience: set[Connection],
+        *,
+        linger: float,
+        windows: Windows,
+        journal: ListenerJournal,
+    ) -> None:
         self.session_id = info.session_id
         self.dj_name = info.dj_name
         self.dj_id = info.dj_id
@@ -81,6 +91,10 @@ class Room:
         self.dj_conn: Connection | None = None
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
         self.listeners = Listeners(linger)
+        self._journal = journal
+        wall, clock = time.time(), trio.current_time()  # epoch -> the trio clock the timers use
+        for client, left in info.lingering:
+            self.listeners.restore(client, clock - max(0.0, wall - left))
         self.ended = False
         self._nursery: trio.Nursery | None = None
         self._grace: trio.CancelScope | None = None
@@ -110,11 +124,10 @@ class Room:
             self._poll_update = Coalescer(
                 nursery, self._audience_window(w.poll_update), self._send_poll_update
             )
-            now = trio.current_time()
             for member in self.audience:
-                self.listeners.join(member.listener_id)
+                self._join(member)
             task_status.started()
-            self._poke_listeners(now)
+            self._poke_listeners(trio.current_time())
             await trio.sleep_forever()
 
     def close(self) -> None:
@@ -200,13 +213,19 @@ class Room:
     # -- listeners ------------------------------------------------------------------------------
 
     def listener_joined(self, conn: Connection) -> None:
-        self.listeners.join(conn.listener_id)
+        self._join(conn)
         self._poke_listeners(trio.current_time())
 
     def listener_left(self, conn: Connection) -> None:
         now = trio.current_time()
-        self.listeners.leave(conn.listener_id, now)
+        if self.listeners.leave(conn.listener_id, now) and conn.client_id is not None:
+            self._journal.left(self.session_id, conn.client_id, time.time())
         self._poke_listeners(now)
+
+    def _join(self, conn: Connection) -> None:
+        # Only a clientId is kept across a restart: a bare connection is not recognisable again.
+        if self.listeners.join(conn.listener_id) and conn.client_id is not None:
+            self._journal.opened(self.session_id, conn.client_id)
 
     def listener_count(self) -> int:
         return self.listeners.count(trio.current_time())
