@@ -112,6 +112,9 @@ class Settings:
     )
     log_level: str = setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR")
     db_pool_size: int = setting(10, _int(1, 200), "PostgreSQL connections (and worker threads) for queries")
+    db_deadline_seconds: float = setting(
+        3.0, _float(0.1, 600), "a database call not done by then is refused, nothing applied (s)"
+    )
     sql_dir: Path = setting(SQL_DIR, lambda r: Path(r.strip()), "folder with migrations/ and queries/")
     ws_compression: bool = setting(False, _bool, "accept per-message deflate (costs memory and CPU)")
     listener_flush_seconds: float = setting(

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from pika.config import Settings
-from pika.db import Database, Tx, timestamptz
+from pika.db import Database, DatabaseStalled, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
@@ -207,7 +207,10 @@ class Hub:
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
         if self.closing:
             return  # after the restart, the rebuilt room starts a fresh grace period
-        await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(now))
+        try:
+            await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(now))
+        except DatabaseStalled:  # only informative: a rebuilt room starts its grace period afresh
+            log.warning("DJ disconnection not stored", extra={"fields": {"session": room.session_id}})
         room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
 
     async def end_session(
@@ -371,7 +374,10 @@ class Hub:
 
     async def _housekeeping(self) -> None:
         while True:
-            await self.expire_sessions(time.time())
+            try:
+                await self.expire_sessions(time.time())
+            except DatabaseStalled:
+                log.warning("session expiry waits for the database")
             self.applied.prune(time.time())
             try:
                 await self.db.execute(PURGE_APPLIED_MESSAGES)

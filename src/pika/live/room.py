@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from pika import metrics
+from pika.db import DatabaseStalled
 from pika.live.announcements import Announcement
 from pika.live.connection import Connection
 from pika.live.listener_journal import ListenerJournal
@@ -28,6 +29,8 @@ from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
 from pika.live.wire import frame, joined
 from pika.protocol import TrackInfo, iso
+
+TIMER_RETRY = 1.0  # s before a timer's action runs again when the database did not answer in time
 
 
 @dataclass
@@ -136,16 +139,23 @@ class Room:
             self._nursery.cancel_scope.cancel()
 
     def start_timer(self, delay: float, action: Callable[[], Any]) -> trio.CancelScope:
-        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, unless cancelled."""
+        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, unless cancelled.
+        An action the database could not complete in time (nothing of it applied) runs again
+        a little later, until it completes or the timer is cancelled."""
         assert self._nursery is not None
         scope = trio.CancelScope()
 
         async def timer() -> None:
             with scope:
                 await trio.sleep(delay)
-                result = action()
-                if hasattr(result, "__await__"):
-                    await result
+                while True:
+                    try:
+                        result = action()
+                        if hasattr(result, "__await__"):
+                            await result
+                        return
+                    except DatabaseStalled:
+                        await trio.sleep(TIMER_RETRY)
 
         if not start_soon_unless_closing(self._nursery, timer):
             scope.cancel()

@@ -35,12 +35,14 @@ async def register_session(req: Request) -> AfterAck | None:
         raise Refusal("Server busy", close_code=CLOSE_TRY_AGAIN)
     dj_name = account["display_name"] if account else (msg.dj_name or "DJ")
     resume_key = secrets.token_urlsafe(24)
-    row = await hub.db.one(
-        INSERT_SESSION,
-        session_id=session_id,
-        dj_id=account["id"] if account else None,
-        dj_name=dj_name,
-        resume_key_sha256=sha256(resume_key),
+    row = await hub.db.run(  # a transaction: given up at the deadline, it never commits later
+        lambda tx: tx.one(
+            INSERT_SESSION,
+            session_id=session_id,
+            dj_id=account["id"] if account else None,
+            dj_name=dj_name,
+            resume_key_sha256=sha256(resume_key),
+        )
     )
     if row is None:
         raise Refusal("Session not available")  # the id belongs to an ended (or just-taken) session
