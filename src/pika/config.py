@@ -141,6 +141,9 @@ class Settings:
     track_rate: float = setting(
         1.0, _float(0.001, 10**6), "track broadcasts per second after the burst", "limits"
     )
+    track_backlog_seconds: float = setting(
+        600.0, _float(0, 86400), "how far back a track's playedAt counts for the flood guard (s)", "limits"
+    )
     likes_per_minute: int = setting(10, _int(1, 10**6), "likes per client per minute", "limits")
     bulk_likes_per_minute: int = setting(
         3, _int(1, 10**6), "bulk-like messages per client per minute", "limits"

@@ -30,6 +30,7 @@ from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
 from pika.live.room import NowPlaying, Room, RoomInfo, Windows
 from pika.live.tempo import TempoTally
+from pika.live.track_pace import TrackPace
 from pika.live.wire import PING, frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
@@ -56,10 +57,10 @@ PING_TICK = 0.25  # s between two slices of the connections being pinged
 
 
 class Limits:
-    """The per-client and per-session rate limits of PROTOCOL.md §9 (in memory, never blocking)."""
+    """The per-client rate limits of PROTOCOL.md §9 (in memory, never blocking); the tracks'
+    flood guard is per room (live/track_pace.py)."""
 
     def __init__(self, s: Settings) -> None:
-        self.tracks = KeyedLimiter(1, 1.0 / s.track_rate, burst=s.track_burst, name="tracks")
         self.likes = KeyedLimiter(s.likes_per_minute, 60.0, name="likes")
         self.bulk_likes = KeyedLimiter(s.bulk_likes_per_minute, 60.0, name="bulk likes")
         self.tempo = KeyedLimiter(s.tempo_per_minute, 60.0, name="tempo votes")
@@ -188,6 +189,7 @@ class Hub:
     async def open_room(self, info: RoomInfo) -> Room:
         """Make a live session's room and start its nursery inside the hub's."""
         assert self._nursery is not None
+        s = self.settings
         audience = self._audiences.setdefault(info.session_id, set())
         room = Room(
             info,
@@ -195,6 +197,7 @@ class Hub:
             linger=self.settings.listener_linger_seconds,
             windows=self._windows,
             journal=self.listener_journal,
+            track_pace=TrackPace(s.track_burst, s.track_rate, s.track_backlog_seconds),
         )
         self.rooms[info.session_id] = room
         await self._nursery.start(room.run)

@@ -27,6 +27,7 @@ from pika.live.listeners import Listeners
 from pika.live.polls import Poll
 from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
+from pika.live.track_pace import TrackPace
 from pika.live.wire import frame, joined
 from pika.protocol import TrackInfo, iso
 
@@ -78,6 +79,7 @@ class Room:
         linger: float,
         windows: Windows,
         journal: ListenerJournal,
+        track_pace: TrackPace,
     ) -> None:
         self.session_id = info.session_id
         self.dj_name = info.dj_name
@@ -91,6 +93,7 @@ class Room:
         self.poll = info.poll
         self.announcement = info.announcement
         self.windows = windows
+        self.track_pace = track_pace  # the flood guard on the DJ's tracks
         self.dj_conn: Connection | None = None
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
         self.listeners = Listeners(linger)

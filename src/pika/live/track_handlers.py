@@ -31,7 +31,9 @@ async def broadcast_track(req: Request) -> None:
         elif msg.message_id:
             await req.hub.db.run(req.claim)
         return
-    if not req.hub.limits.tracks.allow(room.session_id):
+    now = time.time()
+    pace = room.track_pace.take(now, msg.played_at)  # judged when the DJ played it, not when handled
+    if pace is None:
         raise Refusal("Rate limit exceeded")
     previous = room.current
     tempo = room.tempo_counts()
@@ -53,8 +55,9 @@ async def broadcast_track(req: Request) -> None:
         return int(row["play_id"])
 
     play_id = await req.hub.db.run(work)
+    room.track_pace = pace  # a track refused or not stored (database away) costs nothing
     room.current = NowPlaying(play_id, track)
-    room.last_activity = time.time()
+    room.last_activity = now
     message = room.now_playing_message()
     assert message is not None
     if previous is None:

@@ -1,0 +1,34 @@
+"""The flood guard on a session's tracks (PROTOCOL.md §3.1, §5), as a pure rule: a burst of
+`burst`, then `rate` per second, judged on the DJ's own timeline.
+
+Each track is judged at the time the DJ played it (`playedAt`, else when it is handled), kept
+from running backwards and from reaching further back than `lookback` seconds.  So a backlog
+the DJ's client queued while the database was away is judged at the pace it was played and is
+never refused for having been queued, while no clock a client sends can win more than
+`burst + rate × (elapsed + lookback)` tracks.  A refused track changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPace:
+    burst: int
+    rate: float  # tracks per second after the burst
+    lookback: float  # s: how far back a track's playedAt may be believed
+    tokens: float = math.nan  # tracks allowed at `at` (nan: a full burst, nothing taken yet)
+    at: float = -math.inf  # the timeline's time of the last track taken
+
+    def take(self, now: float, played_at: float | None = None) -> TrackPace | None:
+        """The pace after one more track played at `played_at` (default: `now`), or None when
+        it would exceed the guard.  Keep the result only once the track is stored."""
+        when = now if played_at is None else min(now, max(played_at, now - self.lookback))
+        when = max(when, self.at)
+        tokens = self.burst if math.isnan(self.tokens) else self.tokens + (when - self.at) * self.rate
+        tokens = min(float(self.burst), tokens)
+        if tokens < 1:
+            return None
+        return replace(self, tokens=tokens - 1, at=when)
