@@ -21,6 +21,7 @@ from pika.protocol import iso
 from pika.server import Running, serve
 from tests.conftest import PgCluster, rows, test_settings
 from tests.procs import postmaster_pid, stalled
+from tests.test_server import fetch
 from tests.wsclient import Peer, connect, go_live, track
 
 SESSION = "conf_stall"
@@ -95,6 +96,11 @@ async def test_after_a_35_s_stall_the_room_shows_the_djs_latest_track_and_histor
             with stalled(postmaster):
                 for i in range(int(STALL)):
                     await play(f"During {i}")
+                    if i == 5:  # the HTTP API says so too, with nothing half-done
+                        reply = await fetch(
+                            running.url, f"/api/sessions/{SESSION}/history", timeout=DEADLINE + 3
+                        )
+                        assert (reply.status, reply.json()) == (503, {"error": UNAVAILABLE})
             for i in range(3):
                 await play(f"After {i}")
             with trio.fail_after(30):

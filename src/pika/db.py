@@ -105,10 +105,11 @@ class Database:
         lane._lane = trio.CapacityLimiter(max(1, connections))
         return lane
 
-    async def run(self, work: Callable[[Tx], T]) -> T:
+    async def run(self, work: Callable[[Tx], T], *, deadline: float | None = None) -> T:
         """Run `work(tx)` in a worker thread, inside one transaction; return what it returns.
-        Raises `DatabaseStalled` (and nothing is applied) when the deadline passes first."""
-        return await self._in_thread(self._transaction, work)
+        Raises `DatabaseStalled` (and nothing is applied) when the deadline (default: the
+        database's) passes first."""
+        return await self._in_thread(self._transaction, work, deadline=deadline)
 
     transaction = run
 
@@ -128,22 +129,22 @@ class Database:
 
     async def _single(self, work: Callable[[Tx], T]) -> T:
         def run(attempt: _Attempt) -> T:
-            with self._pool.connection(timeout=self.deadline) as conn:
+            with self._pool.connection(timeout=attempt.deadline) as conn:
                 return work(Tx(conn, self.queries))
 
         return await self._in_thread(run)
 
-    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _in_thread(self, fn: Callable[..., T], *args: Any, deadline: float | None = None) -> T:
         """`fn(attempt, *args)` in a worker thread, within the deadline (see `_Attempt`)."""
         breaker = self._breaker
         if not breaker.admit(time.monotonic()):
             raise DatabaseStalled
         await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller starts nothing
-        attempt = _Attempt()
+        attempt = _Attempt(self.deadline if deadline is None else deadline)
         # Only the deadline gives a thread up: a caller cancelled once it started (a closing socket,
         # a shutdown) waits for its thread as before, so what it started is answered, not orphaned.
         with trio.CancelScope(shield=True):
-            with trio.move_on_after(self.deadline):
+            with trio.move_on_after(attempt.deadline):
                 try:
                     if self._lane is None:
                         result = await self._thread(attempt, fn, *args)
@@ -180,7 +181,7 @@ class Database:
             conn.execute("SELECT 1")  # the one statement not worth a file: a liveness probe
 
     def _transaction(self, attempt: _Attempt, work: Callable[[Tx], T]) -> T:
-        with self._pool.connection(timeout=self.deadline) as conn, conn.transaction():
+        with self._pool.connection(timeout=attempt.deadline) as conn, conn.transaction():
             result = work(Tx(conn, self.queries))
             if not attempt.may_commit():
                 raise DatabaseStalled  # the caller gave up: roll back, never commit behind its back
@@ -210,9 +211,10 @@ class _Attempt:
     changed exactly when the database was (an ACK means committed, a NACK means rolled back).
     """
 
-    __slots__ = ("_lock", "_wake", "abandoned", "committing", "result")
+    __slots__ = ("_lock", "_wake", "abandoned", "committing", "deadline", "result")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline  # s
         self._lock = threading.Lock()
         self._wake: Callable[[], None] | None = None
         self.abandoned = False

@@ -52,6 +52,7 @@ PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
 LIVE_SESSION_LISTENERS = query("live_session_listeners")
 PURGE_SESSION_LISTENERS = query("purge_session_listeners")
 
+RESTORE_DEADLINE = 300.0  # s: reading every live room back at start may take longer than a call
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 PING_TICK = 0.25  # s between two slices of the connections being pinged
 
@@ -286,7 +287,9 @@ class Hub:
                 tx.all(LIVE_SESSION_LISTENERS, since=since),
             )
 
-        applied, sessions, tempo_votes, polls, poll_votes, announcements, listeners = await self.db.run(load)
+        applied, sessions, tempo_votes, polls, poll_votes, announcements, listeners = await self.db.run(
+            load, deadline=RESTORE_DEADLINE
+        )
         self.applied.load((r["sender"], r["message_id"], r["applied_at"]) for r in applied)
         tallies: dict[str, list[tuple[str, str, float]]] = {}
         for v in tempo_votes:
