@@ -130,3 +130,15 @@ async def test_a_commit_under_way_at_the_deadline_is_waited_for_never_disowned(d
                 blocker.execute("SELECT pg_advisory_unlock(4242)")
     assert written[0]["started_at"] is not None  # the committed row, answered as committed
     assert _stored_sessions(db_url) == [("committing_1",)]
+
+
+async def test_a_slow_http_read_does_not_make_the_live_rooms_fail_fast(db_url: str) -> None:
+    async with open_database(db_url, load_queries(QUERIES), pool_size=4, deadline=0.3) as db:
+        web = db.lane(2)
+        release = threading.Event()
+        try:
+            with pytest.raises(DatabaseStalled):
+                await web.run(lambda tx: release.wait(10))  # one slow report past its deadline
+            assert await db.one(GET_SESSION, session_id="nobody") is None  # the rooms go on
+        finally:
+            release.set()

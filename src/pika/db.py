@@ -87,7 +87,7 @@ class Database:
         self.url = url
         self.queries = queries
         self.deadline = deadline
-        self._breaker = _Breaker()  # shared with every lane
+        self._breaker = _Breaker()
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
             min_size=pool_size,
@@ -103,6 +103,7 @@ class Database:
         """This database for a caller that may use at most `connections` of the pool at once."""
         lane = copy.copy(self)
         lane._lane = trio.CapacityLimiter(max(1, connections))
+        lane._breaker = _Breaker()  # a slow HTTP read must not make the live rooms fail fast
         return lane
 
     async def run(self, work: Callable[[Tx], T], *, deadline: float | None = None) -> T:
@@ -157,7 +158,8 @@ class Database:
                 breaker.answered()
                 return result
             if attempt.give_up():
-                breaker.stalled(time.monotonic())
+                if attempt.started:  # PostgreSQL kept it waiting (not a busy lane or limiter)
+                    breaker.stalled(time.monotonic())
                 raise DatabaseStalled
             return await attempt.committed()  # its COMMIT was sent before the deadline: see _Attempt
 
@@ -211,12 +213,13 @@ class _Attempt:
     changed exactly when the database was (an ACK means committed, a NACK means rolled back).
     """
 
-    __slots__ = ("_lock", "_wake", "abandoned", "committing", "deadline", "result")
+    __slots__ = ("_lock", "_wake", "abandoned", "committing", "deadline", "result", "started")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline  # s
         self._lock = threading.Lock()
         self._wake: Callable[[], None] | None = None
+        self.started = False
         self.abandoned = False
         self.committing = False
         self.result: outcome.Outcome[Any] | None = None
@@ -225,6 +228,7 @@ class _Attempt:
         """In the worker thread: `fn(self, *args)`, its outcome kept for a caller still waiting."""
         if self.abandoned:
             raise DatabaseStalled  # given up before it started: do not even begin
+        self.started = True
         result = outcome.capture(fn, self, *args)
         with self._lock:
             self.result = result
