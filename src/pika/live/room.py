@@ -227,7 +227,9 @@ class Room:
 
     def listener_joined(self, conn: Connection) -> None:
         self._join(conn)
-        self._poke_listeners(trio.current_time())
+        # Counted at the next tick, not now: the subscriber's SUBSCRIBE replies go first (§3.2).
+        if self._listener_count is not None:
+            self._listener_count.poke_at(trio.current_time())
 
     def listener_left(self, conn: Connection) -> None:
         now = trio.current_time()
