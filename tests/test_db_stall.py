@@ -1,9 +1,9 @@
 """PostgreSQL stalls mid-set (SIGSTOP: it neither answers nor fails), against the real server.
 
-The DJ's client plays on: it queues every track with its messageId and the time it was played,
-sends the queue oldest first, one at a time, and retries a track refused with "Database
-unavailable, retry", as the DJ agent does.  When the database is back, the room must show the
-DJ's latest track, and every ACKed track must be in the history, in the order played.
+The DJ's client plays on: it queues every track with its messageId, sends the queue oldest
+first, one at a time, and retries a track refused with "Database unavailable, retry", as the DJ
+agent does; with or without `playedAt` (when each was played).  When the database is back, the
+room must show the DJ's latest track, and every ACKed track must be in the history, in order.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from psycopg.conninfo import conninfo_to_dict
 
@@ -35,6 +36,7 @@ class DjClient:
     """A DJ's client: a queue of plays sent oldest first, each retried until ACKed."""
 
     peer: Peer
+    stamps: bool  # sends playedAt
     queue: list[dict[str, Any]] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
     unavailable: int = 0
@@ -42,14 +44,10 @@ class DjClient:
     _wake: trio.Event = field(default_factory=trio.Event)
 
     def play(self, title: str) -> None:
-        self.queue.append(
-            {
-                "messageId": f"play-{next(self._ids)}",
-                "sessionId": SESSION,
-                "track": track(title),
-                "playedAt": iso(time.time()),
-            }
-        )
+        message = {"messageId": f"play-{next(self._ids)}", "sessionId": SESSION, "track": track(title)}
+        if self.stamps:
+            message["playedAt"] = iso(time.time())
+        self.queue.append(message)
         self._wake.set()
 
     async def send_forever(self) -> None:
@@ -70,8 +68,9 @@ class DjClient:
             await trio.sleep(0.5)  # back off, then the same message again
 
 
+@pytest.mark.parametrize("stamps", [False, True], ids=["without-playedAt", "with-playedAt"])
 async def test_after_a_35_s_stall_the_room_shows_the_djs_latest_track_and_history_is_complete(
-    nursery: trio.Nursery, db_url: str, pg_cluster: PgCluster
+    nursery: trio.Nursery, db_url: str, pg_cluster: PgCluster, stamps: bool
 ) -> None:
     running: Running = await nursery.start(serve, test_settings(db_url, db_deadline_seconds=DEADLINE))
     postmaster = postmaster_pid(Path(conninfo_to_dict(pg_cluster.url)["host"]))
@@ -79,7 +78,7 @@ async def test_after_a_35_s_stall_the_room_shows_the_djs_latest_track_and_histor
     async with connect(running.url) as dj_peer, connect(running.url) as dancer:
         await go_live(dj_peer, SESSION, "DJ Steady")
         await dancer.request("SUBSCRIBE", sessionId=SESSION, clientId="client_stall01")
-        dj = DjClient(dj_peer)
+        dj = DjClient(dj_peer, stamps)
         async with trio.open_nursery() as client:
             client.start_soon(dj.send_forever)
 

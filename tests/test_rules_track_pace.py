@@ -41,6 +41,23 @@ def test_a_backlog_without_played_at_is_judged_when_it_arrives() -> None:
     assert taken == 10
 
 
+def test_after_an_outage_the_room_saw_a_backlog_without_played_at_is_taken_whole() -> None:
+    pace, _ = take_all(FRESH, [(float(t), None) for t in range(20)])
+    pace = pace.database_away(20.0).database_away(30.0)  # refused from 20 s on; back at 60 s
+    _, taken = take_all(pace, [(60.0, None)] * 41)  # the head, then 40 played meanwhile
+    assert taken == 41
+    _, taken = take_all(pace, [(60.0, None)] * 60)
+    assert taken == 10 + 40  # a burst, and one a second for the outage: no more
+
+
+def test_what_an_outage_owed_lapses_after_the_lookback() -> None:
+    pace, _ = take_all(FRESH, [(float(t), None) for t in range(20)])
+    pace = pace.database_away(20.0).take(60.0)  # back at 60 s: 40 owed, 9 of the burst left
+    assert pace is not None
+    _, taken = take_all(pace, [(60.0 + 600.0, None)] * 60)
+    assert taken == 10
+
+
 def test_a_refused_track_costs_nothing() -> None:
     pace, _ = take_all(FRESH, [(0.0, None)] * 10)
     assert pace.take(0.0) is None
@@ -52,15 +69,20 @@ def test_a_refused_track_costs_nothing() -> None:
         st.tuples(
             st.floats(0, 5, allow_nan=False),  # seconds since the previous message arrived
             st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),  # any playedAt at all
+            st.booleans(),  # the database did not answer in time for this one
         ),
         max_size=200,
     )
 )
-def test_no_played_at_wins_more_than_burst_plus_rate_times_elapsed_and_lookback(messages) -> None:
+def test_no_client_wins_more_than_a_burst_and_one_a_second_over_time_outages_and_lookback(messages) -> None:
     pace, now, taken = TrackPace(burst=10, rate=1.0, lookback=60.0), 1000.0, 0
-    for gap, offset in messages:
+    for gap, offset, away in messages:
         now += gap
+        if away:
+            pace = pace.database_away(now)
+            continue
         after = pace.take(now, None if offset is None else now + offset)
         if after is not None:
             pace, taken = after, taken + 1
-    assert taken <= 10 + 1.0 * (now - 1000.0 + 60.0) + 1e-9
+    elapsed = now - 1000.0
+    assert taken <= 10 + 1.0 * (elapsed + 60.0) + 1.0 * elapsed + 1e-9  # + what outages owed

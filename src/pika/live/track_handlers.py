@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from pika.db import Tx
+from pika.db import DatabaseStalled, Tx
 from pika.live import store
 from pika.live.requests import Refusal, Request, require_dj
 from pika.live.room import NowPlaying, Room
@@ -54,8 +54,12 @@ async def broadcast_track(req: Request) -> None:
         assert row is not None
         return int(row["play_id"])
 
-    play_id = await req.hub.db.run(work)
-    room.track_pace = pace  # a track refused or not stored (database away) costs nothing
+    try:
+        play_id = await req.hub.db.run(work)
+    except DatabaseStalled:
+        room.track_pace = room.track_pace.database_away(now)  # what is played meanwhile is owed
+        raise
+    room.track_pace = pace  # a track refused or not stored costs nothing
     room.current = NowPlaying(play_id, track)
     room.last_activity = now
     message = room.now_playing_message()
