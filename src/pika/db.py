@@ -10,10 +10,8 @@ private generators) was measured in `loadtest/db.py`; see the README for why thi
 The HTTP API works through a `lane()`: the same pool, but at most half its connections.  A
 burst of logins then queues behind itself, never in front of a live room's commit.
 
-Every call has a deadline (PROTOCOL.md §5 "Database unavailable"): past it the caller gets
-`DatabaseStalled` and the call's transaction rolls back, never to commit later; while
-PostgreSQL is known to be stalled, calls fail at once (one goes through every second to
-see whether it is back), so no backlog builds up behind it.
+Every call has a deadline (PROTOCOL.md §5): past it nothing is applied (`_Attempt`), and while
+PostgreSQL is known to be stalled calls fail at once (`_Breaker`).
 """
 
 from __future__ import annotations

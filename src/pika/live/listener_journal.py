@@ -1,10 +1,6 @@
 """The listeners behind each LISTENER_COUNT, kept in PostgreSQL so that a restart or a crash
 does not forget them (PROTOCOL.md §7: a client counts for five minutes after it left).
-
-Rooms note a client's first connection opening and its last one closing (a dict write, never
-an await); one task writes what changed every `interval` seconds in one transaction, and
-stamps the sessions that have clients connected: after a crash, a client still marked
-connected counts as having left at the last flush, and lingers from then.
+Written in batches off the hot path; read back by the hub at start.
 """
 
 from __future__ import annotations
@@ -25,7 +21,12 @@ TOUCH_SESSION_LISTENERS = query("touch_session_listeners")
 
 
 class ListenerJournal:
-    """Listener changes waiting for the next flush, and the task that flushes them."""
+    """Listener changes waiting for the next flush, and the task that flushes them.
+
+    Rooms note a client's first connection opening and its last one closing (a dict write, never
+    an await); every `interval` seconds one transaction writes what changed and stamps the
+    sessions with a client connected: after a crash, a client still marked connected counts as
+    having left at the last flush, and lingers from then."""
 
     def __init__(self, db: Database, interval: float, connected_sessions: Callable[[], list[str]]) -> None:
         self._db = db

@@ -1,13 +1,6 @@
 """The flood guard on a session's tracks (PROTOCOL.md §3.1, §5), as a pure rule: a burst of
-`burst`, then `rate` per second, judged on the DJ's own timeline.
-
-Each track is judged at the time the DJ played it (`playedAt`, else when it is handled), kept
-from running backwards and from reaching further back than `lookback` seconds.  So a backlog
-the DJ's client queued while the database was away is judged at the pace it was played and is
-never refused for having been queued, while no clock a client sends can win more than
-`burst + rate × (elapsed + lookback)` tracks.  A client that sends no `playedAt` gets the same
-for an outage the room saw (`database_away`): the tracks it may have played meanwhile, at most
-`rate` a second, are owed to it once the database is back.  A refused track changes nothing.
+`burst`, then `rate` per second, judged on the DJ's own timeline, so that a backlog the DJ's
+client held back while the database was away is never refused for having been queued.
 """
 
 from __future__ import annotations
@@ -18,6 +11,13 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True, slots=True)
 class TrackPace:
+    """Each track is judged at the time the DJ played it (`playedAt`, else when it is handled),
+    kept from running backwards and from reaching further back than `lookback`: whatever times a
+    client sends, it wins no more than `burst + rate × (elapsed + lookback)` tracks.  A client
+    that sends no `playedAt` gets the same for an outage the room saw (`database_away`): the
+    tracks it may have played meanwhile, at `rate`, are owed once the database is back.  A
+    refused track changes nothing."""
+
     burst: int
     rate: float  # tracks per second after the burst
     lookback: float  # s: how far back a track's playedAt, or an outage, is believed
