@@ -16,7 +16,8 @@ from pika.config import SQL_DIR
 from pika.errors import MigrationRefused
 from pika.migrate import MigrationFailed, Migrator, main, new_migration
 
-INITIAL = "0001_initial_schema.sql"
+SHIPPED = sorted(p.name for p in (SQL_DIR / "migrations").glob("*.sql"))  # the repository's own
+INITIAL = SHIPPED[0]
 
 
 def migrations(tmp_path: Path, **extra: str) -> Path:
@@ -52,10 +53,10 @@ def test_an_empty_database_gets_every_migration_and_its_tables(empty_db: str) ->
     lines: list[str] = []
     applied = Migrator(empty_db, SQL_DIR / "migrations", echo=lines.append).up()
 
-    assert applied == [INITIAL]
+    assert applied == SHIPPED
     assert {"djs", "sessions", "played_tracks", "likes", "schema_migrations"} <= tables(empty_db)
-    assert journal(empty_db) == [INITIAL]
-    assert len(lines) == 1
+    assert journal(empty_db) == SHIPPED
+    assert len(lines) == len(SHIPPED)
     assert lines[0].startswith(f"applied {INITIAL} in ") and lines[0].endswith(" ms")
 
 
@@ -64,8 +65,8 @@ def test_a_second_run_applies_nothing(empty_db: str) -> None:
     lines: list[str] = []
 
     assert Migrator(empty_db, SQL_DIR / "migrations", echo=lines.append).up() == []
-    assert journal(empty_db) == [INITIAL]
-    assert lines == ["nothing to apply: all 1 migrations are applied"]
+    assert journal(empty_db) == SHIPPED
+    assert lines == [f"nothing to apply: all {len(SHIPPED)} migrations are applied"]
 
 
 def test_an_edited_applied_file_is_refused_and_nothing_is_applied(empty_db: str, tmp_path: Path) -> None:
@@ -73,7 +74,7 @@ def test_an_edited_applied_file_is_refused_and_nothing_is_applied(empty_db: str,
     Migrator(empty_db, folder).up()
     with (folder / INITIAL).open("a") as f:
         f.write("\n-- a harmless-looking edit\n")
-    (folder / "0002_add_notes.sql").write_text("CREATE TABLE notes (id int);\n")
+    (folder / "0902_add_notes.sql").write_text("CREATE TABLE notes (id int);\n")
     migrator = Migrator(empty_db, folder)
 
     with pytest.raises(MigrationRefused, match=re.escape(f"{INITIAL} was edited after it was applied")):
@@ -81,67 +82,67 @@ def test_an_edited_applied_file_is_refused_and_nothing_is_applied(empty_db: str,
     with pytest.raises(MigrationRefused, match=re.escape(INITIAL)):
         migrator.verify()
     assert "notes" not in tables(empty_db)
-    assert journal(empty_db) == [INITIAL]
+    assert journal(empty_db) == SHIPPED
 
 
 def test_a_removed_applied_file_is_refused(empty_db: str, tmp_path: Path) -> None:
-    folder = migrations(tmp_path, **{"0002_add_notes": "CREATE TABLE notes (id int);"})
+    folder = migrations(tmp_path, **{"0902_add_notes": "CREATE TABLE notes (id int);"})
     Migrator(empty_db, folder).up()
-    (folder / "0002_add_notes.sql").unlink()
-    (folder / "0003_add_tags.sql").write_text("CREATE TABLE tags (id int);")
+    (folder / "0902_add_notes.sql").unlink()
+    (folder / "0903_add_tags.sql").write_text("CREATE TABLE tags (id int);")
 
     with pytest.raises(
-        MigrationRefused, match=re.escape("0002_add_notes.sql was applied but is no longer in")
+        MigrationRefused, match=re.escape("0902_add_notes.sql was applied but is no longer in")
     ):
         Migrator(empty_db, folder).up()
     assert "tags" not in tables(empty_db)
 
 
 def test_a_pending_file_that_sorts_before_an_applied_one_is_refused(empty_db: str, tmp_path: Path) -> None:
-    folder = migrations(tmp_path, **{"0003_add_tags": "CREATE TABLE tags (id int);"})
+    folder = migrations(tmp_path, **{"0903_add_tags": "CREATE TABLE tags (id int);"})
     Migrator(empty_db, folder).up()
-    (folder / "0002_add_notes.sql").write_text("CREATE TABLE notes (id int);")
+    (folder / "0902_add_notes.sql").write_text("CREATE TABLE notes (id int);")
 
     with pytest.raises(
-        MigrationRefused, match=re.escape("0002_add_notes.sql is pending but sorts before the applied 0003")
+        MigrationRefused, match=re.escape("0902_add_notes.sql is pending but sorts before the applied 0903")
     ):
         Migrator(empty_db, folder).up()
     assert "notes" not in tables(empty_db)
-    assert journal(empty_db) == [INITIAL, "0003_add_tags.sql"]
+    assert journal(empty_db) == [*SHIPPED, "0903_add_tags.sql"]
 
 
 def test_a_failing_migration_leaves_neither_its_changes_nor_its_journal_row(
     empty_db: str, tmp_path: Path
 ) -> None:
     broken = "-- half a change\nCREATE TABLE half_done (id int);\nSELECT * FROM no_such_table;\n"
-    folder = migrations(tmp_path, **{"0002_broken": broken})
+    folder = migrations(tmp_path, **{"0902_broken": broken})
 
     with pytest.raises(
-        MigrationFailed, match=r'0002_broken\.sql failed .*"no_such_table" does not exist \(line 3\)'
+        MigrationFailed, match=r'0902_broken\.sql failed .*"no_such_table" does not exist \(line 3\)'
     ):
         Migrator(empty_db, folder).up()
     assert "half_done" not in tables(empty_db)
-    assert journal(empty_db) == [INITIAL]
+    assert journal(empty_db) == SHIPPED
 
-    (folder / "0002_broken.sql").write_text("CREATE TABLE half_done (id int);\n")
-    assert Migrator(empty_db, folder).up() == ["0002_broken.sql"]
+    (folder / "0902_broken.sql").write_text("CREATE TABLE half_done (id int);\n")
+    assert Migrator(empty_db, folder).up() == ["0902_broken.sql"]
     assert "half_done" in tables(empty_db)
 
 
 def test_the_cli_reports_a_failing_migration_in_one_line_and_exits_1(
     empty_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PIKA_SQL_DIR", str(sql_dir(tmp_path, **{"0002_broken": "SELECT * FROM nope;"})))
+    monkeypatch.setenv("PIKA_SQL_DIR", str(sql_dir(tmp_path, **{"0902_broken": "SELECT * FROM nope;"})))
 
     assert main(["up", "--database-url", empty_db]) == 1
     out, err = capsys.readouterr()
     assert out.startswith(f"applied {INITIAL} in ")
     assert err.count("\n") == 1
-    assert "0002_broken.sql failed" in err and '"nope" does not exist' in err
+    assert "0902_broken.sql failed" in err and '"nope" does not exist' in err
 
 
 def test_two_runners_at_once_apply_each_file_exactly_once(empty_db: str, tmp_path: Path) -> None:
-    folder = migrations(tmp_path, **{"0002_slow": "SELECT pg_sleep(1);"})
+    folder = migrations(tmp_path, **{"0902_slow": "SELECT pg_sleep(1);"})
     start = threading.Barrier(2)
     results: list[list[str]] = []
     lines: list[str] = []
@@ -161,9 +162,9 @@ def test_two_runners_at_once_apply_each_file_exactly_once(empty_db: str, tmp_pat
         t.join(timeout=30)
 
     assert errors == []
-    assert sorted(results, key=len) == [[], [INITIAL, "0002_slow.sql"]]
+    assert sorted(results, key=len) == [[], [*SHIPPED, "0902_slow.sql"]]
     assert "another migration runner holds the lock; waiting for it to finish" in lines
-    assert journal(empty_db) == [INITIAL, "0002_slow.sql"]
+    assert journal(empty_db) == [*SHIPPED, "0902_slow.sql"]
 
 
 def test_baseline_adopts_a_database_built_by_hand(empty_db: str) -> None:
@@ -172,27 +173,27 @@ def test_baseline_adopts_a_database_built_by_hand(empty_db: str) -> None:
             conn.execute(path.read_text())
     migrator = Migrator(empty_db, SQL_DIR / "migrations")
 
-    assert migrator.baseline() == [INITIAL]
+    assert migrator.baseline() == SHIPPED
     assert migrator.up() == []
-    assert migrator.status() == [(INITIAL, "applied")]
+    assert migrator.status() == [(name, "applied") for name in SHIPPED]
     migrator.verify()
 
 
 def test_status_lists_applied_changed_missing_and_pending_files(empty_db: str, tmp_path: Path) -> None:
     folder = migrations(
         tmp_path,
-        **{"0002_add_notes": "CREATE TABLE notes (id int);", "0003_add_tags": "CREATE TABLE tags (id int);"},
+        **{"0902_add_notes": "CREATE TABLE notes (id int);", "0903_add_tags": "CREATE TABLE tags (id int);"},
     )
     Migrator(empty_db, folder).up()
-    (folder / "0002_add_notes.sql").write_text("CREATE TABLE notes (id bigint);")
-    (folder / "0003_add_tags.sql").unlink()
-    (folder / "0004_add_colors.sql").write_text("CREATE TABLE colors (id int);")
+    (folder / "0902_add_notes.sql").write_text("CREATE TABLE notes (id bigint);")
+    (folder / "0903_add_tags.sql").unlink()
+    (folder / "0904_add_colors.sql").write_text("CREATE TABLE colors (id int);")
 
     assert Migrator(empty_db, folder).status() == [
-        (INITIAL, "applied"),
-        ("0002_add_notes.sql", "changed"),
-        ("0003_add_tags.sql", "missing"),
-        ("0004_add_colors.sql", "pending"),
+        *[(name, "applied") for name in SHIPPED],
+        ("0902_add_notes.sql", "changed"),
+        ("0903_add_tags.sql", "missing"),
+        ("0904_add_colors.sql", "pending"),
     ]
 
 
@@ -200,7 +201,7 @@ def test_the_status_command_prints_a_table_of_files_and_states(
     empty_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(
-        "PIKA_SQL_DIR", str(sql_dir(tmp_path, **{"0002_add_notes": "CREATE TABLE notes (id int);"}))
+        "PIKA_SQL_DIR", str(sql_dir(tmp_path, **{"0902_add_notes": "CREATE TABLE notes (id int);"}))
     )
     Migrator(empty_db, SQL_DIR / "migrations").up()
 
@@ -208,8 +209,8 @@ def test_the_status_command_prints_a_table_of_files_and_states(
     out = capsys.readouterr().out.splitlines()
     assert [line.split() for line in out] == [
         ["file", "state"],
-        [INITIAL, "applied"],
-        ["0002_add_notes.sql", "pending"],
+        *[[name, "applied"] for name in SHIPPED],
+        ["0902_add_notes.sql", "pending"],
     ]
 
 
@@ -219,9 +220,9 @@ def test_dry_run_lists_what_would_be_applied_and_changes_nothing(
     monkeypatch.delenv("PIKA_SQL_DIR", raising=False)
 
     assert main(["up", "--dry-run", "--database-url", empty_db]) == 0
-    assert capsys.readouterr().out == f"would apply {INITIAL}\n"
+    assert capsys.readouterr().out == "".join(f"would apply {name}\n" for name in SHIPPED)
     assert tables(empty_db) == set()
-    assert Migrator(empty_db, SQL_DIR / "migrations").up(dry_run=True) == [INITIAL]
+    assert Migrator(empty_db, SQL_DIR / "migrations").up(dry_run=True) == SHIPPED
     assert tables(empty_db) == set()
 
 
@@ -245,15 +246,15 @@ def test_the_cli_with_an_unreachable_database_says_so_in_one_line_without_the_pa
 def test_new_creates_the_next_numbered_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = sql_dir(tmp_path, **{"0007_add_notes": "CREATE TABLE notes (id int);"})
+    root = sql_dir(tmp_path, **{"0907_add_notes": "CREATE TABLE notes (id int);"})
     monkeypatch.setenv("PIKA_SQL_DIR", str(root))
 
     assert main(["new", "add_poll_colors"]) == 0
-    created = root / "migrations" / "0008_add_poll_colors.sql"
+    created = root / "migrations" / "0908_add_poll_colors.sql"
     assert capsys.readouterr().out == f"created {created}\n"
-    assert created.read_text().startswith("-- 0008_add_poll_colors: ")
+    assert created.read_text().startswith("-- 0908_add_poll_colors: ")
 
-    assert new_migration(root / "migrations", "add_tags").name == "0009_add_tags.sql"
+    assert new_migration(root / "migrations", "add_tags").name == "0909_add_tags.sql"
 
 
 def test_new_refuses_a_name_that_is_not_lower_snake_case(
@@ -264,13 +265,14 @@ def test_new_refuses_a_name_that_is_not_lower_snake_case(
 
     assert main(["new", "Add-Colors"]) == 1
     assert "'Add-Colors' is not lower snake case" in capsys.readouterr().err
-    assert sorted(p.name for p in (root / "migrations").iterdir()) == [INITIAL]
+    assert sorted(p.name for p in (root / "migrations").iterdir()) == SHIPPED
 
 
 def test_a_new_file_left_empty_is_refused_rather_than_recorded(empty_db: str, tmp_path: Path) -> None:
     folder = migrations(tmp_path)
-    new_migration(folder, "add_notes")
+    created = new_migration(folder, "add_notes")
 
-    with pytest.raises(MigrationRefused, match=re.escape("0002_add_notes.sql holds no SQL statement")):
+    assert created.name == f"{int(SHIPPED[-1][:4]) + 1:04d}_add_notes.sql"
+    with pytest.raises(MigrationRefused, match=re.escape(f"{created.name} holds no SQL statement")):
         Migrator(empty_db, folder).up()
     assert journal(empty_db) == []
