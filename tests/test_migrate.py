@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -14,7 +15,7 @@ import pytest
 
 from pika.config import SQL_DIR
 from pika.errors import MigrationRefused
-from pika.migrate import MigrationFailed, Migrator, main, new_migration
+from pika.migrate import LOCK_KEY, MigrationFailed, Migrator, main, new_migration
 
 SHIPPED = sorted(p.name for p in (SQL_DIR / "migrations").glob("*.sql"))  # the repository's own
 INITIAL = SHIPPED[0]
@@ -275,4 +276,63 @@ def test_a_new_file_left_empty_is_refused_rather_than_recorded(empty_db: str, tm
     assert created.name == f"{int(SHIPPED[-1][:4]) + 1:04d}_add_notes.sql"
     with pytest.raises(MigrationRefused, match=re.escape(f"{created.name} holds no SQL statement")):
         Migrator(empty_db, folder).up()
+    assert journal(empty_db) == []
+
+
+def run_in_thread(work: Callable[[], object], timeout: float = 30) -> BaseException | None:
+    """Run `work` in a thread (a hang guard for a runner that would wait forever); return what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the runner is still waiting"
+    return raised[0] if raised else None
+
+
+def test_a_migration_behind_a_held_table_lock_gives_up_and_names_the_lock_and_its_holder(
+    empty_db: str, tmp_path: Path
+) -> None:
+    folder = migrations(tmp_path, **{"0901_add_note": "ALTER TABLE likes ADD COLUMN note text;"})
+    Migrator(empty_db, SQL_DIR / "migrations").up()
+    lines: list[str] = []
+    with psycopg.connect(empty_db) as holder:  # a transaction left open on the table
+        holder.execute("SELECT count(*) FROM likes")
+        pid = holder.info.backend_pid
+        failed = run_in_thread(lambda: Migrator(empty_db, folder, echo=lines.append, lock_timeout=1.0).up())
+        holder.rollback()
+
+    holder_said = "idle in transaction: SELECT count(*) FROM likes"
+    wait = f"AccessExclusiveLock on relation likes, held by pid {pid} ({holder_said})"
+    assert lines == [f"waiting for {wait}; giving up after 1 s"]
+    assert isinstance(failed, MigrationFailed)
+    assert str(failed) == (
+        "0901_add_note.sql was rolled back (nothing from it is applied): "
+        f"gave up after 1 s waiting for {wait} (end that session or wait for it, then run again; "
+        "PIKA_MIGRATION_LOCK_TIMEOUT sets the wait)"
+    )
+    assert journal(empty_db) == SHIPPED
+    assert Migrator(empty_db, folder).up() == ["0901_add_note.sql"]  # once the lock is gone
+
+
+def test_a_runner_behind_another_runner_s_lock_gives_up_and_says_so(empty_db: str) -> None:
+    lines: list[str] = []
+    with psycopg.connect(empty_db, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        failed = run_in_thread(
+            lambda: Migrator(empty_db, SQL_DIR / "migrations", echo=lines.append, lock_timeout=1.0).up()
+        )
+        pid = other.info.backend_pid
+
+    assert isinstance(failed, MigrationRefused)
+    assert f"waiting for the migration lock, held by pid {pid}" in lines[1]
+    assert str(failed).startswith(
+        f"nothing more was applied: gave up after 1 s waiting for the migration lock, held by pid {pid} "
+    )
     assert journal(empty_db) == []

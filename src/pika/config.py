@@ -114,6 +114,9 @@ class Settings:
     db_pool_size: int = setting(10, _int(1, 200), "PostgreSQL connections (and worker threads) for queries")
     sql_dir: Path = setting(SQL_DIR, lambda r: Path(r.strip()), "folder with migrations/ and queries/")
     ws_compression: bool = setting(False, _bool, "accept per-message deflate (costs memory and CPU)")
+    migration_lock_timeout: float = setting(
+        30.0, _float(0.1, 3600), "a migration waiting longer than this for a lock gives up (s)"
+    )
 
     # -- PROTOCOL.md §9 limits -----------------------------------------------------------------
     max_frame_bytes: int = setting(
