@@ -334,3 +334,20 @@ async def test_new_websockets_per_ip_are_rate_limited_with_429_retry_after_and_j
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["content-type"] == "application/json"
     assert json.loads(refused.body) == {"error": "Too many connections from this address"}
+
+
+async def test_get_ws_without_an_upgrade_says_what_an_upgrade_would_get_and_counts_nothing(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    settings = test_settings(db_url, ws_open_per_ip=1, ws_connects_per_ip=1, ws_reopen_seconds=0)
+    running = await nursery.start(serve, settings)
+    for _ in range(5):  # asking is free: the one connection of the window is still there after
+        asked = await call(running.url, "GET", "/ws")
+        assert (asked.status, asked.headers["upgrade"]) == (426, "websocket")
+    held = await rawws.upgrade(running.url)
+    assert held.status == 101
+
+    asked = await call(running.url, "GET", "/ws")
+    assert (asked.status, asked.headers["retry-after"]) == (429, "10")  # the open cap: a window
+    assert asked.json() == {"error": "Too many connections from this address"}
+    await held.stream.aclose()

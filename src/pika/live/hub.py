@@ -121,11 +121,12 @@ class Hub:
     def connection_count(self) -> int:
         return len(self.connections)
 
-    def admission(self, scope: dict[str, Any]) -> UpgradeRefusal | None:
-        """Why a WebSocket upgrade must be refused before accept; None to accept."""
+    def admission(self, scope: dict[str, Any], *, peek: bool = False) -> UpgradeRefusal | None:
+        """Why a WebSocket upgrade must be refused before accept; None to accept.  `peek`: only
+        say what an upgrade would get now (GET /ws without an upgrade), counting nothing."""
         if self.closing:
             return UpgradeRefusal(503, "Server is restarting; reconnect shortly", retry_after=1)
-        return self.ws_admission.check(scope)
+        return self.ws_admission.peek(scope) if peek else self.ws_admission.check(scope)
 
     # -- connections and audiences --------------------------------------------------------------
 

@@ -39,8 +39,9 @@ class WsAdmission:
     """Per-IP new-connection rate and open-connection cap, and the Origin rule, for `/ws`.
 
     `check(scope)` returns None when the upgrade may proceed — and then counts the connection as
-    open — or an `UpgradeRefusal`.  Call `release(scope)` once when an admitted connection closes;
-    a second call (or one for a refused connection) does nothing.
+    open — or an `UpgradeRefusal`; `peek(scope)` says the same without counting anything.  Call
+    `release(scope)` once when an admitted connection closes; a second call (or one for a refused
+    connection) does nothing.
 
     The reopening: for `ws_reopen_seconds` after this process starts, an address may open as many
     new connections as its open-connection cap before the per-window rate counts them.  A
@@ -61,18 +62,16 @@ class WsAdmission:
         self._reopened: dict[str, int] = {}  # new connections per address during the reopening
 
     def check(self, scope: dict[str, Any]) -> UpgradeRefusal | None:
-        origin, host = _header(scope, b"origin"), _header(scope, b"host")
-        if not origin_allowed(self.settings, origin, host):
-            return UpgradeRefusal(403, "Origin not allowed")
-        ip = client_ip(scope, self.settings)
-        if self._open.get(ip, 0) >= self.settings.ws_open_per_ip:
-            # Nobody knows when one of them closes: come back after a rate window.
-            return UpgradeRefusal(429, TOO_MANY, _seconds(self.settings.ws_connects_window))
-        if not self._reopening_allows(ip) and not self._connects.allow(ip):
-            return UpgradeRefusal(429, TOO_MANY, _seconds(self._connects.retry_after(ip)))
-        self._open[ip] = self._open.get(ip, 0) + 1
-        scope[_SCOPE_KEY] = ip
-        return None
+        refusal, ip = self._decide(scope, consume=True)
+        if refusal is None:
+            self._open[ip] = self._open.get(ip, 0) + 1
+            scope[_SCOPE_KEY] = ip
+        return refusal
+
+    def peek(self, scope: dict[str, Any]) -> UpgradeRefusal | None:
+        """What `check` would answer an upgrade from this scope's address now, counting nothing:
+        how a browser, which never sees a refused upgrade's status, learns how long to wait."""
+        return self._decide(scope, consume=False)[0]
 
     def release(self, scope: dict[str, Any]) -> None:
         ip = scope.pop(_SCOPE_KEY, None)
@@ -88,8 +87,23 @@ class WsAdmission:
         """Connections from `ip` admitted and not yet released."""
         return self._open.get(ip, 0)
 
-    def _reopening_allows(self, ip: str) -> bool:
-        """Count one new connection of `ip` against its reopening allowance, if both are left;
+    def _decide(self, scope: dict[str, Any], *, consume: bool) -> tuple[UpgradeRefusal | None, str]:
+        """(refusal or None, client address); with `consume`, an admission is counted."""
+        origin, host = _header(scope, b"origin"), _header(scope, b"host")
+        if not origin_allowed(self.settings, origin, host):
+            return UpgradeRefusal(403, "Origin not allowed"), ""
+        ip = client_ip(scope, self.settings)
+        if self._open.get(ip, 0) >= self.settings.ws_open_per_ip:
+            # Nobody knows when one of them closes: come back after a rate window.
+            return UpgradeRefusal(429, TOO_MANY, _seconds(self.settings.ws_connects_window)), ip
+        if self._reopening_allows(ip, consume):
+            return None, ip
+        if self._connects.allow(ip) if consume else self._connects.would_allow(ip):
+            return None, ip
+        return UpgradeRefusal(429, TOO_MANY, _seconds(self._connects.retry_after(ip))), ip
+
+    def _reopening_allows(self, ip: str, consume: bool) -> bool:
+        """Whether `ip` has reopening allowance left (counting one against it with `consume`);
         the counts are dropped once the reopening is over."""
         if self._clock() >= self._reopen_until:
             self._reopened.clear()
@@ -97,7 +111,8 @@ class WsAdmission:
         used = self._reopened.get(ip, 0)
         if used >= self.settings.ws_open_per_ip:
             return False
-        self._reopened[ip] = used + 1
+        if consume:
+            self._reopened[ip] = used + 1
         return True
 
 
