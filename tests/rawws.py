@@ -129,3 +129,13 @@ async def upgrade(url: str, origin: str | None = None) -> Answer:
         await stream.aclose()
         raise
     return Answer(status, headers, body, stream)
+
+
+async def churn(url: str, times: int) -> list[Answer]:
+    """Open and at once close `times` upgrades in a row, as a flooding host does; their answers."""
+    answers = []
+    for _ in range(times):
+        answer = await upgrade(url)
+        await answer.stream.aclose()
+        answers.append(answer)
+    return answers

@@ -322,12 +322,8 @@ async def test_new_websockets_per_ip_are_rate_limited_with_429_retry_after_and_j
 ) -> None:
     settings = test_settings(db_url, ws_connects_per_ip=3, ws_connects_window=60, ws_reopen_seconds=0)
     running = await nursery.start(serve, settings)
-    answers = []
     with trio.fail_after(10):
-        for _ in range(4):
-            answer = await rawws.upgrade(running.url)
-            await answer.stream.aclose()
-            answers.append(answer)
+        answers = await rawws.churn(running.url, 4)
 
     assert [a.status for a in answers] == [101, 101, 101, 429]
     refused = answers[-1]
