@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from loadtest import stats, windows
+from loadtest import stats, steps, windows
 from loadtest.__main__ import main
 from loadtest.client import FrameReader, accept_for, encode_frame, parse_handshake
 from loadtest.flooder import FloodRecord
@@ -269,6 +269,127 @@ def test_login_accounts_are_unique_to_a_run_and_valid() -> None:
     assert all(8 <= len(a["password"]) <= 128 for a in accounts)
 
 
+# -- capacity: steps, verdicts, the result ----------------------------------------------------------
+
+
+def test_capacity_steps_climb_by_the_step_and_end_at_the_max() -> None:
+    assert steps.rates(1000, 1000, 3000) == [1000, 2000, 3000]
+    assert steps.rates(1000, 1000, 3500) == [1000, 2000, 3000, 3500]
+    assert steps.rates(500, 500, 500) == [500]
+    assert steps.split(900, [2, 1]) == [600, 300]  # by each worker's dancers
+
+
+def test_enough_tracks_are_pre_played_for_every_dancers_likes() -> None:
+    plan, seconds, dancers = [1000, 2000, 3000], 20.0, 3000
+    likes_per_dancer = sum(plan) * seconds / dancers * steps.LIKE_SHARE  # on average: 10.5
+    assert steps.tracks_needed(plan, seconds, dancers) >= 1.5 * likes_per_dancer
+
+
+def test_unanswered_frames_count_as_slower_than_any_answer_at_p99() -> None:
+    answered = [0.010] * 99
+    assert steps.ack_p99_ms(answered, 0) == pytest.approx(10.0)
+    assert steps.ack_p99_ms(answered, 1) == pytest.approx(10.0)  # 1 % unanswered: the 99th still answered
+    assert steps.ack_p99_ms(answered, 2) == math.inf  # more than 1 %: beyond every answer
+    assert math.isnan(steps.ack_p99_ms([], 0))
+
+
+def _reply(
+    latencies: list[float],
+    *,
+    sent: int | None = None,
+    late_p99_ms: float = 1.0,
+    span: float = 10.0,
+    nacks: dict[str, int] | None = None,
+    unanswered: int = 0,
+    gone: int = 0,
+) -> dict[str, object]:
+    """One worker's pacer.collect() reply for a step."""
+    sent = len(latencies) + sum((nacks or {}).values()) + unanswered if sent is None else sent
+    return {
+        "sent": sent,
+        "planned": sent,
+        "first": 100.0,
+        "last": 100.0 + span,
+        "kinds": {"SEND_REACTION": sent},
+        "acked": {"SEND_REACTION": len(latencies)},
+        "latencies": latencies,
+        "nacks": nacks or {},
+        "unanswered": unanswered,
+        "lateness_ms": {"p99": late_p99_ms},
+        "dancers": 10,
+        "dancers_gone": gone,
+    }
+
+
+def _step(
+    rate: float, reply: dict[str, object], gen_cpu: float = 30.0, cpu_s: float = 2.0
+) -> dict[str, object]:
+    step = steps.figures(rate, 10.0, [reply], cpu_s, 10.0, {"worker 0": [gen_cpu], "dj": [5.0]})
+    return {**step, **steps.judge(step)}
+
+
+def test_a_step_passes_with_ack_p99_within_200_ms_and_reports_cpu_per_frame() -> None:
+    step = _step(100, _reply([0.005] * 990 + [0.150] * 10, span=9.99))
+    assert step["verdict"] == steps.PASS
+    assert step["ack_ms"]["p99"] == pytest.approx(5.0)
+    assert step["sent_per_s"] == pytest.approx(100.0)
+    assert step["server_cpu_percent"] == 20.0
+    assert step["cpu_us_per_frame"] == 2000.0  # 2 CPU s over 1,000 frames
+
+
+def test_a_step_fails_on_latency_when_the_server_is_slow() -> None:
+    slow = _step(100, _reply([0.005] * 980 + [0.250] * 20, span=9.99))
+    assert slow["verdict"] == steps.LATENCY and "250.0 ms > 200 ms" in slow["reason"]
+    lost = _step(100, _reply([0.005] * 980, unanswered=20, span=9.99))
+    assert lost["verdict"] == steps.LATENCY and lost["ack_ms"]["p99"] is None
+    assert "20 frames unanswered" in lost["reason"]
+
+
+def test_a_saturated_generator_is_blamed_before_any_slow_answer() -> None:
+    slow = [0.005] * 980 + [0.900] * 20  # the ACKs look like a slow server ...
+    late = _step(100, _reply(slow, span=9.99, late_p99_ms=400.0))  # ... but the sends left late
+    assert late["verdict"] == steps.GENERATOR and "sent late" in late["reason"]
+    short = _step(100, _reply(slow, span=14.0))  # 1,000 frames over 14 s: 71/s of 100/s
+    assert short["verdict"] == steps.GENERATOR and "71/s of 100/s" in short["reason"]
+    busy = _step(100, _reply(slow, span=9.99), gen_cpu=97.0)
+    assert busy["verdict"] == steps.GENERATOR and "97 % CPU" in busy["reason"]
+
+
+def test_refusals_and_drops_are_failures_of_their_own_not_latency() -> None:
+    refused = _step(100, _reply([0.005] * 900, nacks={"Rate limit exceeded": 100}, span=9.99))
+    assert refused["verdict"] == steps.REFUSED and "Rate limit exceeded" in refused["reason"]
+    assert refused["ack_ms"]["n"] == 900  # NACKs are not in the ACK latency
+    few = _step(100, _reply([0.005] * 995, nacks={"Rate limit exceeded": 5}, span=9.99))
+    assert few["verdict"] == steps.PASS  # 0.5 % NACKed: still the server's capacity answering
+    dropped = _step(100, _reply([0.005] * 1000, gone=3, span=9.99))
+    assert dropped["verdict"] == steps.DROPPED
+
+
+def test_the_result_is_the_last_step_before_the_first_failure() -> None:
+    ok1 = _step(1000, _reply([0.005] * 1000, span=0.999), cpu_s=0.3)
+    ok2 = _step(2000, _reply([0.010] * 2000, span=0.9995), cpu_s=0.5)
+    slow = _step(3000, _reply([0.300] * 3000, span=0.99967))
+    result = steps.outcome([ok1, ok2, slow], max_rate=5000)
+    assert result["sustained_frames_per_s"] == 2000
+    assert result["cpu_us_per_frame"] == 250.0
+    assert result["limited_by"] == steps.LATENCY and result["server_limit_found"] is True
+    assert "3,000/s failed" in result["stopped"]
+    every = steps.outcome([ok1, ok2], max_rate=2000)
+    assert every["limited_by"] == "max_rate" and every["server_limit_found"] is False
+    first = steps.outcome([slow], max_rate=5000)
+    assert first["sustained_frames_per_s"] is None and first["cpu_us_per_frame"] is None
+
+
+def test_a_climb_ended_by_the_generator_is_never_reported_as_the_servers_limit() -> None:
+    ok = _step(1000, _reply([0.005] * 1000, span=0.999), cpu_s=0.3)
+    saturated = _step(2000, _reply([0.400] * 2000, span=0.9995, late_p99_ms=300.0))
+    result = steps.outcome([ok, saturated], max_rate=5000)
+    assert result["limited_by"] == steps.GENERATOR and result["server_limit_found"] is False
+    text = "\n".join(steps.render_result(result))
+    assert "at least 1,000 frames/s" in text
+    assert "GENERATOR could not hold the rate: this is not the server's limit" in text
+
+
 # -- one tiny run, end to end --------------------------------------------------------------------
 
 
@@ -362,3 +483,31 @@ async def test_tiny_logins_run_beside_the_tracks(nursery: trio.Nursery, db_url: 
     assert logins["attempts"] >= 3 and logins["ok"] == logins["attempts"]
     assert set(logins["latency_ms"]) == {"n", "p50", "p95", "p99", "max"}
     assert section["registered"] == 3
+
+
+async def test_a_tiny_capacity_run_gets_its_frames_acked_step_by_step(
+    nursery: trio.Nursery, db_url: str, tmp_path: Path
+) -> None:
+    raised = {"likes_per_minute": 10**6, "tempo_per_minute": 10**6, "reactions_per_window": 10**6}
+    running: Running = await nursery.start(serve, test_settings(db_url, track_burst=1000, **raised))
+    report = tmp_path / "capacity.json"
+    argv = ["capacity", "--url", running.url, "--server-pid", str(os.getpid()), "--database-url"]
+    argv += [running.database_url, "--dancers", "6", "--step", "20", "--max", "40", "--seconds", "1"]
+    argv += ["--workers", "1", "--json", str(report)]
+    with trio.fail_after(120):
+        status = await trio.to_thread.run_sync(main, argv)
+    assert status == 0
+    result = json.loads(report.read_text())
+    assert {"sustained_frames_per_s", "cpu_us_per_frame", "steps", "limited_by"} <= result.keys()
+    climbed = [s["target_per_s"] for s in result["steps"]]
+    assert climbed == [20, 40][: len(climbed)]  # a slow machine may stop it at the first step
+    for step in result["steps"]:
+        assert step["sent"] == step["planned"] == step["target_per_s"]
+        assert step["acked"] + step["nacked"] + step["unanswered"] == step["sent"]
+        assert step["nacked"] == 0
+        assert set(step["kinds"]) <= {"SEND_LIKE", "SEND_TEMPO_REQUEST", "SEND_REACTION"}
+        assert {"p50", "p95", "p99", "max"} <= step["ack_ms"].keys()
+        assert step["cpu_us_per_frame"] is not None and step["verdict"] in ("pass", "latency", "generator")
+    assert sum(s["acked"] for s in result["steps"]) > 0
+    likes = result["likes"]
+    assert likes["acked"] == likes["at_dj"] == likes["in_database"]

@@ -1,0 +1,226 @@
+"""The arithmetic of `capacity`, pure: the stepped rates, each step's figures and verdict, the result.
+
+A step passes when its ACK p99 (frames never answered count as slower than any) is at most
+200 ms, the server refused (NACKed) almost nothing and dropped nobody, and the generator held
+the rate.  A step in which the generator could not hold its rate says so and is never read as
+the server's limit.  Times in replies are seconds; figures are milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from loadtest import stats
+from loadtest.pacer import WEIGHTS
+
+P99_LIMIT_MS = 200.0  # a step passes with ACK p99 at or below this
+LATE_LIMIT_MS = 50.0  # the generator held the rate: p99 of how late its sends left
+MIN_HELD = 0.95  # … and it sent at least this share of the target rate
+GENERATOR_CPU_LIMIT = stats.SATURATED_PERCENT  # … and no generator process averaged more CPU
+REFUSED_LIMIT = 0.01  # more NACKs than this share of the frames: limits, not capacity, answered
+LIKE_SHARE = WEIGHTS[0] / sum(WEIGHTS)
+
+PASS, GENERATOR, DROPPED, REFUSED, LATENCY = "pass", "generator", "dropped", "refused", "latency"
+
+
+def rates(first: int, step: int, max_rate: int) -> list[int]:
+    """first, first + step, … while below `max_rate`, then `max_rate` itself."""
+    out = list(range(first, max_rate, step)) if step > 0 else []
+    return [*out, max_rate]
+
+
+def tracks_needed(plan: Sequence[int], seconds: float, dancers: int) -> int:
+    """Tracks to play before the steps so that no dancer runs out of tracks to like: every
+    dancer sends an even share of every step's frames, a quarter of them likes (with margin)."""
+    frames = sum(plan) * seconds / max(1, dancers)
+    return math.ceil(frames * LIKE_SHARE * 1.5) + 5
+
+
+def split(rate: float, dancers: Sequence[int]) -> list[float]:
+    """A step's rate shared among workers in proportion to their subscribed dancers."""
+    total = sum(dancers)
+    return [rate * n / total if total else 0.0 for n in dancers]
+
+
+def ack_p99_ms(latencies: Sequence[float], unanswered: int) -> float:
+    """The 99th percentile of ACK latency (ms) with every unanswered frame counted as slower than
+    any answered one: infinite once they are more than 1 % of the frames."""
+    n = len(latencies) + unanswered
+    if n == 0:
+        return math.nan
+    rank = max(1, math.ceil(0.99 * n))
+    if rank > len(latencies):
+        return math.inf
+    return sorted(latencies)[rank - 1] * 1000
+
+
+def figures(
+    rate: float,
+    seconds: float,
+    replies: Sequence[Mapping[str, Any]],
+    server_cpu_s: float | None,
+    wall_s: float,
+    generator_cpu: Mapping[str, Sequence[float]],
+) -> dict[str, Any]:
+    """One step from the workers' replies (pacer.collect), the server's CPU seconds over `wall_s`
+    seconds of the step, and each generator process's one-second CPU samples (% of a core)."""
+    latencies = [x for r in replies for x in r["latencies"]]
+    sent = sum(r["sent"] for r in replies)
+    unanswered = sum(r["unanswered"] for r in replies)
+    nacks: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    acked: Counter[str] = Counter()
+    for r in replies:
+        nacks.update(r["nacks"])
+        kinds.update(r["kinds"])
+        acked.update(r["acked"])
+    firsts = [r["first"] for r in replies if r["sent"]]
+    lasts = [r["last"] for r in replies if r["sent"]]
+    span = max(lasts) - min(firsts) if firsts else 0.0
+    held = (sent - 1) / span if sent > 1 and span > 0 else None
+    late = [r["lateness_ms"]["p99"] for r in replies if r["lateness_ms"]["p99"] is not None]
+    p99 = ack_p99_ms(latencies, unanswered)
+    cpu = {name: stats_of(samples) for name, samples in generator_cpu.items()}
+    return {
+        "target_per_s": rate,
+        "seconds": seconds,
+        "sent": sent,
+        "planned": sum(r["planned"] for r in replies),
+        "sent_per_s": None if held is None else round(held, 1),
+        "kinds": dict(kinds),
+        "acked": sum(acked.values()),
+        "acked_by_kind": dict(acked),
+        "nacked": sum(nacks.values()),
+        "nack_errors": dict(nacks.most_common(stats.EXAMPLES)),
+        "unanswered": unanswered,
+        "ack_ms": {
+            **stats.summary_ms(latencies),
+            "p99": None if math.isinf(p99) or math.isnan(p99) else round(p99, 2),
+            "p99_unanswered": math.isinf(p99),  # unanswered frames reach the 99th percentile
+        },
+        "dancers": sum(r["dancers"] for r in replies),
+        "dancers_gone": sum(r["dancers_gone"] for r in replies),
+        "server_cpu_percent": None if server_cpu_s is None else round(100 * server_cpu_s / wall_s, 1),
+        "cpu_us_per_frame": None if server_cpu_s is None or not sent else round(1e6 * server_cpu_s / sent, 1),
+        "send_late_p99_ms": max(late, default=None),
+        "generator_cpu_percent": cpu,
+    }
+
+
+def stats_of(samples: Sequence[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"mean": None, "max": None}
+    return {"mean": round(sum(samples) / len(samples), 1), "max": round(max(samples), 1)}
+
+
+def judge(step: Mapping[str, Any]) -> dict[str, str]:
+    """The step's verdict and why.  The generator is judged first: when it could not hold the
+    rate, the server's latency in that step is not evidence of anything."""
+    target = step["target_per_s"]
+    late = step["send_late_p99_ms"]
+    if late is not None and late > LATE_LIMIT_MS:
+        return _v(GENERATOR, f"the generator sent late (p99 {late:.0f} ms > {LATE_LIMIT_MS:g} ms)")
+    held = step["sent_per_s"]
+    if step["sent"] < step["planned"] or (held is not None and held < MIN_HELD * target):
+        return _v(GENERATOR, f"the generator sent {_rate(held)}/s of {target:,.0f}/s")
+    for name, cpu in step["generator_cpu_percent"].items():
+        if cpu["mean"] is not None and cpu["mean"] > GENERATOR_CPU_LIMIT:
+            return _v(GENERATOR, f"generator {name} averaged {cpu['mean']:.0f} % CPU")
+    if step["dancers_gone"]:
+        return _v(DROPPED, f"{step['dancers_gone']:,} dancers lost their connection")
+    if step["sent"] and step["nacked"] > REFUSED_LIMIT * step["sent"]:
+        top = next(iter(step["nack_errors"]), "")
+        return _v(REFUSED, f"{step['nacked']:,} of {step['sent']:,} frames NACKed ({top})")
+    ack = step["ack_ms"]
+    if ack["p99_unanswered"]:
+        return _v(LATENCY, f"{step['unanswered']:,} frames unanswered: ACK p99 beyond the drain")
+    if ack["p99"] is None:
+        return _v(LATENCY, "no frame was answered")
+    if ack["p99"] > P99_LIMIT_MS:
+        return _v(LATENCY, f"ACK p99 {ack['p99']:,.1f} ms > {P99_LIMIT_MS:g} ms")
+    return _v(PASS, f"ACK p99 {ack['p99']:,.1f} ms <= {P99_LIMIT_MS:g} ms")
+
+
+def _v(verdict: str, reason: str) -> dict[str, str]:
+    return {"verdict": verdict, "reason": reason}
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def outcome(steps: Sequence[Mapping[str, Any]], max_rate: float) -> dict[str, Any]:
+    """The highest sustained rate (the last passing step before the first that failed), its CPU
+    per frame, and what ended the climb.  `server_limit_found` is False unless the server
+    itself failed a step: a climb ended by the generator or by --max is only a lower bound."""
+    best: Mapping[str, Any] | None = None
+    ended = None
+    for step in steps:
+        if step["verdict"] != PASS:
+            ended = step
+            break
+        best = step
+    if ended is None:
+        limited_by, why = "max_rate", f"every step passed, up to --max {max_rate:,.0f}/s"
+    else:
+        limited_by = ended["verdict"]
+        why = f"{ended['target_per_s']:,.0f}/s failed: {ended['reason']}"
+    return {
+        "sustained_frames_per_s": None if best is None else best["target_per_s"],
+        "cpu_us_per_frame": None if best is None else best["cpu_us_per_frame"],
+        "limited_by": limited_by,
+        "server_limit_found": limited_by in (LATENCY, DROPPED),
+        "stopped": why,
+    }
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render_steps(steps: Sequence[Mapping[str, Any]]) -> list[str]:
+    head = (
+        f"  {'target/s':>9}{'sent/s':>9}{'ACKed':>9}{'NACK':>6}{'unans.':>7}{'p50':>8}{'p95':>8}{'p99':>8}"
+        f"{'max':>8}{'srv CPU':>8}{'µs/frame':>9}{'gen CPU':>8}{'late p99':>9}  verdict"
+    )
+    lines = ["capacity steps (ACK latency: send -> kernel receipt of the ACK, ms)", head]
+    for s in steps:
+        ack = s["ack_ms"]
+        p99 = ">drain" if ack["p99_unanswered"] else _num(ack["p99"])
+        gen = max((c["max"] or 0.0 for c in s["generator_cpu_percent"].values()), default=0.0)
+        cpu = "-" if s["server_cpu_percent"] is None else f"{s['server_cpu_percent']:.0f}%"
+        lines.append(
+            f"  {s['target_per_s']:>9,.0f}{_rate(s['sent_per_s']):>9}{s['acked']:>9,}{s['nacked']:>6,}"
+            f"{s['unanswered']:>7,}{_num(ack['p50']):>8}{_num(ack['p95']):>8}{p99:>8}{_num(ack['max']):>8}"
+            f"{cpu:>8}{_num(s['cpu_us_per_frame'], 0):>9}{gen:>7.0f}%{_num(s['send_late_p99_ms']):>9}"
+            f"  {s['verdict']}: {s['reason']}"
+        )
+    return lines
+
+
+def render_result(result: Mapping[str, Any]) -> list[str]:
+    rate, us = result["sustained_frames_per_s"], result["cpu_us_per_frame"]
+    if rate is None:
+        head = "no step was sustained"
+    else:
+        bound = "" if result["server_limit_found"] else "at least "
+        head = f"sustained: {bound}{rate:,.0f} frames/s with ACK p99 <= {P99_LIMIT_MS:g} ms"
+        head += f"; server CPU {_num(us, 0)} µs per frame at that rate"
+    lines = [head, f"stopped: {result['stopped']}"]
+    if result["limited_by"] == GENERATOR:
+        lines.append(
+            "!!! the GENERATOR could not hold the rate: this is not the server's limit "
+            "(use more --workers, or a quieter machine)"
+        )
+    elif result["limited_by"] == REFUSED:
+        lines.append(
+            "!!! the server REFUSED frames: its per-client limits answered, not its capacity (with --url, "
+            "raise PIKA_LIKES_PER_MINUTE, PIKA_TEMPO_PER_MINUTE, PIKA_REACTIONS_PER_WINDOW)"
+        )
+    return lines
