@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from loadtest import stats, steps, windows
-from loadtest.__main__ import main
+from loadtest.__main__ import _check, build_parser, capacity_plan, main
 from loadtest.client import FrameReader, accept_for, encode_frame, parse_handshake
 from loadtest.flooder import FloodRecord
 from loadtest.logins import parse_head, request_bytes
@@ -277,6 +277,17 @@ def test_capacity_steps_climb_by_the_step_and_end_at_the_max() -> None:
     assert steps.rates(1000, 1000, 3500) == [1000, 2000, 3000, 3500]
     assert steps.rates(500, 500, 500) == [500]
     assert steps.split(900, [2, 1]) == [600, 300]  # by each worker's dancers
+
+
+def test_capacity_defaults_are_3000_dancers_and_1000_more_frames_a_second_per_step() -> None:
+    args = build_parser().parse_args(["capacity", "--spawn"])
+    assert _check(args) is None
+    plan = capacity_plan(args)
+    assert (plan.dancers, plan.seconds, plan.rates) == (3000, 20.0, list(range(1000, 10_001, 1000)))
+    quick = capacity_plan(build_parser().parse_args(["capacity", "--spawn", "--quick", "--max", "4000"]))
+    assert (quick.seconds, quick.rates) == (5.0, [1000, 2000, 3000, 4000])
+    bad = build_parser().parse_args(["capacity", "--spawn", "--step", "2000", "--max", "1000"])
+    assert _check(bad) == "--step must be at least 1 and --max at least --step"
 
 
 def test_enough_tracks_are_pre_played_for_every_dancers_likes() -> None:
