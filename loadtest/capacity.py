@@ -155,20 +155,18 @@ def _step(run: Run, rate: int, seconds: float, shares: list[int], tracks: int) -
     ]
     run.pool.send(run.dancer_ids, "step", args)
     time.sleep(max(0.0, start_at - time.monotonic()))
-    before = run.server.sample()
+    before, host = run.server.sample(), procstat.host_cpu()
     run.pool.gather(run.dancer_ids, "sent", 2 * seconds + 30, run.tick)
+    host_busy = procstat.busy_percent(host, procstat.host_cpu())
     replies = run.pool.gather(run.dancer_ids, "stepped", DRAIN + 30, run.tick)
     after = run.server.sample()
     cpu_s, wall = _cpu_between(before, after)
     since = before.t if before else time.time() - seconds
-    return steps.figures(
-        rate,
-        seconds,
-        list(replies.values()),
-        cpu_s,
-        wall or seconds,
-        run.worker_cpu(since + 0.5, time.time()),
-    )
+    generator = run.worker_cpu(since + 0.5, time.time())
+    step = steps.figures(rate, seconds, list(replies.values()), cpu_s, wall or seconds, generator)
+    step["host_busy_percent"] = host_busy  # every process on the machine while the frames went out
+    step["load_average"] = round(os.getloadavg()[0], 2)
+    return step
 
 
 def _cpu_between(

@@ -186,10 +186,14 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 def render_steps(steps: Sequence[Mapping[str, Any]]) -> list[str]:
     head = (
-        f"  {'target/s':>9}{'sent/s':>9}{'ACKed':>9}{'NACK':>6}{'unans.':>7}{'p50':>8}{'p95':>8}{'p99':>8}"
-        f"{'max':>8}{'srv CPU':>8}{'µs/frame':>9}{'gen CPU':>8}{'late p99':>9}  verdict"
+        f"  {'target/s':>9}{'sent/s':>9}{'ACKed':>9}{'NACK':>6}{'unans.':>7}{'p50':>9}{'p95':>9}{'p99':>9}"
+        f"{'max':>9}{'srv CPU':>8}{'µs/frame':>9}{'gen CPU':>8}{'late p99':>9}{'host':>6}{'load':>6}  verdict"
     )
-    lines = ["capacity steps (ACK latency: send -> kernel receipt of the ACK, ms)", head]
+    lines = [
+        "capacity steps (ACK latency: send -> kernel receipt of the ACK, ms; host: the whole machine's "
+        "busy CPU, load: its 1-minute load average)",
+        head,
+    ]
     for s in steps:
         ack = s["ack_ms"]
         p99 = ">drain" if ack["p99_unanswered"] else _num(ack["p99"])
@@ -197,8 +201,9 @@ def render_steps(steps: Sequence[Mapping[str, Any]]) -> list[str]:
         cpu = "-" if s["server_cpu_percent"] is None else f"{s['server_cpu_percent']:.0f}%"
         lines.append(
             f"  {s['target_per_s']:>9,.0f}{_rate(s['sent_per_s']):>9}{s['acked']:>9,}{s['nacked']:>6,}"
-            f"{s['unanswered']:>7,}{_num(ack['p50']):>8}{_num(ack['p95']):>8}{p99:>8}{_num(ack['max']):>8}"
+            f"{s['unanswered']:>7,}{_num(ack['p50']):>9}{_num(ack['p95']):>9}{p99:>9}{_num(ack['max']):>9}"
             f"{cpu:>8}{_num(s['cpu_us_per_frame'], 0):>9}{gen:>7.0f}%{_num(s['send_late_p99_ms']):>9}"
+            f"{_num(s.get('host_busy_percent'), 0):>5}%{_num(s.get('load_average')):>6}"
             f"  {s['verdict']}: {s['reason']}"
         )
     return lines

@@ -518,6 +518,7 @@ async def test_a_tiny_capacity_run_gets_its_frames_acked_step_by_step(
         assert step["nacked"] == 0
         assert set(step["kinds"]) <= {"SEND_LIKE", "SEND_TEMPO_REQUEST", "SEND_REACTION"}
         assert {"p50", "p95", "p99", "max"} <= step["ack_ms"].keys()
+        assert {"server_cpu_percent", "host_busy_percent", "generator_cpu_percent"} <= step.keys()
         assert step["cpu_us_per_frame"] is not None and step["verdict"] in ("pass", "latency", "generator")
     assert sum(s["acked"] for s in result["steps"]) > 0
     likes = result["likes"]
