@@ -3,7 +3,8 @@
 The DJ plays the tracks the dancers will like before anyone joins (so no fan-out is measured),
 then `dancers` dancers subscribe and send the seed's mix of likes, tempo votes and thank-yous
 at a fixed aggregate rate, stepped up until a step fails (steps.py).  Per step: ACK latency,
-the server process's CPU from /proc (so CPU µs per frame), the generator's own health.
+the server process's CPU from /proc (so CPU µs per frame), what its /metrics saw (group-commit
+batches, loop lag, GC pauses), the generator's own health.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest import procstat, stats, steps
+from loadtest import procstat, scrape, stats, steps
 from loadtest.coordinator import Run
 from loadtest.pacer import KINDS, WEIGHTS
 from loadtest.runner import DRAIN
@@ -154,6 +155,7 @@ def _step(run: Run, rate: int, seconds: float, shares: list[int], tracks: int) -
         for r in steps.split(rate, shares)
     ]
     run.pool.send(run.dancer_ids, "step", args)
+    inside = scrape.scrape(run.target.host, run.target.port)
     time.sleep(max(0.0, start_at - time.monotonic()))
     before, host = run.server.sample(), procstat.host_cpu()
     run.pool.gather(run.dancer_ids, "sent", 2 * seconds + 30, run.tick)
@@ -166,6 +168,7 @@ def _step(run: Run, rate: int, seconds: float, shares: list[int], tracks: int) -
     step = steps.figures(rate, seconds, list(replies.values()), cpu_s, wall or seconds, generator)
     step["host_busy_percent"] = host_busy  # every process on the machine while the frames went out
     step["load_average"] = round(os.getloadavg()[0], 2)
+    step["inside_server"] = scrape.delta(inside, scrape.scrape(run.target.host, run.target.port))
     return step
 
 

@@ -206,7 +206,20 @@ def render_steps(steps: Sequence[Mapping[str, Any]]) -> list[str]:
             f"{_num(s.get('host_busy_percent'), 0):>5}%{_num(s.get('load_average')):>6}"
             f"  {s['verdict']}: {s['reason']}"
         )
+    for s in steps:
+        lines.append(f"  inside the server at {s['target_per_s']:,.0f}/s: {_inside(s.get('inside_server'))}")
     return lines
+
+
+def _inside(m: Mapping[str, Any] | None) -> str:
+    if m is None:
+        return "no /metrics"
+    return (
+        f"{m['commit_batches']:,} group commits ({_num(m['actions_per_batch'])} actions each), "
+        f"statements {_num(m['statement_ms_mean'])} ms mean, loop lag {_num(m['loop_lag_ms_mean'])} ms "
+        f"mean, {m['frames_held']:,} frames held by the loop guard, GC {m['gc_collections']:,} "
+        f"collections pausing {m['gc_pause_s']:.2f} s"
+    )
 
 
 def render_result(result: Mapping[str, Any]) -> list[str]:
