@@ -257,12 +257,10 @@ class Dancer:
         vote = {"type": "VOTE_ON_POLL", "pollId": poll_id, "optionIndex": rng.randrange(len(options))}
         self.s.later(rng.uniform(0, VOTE[1]), lambda: self.act(vote, "VOTE_ON_POLL", str(poll_id)))
 
-    def act(self, message: dict[str, Any], kind: str, key: str) -> bool:
+    def act(self, message: dict[str, Any], kind: str, key: str) -> None:
         """Send one action with a messageId if still subscribed; its answer lands in `Shared.actions`."""
-        if not self.active:
-            return False
-        self._send(message, kind, key)
-        return True
+        if self.active:
+            self._send(message, kind, key)
 
     def unanswered(self, since: float, until: float) -> int:
         """Actions sent within [since, until] (wall clock) still waiting for their answer."""
