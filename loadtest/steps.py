@@ -117,9 +117,13 @@ def stats_of(samples: Sequence[float]) -> dict[str, float | None]:
 
 
 def judge(step: Mapping[str, Any]) -> dict[str, str]:
-    """The step's verdict and why.  The generator is judged first: when it could not hold the
-    rate, the server's latency in that step is not evidence of anything."""
+    """The step's verdict and why.  Refusals come first (the server's limits answered, whatever
+    else happened), then the generator: when it could not hold the rate, the server's latency in
+    that step is not evidence of anything."""
     target = step["target_per_s"]
+    if step["sent"] and step["nacked"] > REFUSED_LIMIT * step["sent"]:
+        top = next(iter(step["nack_errors"]), "")
+        return _v(REFUSED, f"{step['nacked']:,} of {step['sent']:,} frames NACKed ({top})")
     late = step["send_late_p99_ms"]
     if late is not None and late > LATE_LIMIT_MS:
         return _v(GENERATOR, f"the generator sent late (p99 {late:.0f} ms > {LATE_LIMIT_MS:g} ms)")
@@ -129,11 +133,8 @@ def judge(step: Mapping[str, Any]) -> dict[str, str]:
     for name, cpu in step["generator_cpu_percent"].items():
         if cpu["mean"] is not None and cpu["mean"] > GENERATOR_CPU_LIMIT:
             return _v(GENERATOR, f"generator {name} averaged {cpu['mean']:.0f} % CPU")
-    if step["dancers_gone"]:
+    if step["dancers_gone"]:  # after the generator: one too slow to read is dropped as a slow consumer
         return _v(DROPPED, f"{step['dancers_gone']:,} dancers lost their connection")
-    if step["sent"] and step["nacked"] > REFUSED_LIMIT * step["sent"]:
-        top = next(iter(step["nack_errors"]), "")
-        return _v(REFUSED, f"{step['nacked']:,} of {step['sent']:,} frames NACKed ({top})")
     ack = step["ack_ms"]
     if ack["p99_unanswered"]:
         return _v(LATENCY, f"{step['unanswered']:,} frames unanswered: ACK p99 beyond the drain")

@@ -374,6 +374,8 @@ def test_refusals_and_drops_are_failures_of_their_own_not_latency() -> None:
     assert few["verdict"] == steps.PASS  # 0.5 % NACKed: still the server's capacity answering
     dropped = _step(100, _reply([0.005] * 1000, gone=3, span=9.99))
     assert dropped["verdict"] == steps.DROPPED
+    late = _step(100, _reply([0.005] * 900, nacks={"Rate limit exceeded": 100}, span=9.99, late_p99_ms=300))
+    assert late["verdict"] == steps.REFUSED  # a refusal is a fact whatever the generator did
 
 
 def test_the_result_is_the_last_step_before_the_first_failure() -> None:
@@ -553,3 +555,23 @@ async def test_a_tiny_capacity_run_gets_its_frames_acked_step_by_step(
     assert sum(s["acked"] for s in result["steps"]) > 0
     likes = result["likes"]
     assert likes["acked"] == likes["at_dj"] == likes["in_database"]
+
+
+async def test_capacity_against_a_server_with_its_default_limits_says_the_limits_answered(
+    nursery: trio.Nursery, db_url: str, tmp_path: Path
+) -> None:
+    running: Running = await nursery.start(serve, test_settings(db_url, track_burst=1000))
+    report = tmp_path / "refused.json"
+    argv = ["capacity", "--url", running.url, "--dancers", "5", "--step", "50", "--max", "100"]
+    argv += ["--seconds", "2", "--workers", "1", "--json", str(report)]
+    with trio.fail_after(120):
+        status = await trio.to_thread.run_sync(main, argv)
+    assert status == 0
+    result = json.loads(report.read_text())
+    assert result["limited_by"] == "refused", result["stopped"]
+    assert result["server_limit_found"] is False
+    assert result["sustained_frames_per_s"] is None
+    (step,) = result["steps"]  # 20 frames per dancer: 5 thank-yous per 10 s each are allowed
+    assert step["nack_errors"].get("Rate limit exceeded", 0) == step["nacked"] > 0
+    assert step["acked"] + step["nacked"] + step["unanswered"] == step["sent"] == 100
+    assert step["ack_ms"]["n"] == step["acked"]  # the refusals are not in the ACK latency
