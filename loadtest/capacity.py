@@ -22,7 +22,7 @@ from loadtest.scenarios import CONNECT_RATE, Options, leave_all, spread
 from loadtest.spawn import Target
 
 #: --spawn: the per-client limits out of the way, so that refusals do not stand in for capacity
-#: (the per-IP ones spawn.py already raises; PIKA_TRACK_BURST 1000 covers the pre-played tracks).
+#: (the per-IP ones spawn.py already raises; its PIKA_TRACK_BURST covers steps.MAX_TRACKS).
 SPAWN_ENV = {
     "PIKA_LIKES_PER_MINUTE": str(10**6),
     "PIKA_TEMPO_PER_MINUTE": str(10**6),

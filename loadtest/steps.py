@@ -22,6 +22,7 @@ MIN_HELD = 0.95  # … and it sent at least this share of the target rate
 GENERATOR_CPU_LIMIT = stats.SATURATED_PERCENT  # … and no generator process averaged more CPU
 REFUSED_LIMIT = 0.01  # more NACKs than this share of the frames: limits, not capacity, answered
 LIKE_SHARE = WEIGHTS[0] / sum(WEIGHTS)
+MAX_TRACKS = 500  # pre-played tracks at most (a few seconds of the DJ's commits)
 
 PASS, GENERATOR, DROPPED, REFUSED, LATENCY = "pass", "generator", "dropped", "refused", "latency"
 
@@ -34,9 +35,10 @@ def rates(first: int, step: int, max_rate: int) -> list[int]:
 
 def tracks_needed(plan: Sequence[int], seconds: float, dancers: int) -> int:
     """Tracks to play before the steps so that no dancer runs out of tracks to like: every
-    dancer sends an even share of every step's frames, a quarter of them likes (with margin)."""
+    dancer sends an even share of every step's frames, a quarter of them likes (with margin).
+    At most MAX_TRACKS: a dancer who liked them all sends tempo votes instead (pacer.py)."""
     frames = sum(plan) * seconds / max(1, dancers)
-    return math.ceil(frames * LIKE_SHARE * 1.5) + 5
+    return min(MAX_TRACKS, math.ceil(frames * LIKE_SHARE * 1.5) + 5)
 
 
 def split(rate: float, dancers: Sequence[int]) -> list[float]:

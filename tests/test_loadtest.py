@@ -27,6 +27,7 @@ from loadtest.scenarios import (
     dj_schedule,
     login_accounts,
 )
+from loadtest.spawn import RAISED_LIMITS
 from pika.server import Running, serve
 from tests.conftest import test_settings
 
@@ -294,6 +295,9 @@ def test_enough_tracks_are_pre_played_for_every_dancers_likes() -> None:
     plan, seconds, dancers = [1000, 2000, 3000], 20.0, 3000
     likes_per_dancer = sum(plan) * seconds / dancers * steps.LIKE_SHARE  # on average: 10.5
     assert steps.tracks_needed(plan, seconds, dancers) >= 1.5 * likes_per_dancer
+    assert (
+        steps.tracks_needed([100_000], 600.0, 1) == steps.MAX_TRACKS <= int(RAISED_LIMITS["PIKA_TRACK_BURST"])
+    )
 
 
 def test_unanswered_frames_count_as_slower_than_any_answer_at_p99() -> None:
