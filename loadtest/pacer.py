@@ -9,6 +9,7 @@ roles.Dancer; how late each send left says whether this process could hold the r
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -50,6 +51,19 @@ class Pacer:
         self.kinds: Counter[str] = Counter()
         self.first: float | None = None  # wall clock of the step's first and last send
         self.last: float | None = None
+        self.gc_pauses: list[float] = []  # s, this process's collections during the step
+        self._gc_began = 0.0
+        # Thousands of dancers' objects live until the end: leave them out of every collection,
+        # and time the collections that remain (a long one makes sends late).
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        else:
+            self.gc_pauses.append(time.perf_counter() - self._gc_began)
 
     @property
     def sending(self) -> bool:
@@ -59,7 +73,7 @@ class Pacer:
         """From monotonic `start_at`, `rate` frames/s for `seconds`."""
         self._start, self._rate = start_at, rate
         self._total = self._planned = max(1, round(rate * seconds))
-        self.lateness, self.kinds = [], Counter()
+        self.lateness, self.kinds, self.gc_pauses = [], Counter(), []
         self.first = self.last = None
         self.s.loop.call_at(start_at, self._pace)
 
@@ -142,6 +156,7 @@ class Pacer:
             "nacks": dict(nacks),
             "unanswered": closed + self.unanswered(),
             "lateness_ms": stats.summary_ms(self.lateness),
+            "gc_pause_s": round(sum(self.gc_pauses), 3),
             "dancers": len(self.dancers),
             "dancers_gone": sum(1 for d in self.dancers if not d.active),
         }

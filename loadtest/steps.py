@@ -108,6 +108,7 @@ def figures(
         "server_cpu_percent": None if server_cpu_s is None else round(100 * server_cpu_s / wall_s, 1),
         "cpu_us_per_frame": None if server_cpu_s is None or not sent else round(1e6 * server_cpu_s / sent, 1),
         "send_late_p99_ms": max(late, default=None),
+        "generator_gc_pause_s": max((r["gc_pause_s"] for r in replies), default=0.0),
         "generator_cpu_percent": cpu,
     }
 
@@ -128,7 +129,11 @@ def judge(step: Mapping[str, Any]) -> dict[str, str]:
         return _v(REFUSED, f"{step['nacked']:,} of {step['sent']:,} frames NACKed ({top})")
     late = step["send_late_p99_ms"]
     if late is not None and late > LATE_LIMIT_MS:
-        return _v(GENERATOR, f"the generator sent late (p99 {late:.0f} ms > {LATE_LIMIT_MS:g} ms)")
+        gc_s = step["generator_gc_pause_s"]
+        return _v(
+            GENERATOR,
+            f"the generator sent late (p99 {late:.0f} ms > {LATE_LIMIT_MS:g} ms; its GC paused {gc_s:.2f} s)",
+        )
     held = step["sent_per_s"]
     if step["sent"] < step["planned"] or (held is not None and held < MIN_HELD * target):
         return _v(GENERATOR, f"the generator sent {_rate(held)}/s of {target:,.0f}/s")

@@ -331,6 +331,7 @@ def _reply(
         "nacks": nacks or {},
         "unanswered": unanswered,
         "lateness_ms": {"p99": late_p99_ms},
+        "gc_pause_s": 0.0,
         "dancers": 10,
         "dancers_gone": gone,
     }
