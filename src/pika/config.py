@@ -126,6 +126,9 @@ class Settings:
     ws_connects_window: float = setting(10.0, _float(0.1, 3600), "window for new connections (s)", "limits")
     ws_open_per_ip: int = setting(3000, _int(1, 10**7), "open WebSocket connections per IP", "limits")
     max_sessions: int = setting(1000, _int(1, 10**6), "live sessions at once", "limits")
+    max_controllers: int = setting(
+        5, _int(1, 100), "DJ consoles attached to one session (ATTACH_SESSION)", "limits"
+    )
     dj_grace_seconds: float = setting(
         120.0, _float(0, 86400), "DJ grace period after a dropped connection (s)", "limits"
     )
