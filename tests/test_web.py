@@ -67,7 +67,16 @@ def wait_live(page: Any, timeout: float = 10_000) -> None:
 
 # -- serving ------------------------------------------------------------------------------------
 
-PAGES = ["/", "/live", "/live/conf_page01", "/recap/conf_page01", "/dj/some-dj", "/dj/register", "/dj/login"]
+PAGES = [
+    "/",
+    "/live",
+    "/live/conf_page01",
+    "/recap/conf_page01",
+    "/dj/some-dj",
+    "/dj/register",
+    "/dj/login",
+    "/dj/console",
+]
 
 
 def test_pages_are_html_with_no_cache_a_strict_csp_and_the_security_headers(site: Server) -> None:

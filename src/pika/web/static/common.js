@@ -41,6 +41,27 @@
     return id;
   }
 
+  /** The DJ's API token for the console: this tab only, or this phone when `remember`ed. */
+  const DJ_TOKEN_KEY = "pika.djToken";
+
+  function djToken() {
+    try {
+      return sessionStorage.getItem(DJ_TOKEN_KEY) || localStorage.getItem(DJ_TOKEN_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function setDjToken(token, remember) {
+    try {
+      sessionStorage.removeItem(DJ_TOKEN_KEY);
+      localStorage.removeItem(DJ_TOKEN_KEY);
+      if (token) (remember ? localStorage : sessionStorage).setItem(DJ_TOKEN_KEY, token);
+    } catch (e) {
+      /* private mode: the console asks again next time */
+    }
+  }
+
   /** el("p", {class: "x", dataset: {testid: "y"}}, "text", child) — text is always text, never HTML. */
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -142,6 +163,7 @@
   /**
    * A WebSocket to /ws that comes back by itself.
    *   onOpen()        — connected (subscribe here)
+   *   onClose(code)   — the socket closed (the WebSocket close code, when the server sent one)
    *   onMessage(msg)  — every frame, parsed
    *   onStatus(state) — "connecting" | "live" | "reconnecting" | "offline" | "lost"
    * `request(msg)` adds a messageId and resolves with its ACK/NACK (rejects if the socket drops).
@@ -225,11 +247,11 @@
         }
         this.handlers.onMessage && this.handlers.onMessage(msg);
       };
-      ws.onclose = () => {
+      ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.ws = null;
         this.failPending();
-        this.handlers.onClose && this.handlers.onClose();
+        this.handlers.onClose && this.handlers.onClose(event.code);
         this.retryLater();
         this.watch();
       };
@@ -360,11 +382,13 @@
     clock,
     copy,
     date,
+    djToken,
     el,
     LiveSocket,
     plural,
     renderStatus,
     save,
+    setDjToken,
     show,
     store,
     toast,
