@@ -11,47 +11,14 @@ import contextlib
 import os
 import re
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
-from tests.browser import PHONE, Dancer, Server, artifact, chromium, dj_live, running_server
+from tests.browser import Dancer, Server, artifact, dj_live
 from tests.test_web import by, expect, wait_live
 
 EMAIL, PASSWORD = "console@example.com", "correct horse battery"
-TALL_PHONE = {"width": PHONE["width"], "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    with running_server(db_url, tmp_path / "server.log") as server:
-        yield server
-
-
-@pytest.fixture
-def phones(browser: Any, site: Server) -> Iterator[Any]:
-    """`phones()` opens another phone; all are closed after the test, which fails on a JS error."""
-    opened: list[Dancer] = []
-
-    def open_phone() -> Dancer:
-        phone = Dancer(browser, site.url, viewport=TALL_PHONE)
-        opened.append(phone)
-        return phone
-
-    yield open_phone
-    errors = [e for d in opened for e in d.errors]
-    for phone in opened:
-        phone.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def sign_up(site: Server, name: str = "DJ Console") -> str:

@@ -129,6 +129,34 @@
       : d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", year: "numeric" });
   }
 
+  /** A countdown: "45 s", "4:05". */
+  function duration(seconds) {
+    if (seconds < 60) return `${seconds} s`;
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+
+  /** A poll as the pages keep it, from its POLL_STARTED. */
+  function pollFrom(msg) {
+    const options = msg.options || [];
+    return {
+      pollId: msg.pollId,
+      question: msg.question,
+      options,
+      votes: msg.votes || options.map(() => 0),
+      totalVotes: msg.totalVotes || 0,
+      endsAt: msg.endsAt || null,
+      ended: false,
+      winnerIndex: -1,
+    };
+  }
+
+  /** One option's share of the votes, as a bar's width and a "3 · 60%" count. */
+  function showShare(bar, count, n, total) {
+    const pct = total ? Math.round((100 * n) / total) : 0;
+    bar.style.width = `${pct}%`;
+    count.textContent = `${n} · ${pct}%`;
+  }
+
   function plural(n, one, many) {
     return `${n} ${n === 1 ? one : many || one + "s"}`;
   }
@@ -198,6 +226,13 @@
     /** The server's clock, from PONG timestamps (announcement and poll countdowns use it). */
     now() {
       return Date.now() + this.offsetMs;
+    }
+
+    /** Whole seconds until `endsAt` (ISO) by the server's clock; null when there is no end. */
+    secondsLeft(endsAt) {
+      if (!endsAt) return null;
+      const ms = Date.parse(endsAt) - this.now();
+      return isNaN(ms) ? null : Math.max(0, Math.ceil(ms / 1000));
     }
 
     start() {
@@ -383,13 +418,16 @@
     copy,
     date,
     djToken,
+    duration,
     el,
     LiveSocket,
     plural,
+    pollFrom,
     renderStatus,
     save,
     setDjToken,
     show,
+    showShare,
     store,
     toast,
     trackKey,

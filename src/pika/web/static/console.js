@@ -265,16 +265,7 @@
         break;
       case "POLL_STARTED":
         seen.poll = true;
-        state.poll = {
-          pollId: msg.pollId,
-          question: msg.question,
-          options: msg.options || [],
-          votes: msg.votes || (msg.options || []).map(() => 0),
-          totalVotes: msg.totalVotes || 0,
-          endsAt: msg.endsAt || null,
-          ended: false,
-          winnerIndex: -1,
-        };
+        state.poll = P.pollFrom(msg);
         break;
       case "POLL_UPDATE":
         if (state.poll && state.poll.pollId === msg.pollId && !state.poll.ended) {
@@ -419,17 +410,6 @@
 
   // -- rendering ---------------------------------------------------------------------------------
 
-  function remaining(endsAt) {
-    if (!endsAt) return null;
-    const ms = Date.parse(endsAt) - socket.now();
-    return isNaN(ms) ? null : Math.max(0, Math.ceil(ms / 1000));
-  }
-
-  function duration(seconds) {
-    if (seconds < 60) return `${seconds} s`;
-    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
-  }
-
   function render() {
     P.show($("signin"), state.view === "signin");
     P.show($("not-live"), state.view === "not-live");
@@ -499,10 +479,7 @@
     const total = poll.totalVotes || 0;
     poll.options.forEach((option, i) => {
       const { row, bar, count } = pollDom.rows[i];
-      const n = poll.votes[i] || 0;
-      const pct = total ? Math.round((100 * n) / total) : 0;
-      bar.style.width = `${pct}%`;
-      count.textContent = `${n} · ${pct}%`;
+      P.showShare(bar, count, poll.votes[i] || 0, total);
       row.dataset.winner = String(poll.ended && poll.winnerIndex === i);
     });
     const votes = P.plural(total, "vote");
@@ -511,8 +488,8 @@
       const winner = poll.winnerIndex >= 0 ? poll.options[poll.winnerIndex] : null;
       status = winner ? `“${winner}” wins · ${votes}` : `Closed · ${votes}`;
     } else {
-      const left = remaining(poll.endsAt);
-      status = votes + (left !== null ? ` · closes in ${duration(left)}` : " · open until you end it");
+      const left = socket.secondsLeft(poll.endsAt);
+      status = votes + (left !== null ? ` · closes in ${P.duration(left)}` : " · open until you end it");
     }
     $("poll-status").textContent = status;
     P.show($("poll-actions"), !poll.ended);
@@ -535,14 +512,14 @@
 
   function renderAnnouncement() {
     const a = state.announcement;
-    const left = a ? remaining(a.endsAt) : null;
+    const left = a ? socket.secondsLeft(a.endsAt) : null;
     if (a && left === 0) state.announcement = null; // expired: the server's cancel is on its way
     const visible = !!state.announcement;
     P.show($("announcement"), visible);
     P.show($("announcement-actions"), visible);
     if (!visible) return;
     $("announcement-message").textContent = a.message;
-    $("announcement-countdown").textContent = left !== null ? `${duration(left)} left` : "until you take it down";
+    $("announcement-countdown").textContent = left !== null ? `${P.duration(left)} left` : "until you take it down";
   }
 
   function renderPlays() {
