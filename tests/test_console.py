@@ -104,7 +104,8 @@ def test_without_the_agent_the_dj_goes_live_from_the_console_and_types_the_track
     site: Server, phones: Any
 ) -> None:
     sign_up(site, "DJ By Hand")
-    login = phones().goto("/dj/login")
+    login_phone = phones()
+    login = login_phone.goto("/dj/login")
     by(login, "email").fill(EMAIL)
     by(login, "password").fill(PASSWORD)
     by(login, "submit").click()
@@ -137,6 +138,19 @@ def test_without_the_agent_the_dj_goes_live_from_the_console_and_types_the_track
     by(console, "manual-play").click()
     expect(by(console, "toast")).to_have_text("Enter the artist and the title")
     console.screenshot(path=artifact("console-390-by-hand.png"))
+
+    console.reload()  # a phone reloads the tab: it takes its own session back, as its DJ
+    expect(by(console, "mode")).to_have_text("is live from this phone")
+    expect(by(console, "track-title")).to_have_text("La Vida Es Un Carnaval")
+    expect(by(console, "listener-count")).to_have_text("1 listener")
+    registers = [f for f in login_phone.sent if f.get("type") == "REGISTER_SESSION"]
+    assert [f.get("sessionId") for f in registers] == [None, live_path.rsplit("/", 1)[1]]
+    assert "ATTACH_SESSION" not in login_phone.sent_types()
+    by(console, "manual-artist").fill("Héctor Lavoe")
+    by(console, "manual-title").fill("El Cantante")
+    by(console, "manual-play").click()
+    expect(by(dancer, "track-title")).to_have_text("El Cantante")
+    expect(by(dancer, "session-ended")).to_be_hidden()
 
 
 def test_the_console_says_when_the_database_is_unavailable(site: Server, phones: Any, db_url: str) -> None:

@@ -12,6 +12,7 @@
   const HEALTH_WHILE_DOWN_MS = 4000;
   const FIND_EVERY_MS = 10000;
   const DISARM_MS = 4000;
+  const RUNS_KEY = "pika.console.runs"; // the session this tab went live with (it takes it back on reload)
   const PRESETS = [
     { label: "What next?", question: "What should come next?", options: ["Faster", "Slower", "Same vibe"] },
     { label: "One more?", question: "One more song?", options: ["Yes!", "Time to wrap up"] },
@@ -47,7 +48,10 @@
       state.joined = false;
       state.resync = null;
       // 4001: the DJ's software took the session back; from now on this phone is its console.
-      if (code === 4001 && state.role === "dj") state.role = "controller";
+      if (code === 4001 && state.role === "dj") {
+        state.role = "controller";
+        setRunsHere(null);
+      }
       render();
     },
     onMessage: handle,
@@ -89,7 +93,7 @@
     }
     const live = (res.body.sessions || []).find((s) => !s.endedAt);
     if (live) {
-      openSession(live.id, "controller");
+      openSession(live.id, live.id === runsHere() ? "dj" : "controller");
       return;
     }
     state.view = "not-live";
@@ -114,6 +118,23 @@
     });
     render();
     join();
+  }
+
+  function runsHere() {
+    try {
+      return sessionStorage.getItem(RUNS_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function setRunsHere(sessionId) {
+    try {
+      if (sessionId) sessionStorage.setItem(RUNS_KEY, sessionId);
+      else sessionStorage.removeItem(RUNS_KEY);
+    } catch (e) {
+      /* private mode: a reload attaches as a console instead */
+    }
   }
 
   /** On every (re)connection: attach as a controller, or register the session this phone runs. */
@@ -225,6 +246,7 @@
     if (msg.type === "SESSION_REGISTERED") {
       state.sessionId = msg.sessionId;
       state.djName = msg.djName;
+      if (state.role === "dj") setRunsHere(msg.sessionId);
       render();
       return;
     }
