@@ -94,9 +94,9 @@ async def test_sessions_a_console_may_not_attach_to_are_not_available(server: Ru
     other = await signed_up(server, "other@example.com", "DJ Other")
     async with connect(server.url) as anon, connect(server.url) as rival, connect(server.url) as console:
         assert (await anon.request("REGISTER_SESSION", sessionId="anon_0001"))[-1]["type"] == "ACK"
-        await live(rival, other, "rival_0001")
         await live(rival, other, "ended_0001")
         await rival.request("END_SESSION", sessionId="ended_0001")
+        await live(rival, other, "rival_0001")
         for session_id in ("anon_0001", "rival_0001", "ended_0001", "never_0001"):
             refused = await attach(console, token, session_id)
             assert "SESSION_REGISTERED" not in types(refused), session_id
@@ -109,6 +109,9 @@ async def test_sessions_a_console_may_not_attach_to_are_not_available(server: Ru
         assert bad_id[-1]["error"] == "sessionId: must be 8-64 characters of A-Z a-z 0-9 _ -"
         hijack = await console.request("BROADCAST_TRACK", sessionId="rival_0001", track=track("Hijack"))
         assert hijack[-1]["error"] == "Not the DJ of this session"
+        itself = await attach(rival, other, "rival_0001")  # the DJ connection is no console of its own
+        assert itself[-1]["error"] == "This connection is the DJ of a session; attach from another connection"
+        assert server.hub.rooms["rival_0001"].dj_conn is not None
     assert not server.hub.rooms["rival_0001"].controllers
 
 
