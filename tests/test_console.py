@@ -70,6 +70,8 @@ def test_the_console_attaches_runs_a_poll_and_an_announcement_and_ends_the_set(
         expect(by(console, "poll-status")).to_contain_text("1 vote")
         assert dj.wait_for(lambda m: m["type"] == "POLL_UPDATE")["votes"] == [0, 1, 0]
 
+        by(console, "jump-announce").click()  # one thumb: the bottom bar jumps to each tool
+        expect(by(console, "announce-message")).to_be_in_viewport()
         by(console, "announce-message").fill("Water is free at the bar")
         by(console, "announce-send").click()
         expect(by(dancer, "announcement-message")).to_have_text("Water is free at the bar")

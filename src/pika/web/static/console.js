@@ -437,6 +437,8 @@
     P.show($("not-live"), state.view === "not-live");
     P.show($("session-ended"), state.view === "ended");
     P.show($("console"), state.view === "console");
+    P.show($("jumpbar"), state.view === "console");
+    document.body.classList.toggle("has-actionbar", state.view === "console");
     if (state.account) $("account-name").textContent = state.account.displayName;
     renderConnection();
     if (state.view === "ended") renderEnded();
@@ -614,6 +616,9 @@
     act({ type: "CANCEL_ANNOUNCEMENT", sessionId: state.sessionId }, $("announcement-cancel"))
   );
   $("end-session").addEventListener("click", endSession);
+  for (const button of document.querySelectorAll("[data-jump]")) {
+    button.addEventListener("click", () => $(button.dataset.jump).scrollIntoView({ block: "start" }));
+  }
   setInterval(() => {
     if (state.announcement) renderAnnouncement();
     if (state.poll && state.poll.endsAt && !state.poll.ended) renderPoll();
