@@ -16,7 +16,7 @@ import pytest
 
 from pika.http import qr
 from pika.http.pages import PAGE_CSP, WEB_DIR
-from tests.browser import Server, artifact, dj_live
+from tests.browser import Dancer, Server, artifact, dj_live, running_server
 
 expect: Any
 try:
@@ -569,3 +569,27 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(site: Server, phones
             assert overflow <= width, f"{path} is {overflow}px wide at {width}px"
             name = path.strip("/").replace("/", "_") or "index"
             page.screenshot(path=artifact(f"{width}-{name}.png"), full_page=True)
+
+
+def test_a_phone_refused_at_a_full_address_waits_as_the_server_says_then_gets_in(
+    browser: Any, db_url: str, tmp_path: Path
+) -> None:
+    # One open connection per address: the first phone takes it, the second is refused.
+    limits = {"PIKA_WS_OPEN_PER_IP": "1", "PIKA_WS_CONNECTS_WINDOW": "2"}
+    with running_server(db_url, tmp_path / "server.log", **limits) as server:
+        first, second = Dancer(browser, server.url), Dancer(browser, server.url)
+        try:
+            wait_live(first.goto("/live/conf_full001"))
+            asking = lambda r: r.url.endswith("/ws") and r.request.resource_type == "fetch"  # noqa: E731
+            with second.page.expect_response(asking, timeout=10_000) as asked:
+                page = second.goto("/live/conf_full001")
+            # The refused upgrade's answer, which the page can only learn by asking over HTTP.
+            assert (asked.value.status, asked.value.headers.get("retry-after")) == (429, "2")
+            expect(by(page, "connection-status")).not_to_have_attribute("data-state", "live")
+
+            first.close()  # the slot frees: the second phone gets in at its next try
+            wait_live(page, timeout=20_000)
+            assert first.errors == second.errors == []
+        finally:
+            first.close()
+            second.close()

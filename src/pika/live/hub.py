@@ -32,7 +32,7 @@ from pika.live.tempo import TempoTally
 from pika.live.wire import PING, frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
-from pika.security.admission import WsAdmission
+from pika.security.admission import UpgradeRefusal, WsAdmission
 from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
 
@@ -121,11 +121,12 @@ class Hub:
     def connection_count(self) -> int:
         return len(self.connections)
 
-    def admission(self, scope: dict[str, Any]) -> tuple[int, str] | None:
-        """Why a WebSocket upgrade must be refused before accept, as (status, error); None to accept."""
+    def admission(self, scope: dict[str, Any], *, peek: bool = False) -> UpgradeRefusal | None:
+        """Why a WebSocket upgrade must be refused before accept; None to accept.  `peek`: only
+        say what an upgrade would get now (GET /ws without an upgrade), counting nothing."""
         if self.closing:
-            return 503, "Server is restarting; reconnect shortly"
-        return self.ws_admission.check(scope)
+            return UpgradeRefusal(503, "Server is restarting; reconnect shortly", retry_after=1)
+        return self.ws_admission.peek(scope) if peek else self.ws_admission.check(scope)
 
     # -- connections and audiences --------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 /* Pika! shared helpers: this browser's clientId, DOM building, JSON fetches, and a WebSocket
- * that reconnects by itself (backoff), pings every 10 s and says when the signal is lost. */
+ * that reconnects by itself (backoff with jitter, never sooner than the server's Retry-After:
+ * the rule of pika/backoff.py), pings every 10 s and says when the signal is lost. */
 "use strict";
 
 (function () {
@@ -7,6 +8,8 @@
   const LOST_AFTER_MS = 30000;
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 8000;
+  const JITTER = 0.5; // a wait is stretched by up to half of itself, so a venue does not return in step
+  const ASK_WAIT_MS = 5000; // how long to wait for GET /ws's answer after a refused upgrade
 
   function store(key, fallback) {
     try {
@@ -202,6 +205,7 @@
       this.ws = null;
       this.attempt = 0;
       this.retryTimer = null;
+      this.asking = false; // a GET /ws is asking how long to wait
       this.pending = new Map();
       this.seq = 0;
       this.lastPong = Date.now();
@@ -282,12 +286,15 @@
         }
         this.handlers.onMessage && this.handlers.onMessage(msg);
       };
+      let opened = false;
+      ws.addEventListener("open", () => (opened = true));
       ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.ws = null;
         this.failPending();
         this.handlers.onClose && this.handlers.onClose(event.code);
-        this.retryLater();
+        if (opened) this.retryLater();
+        else this.retryWhenAllowed();
         this.watch();
       };
       ws.onerror = () => {
@@ -301,11 +308,31 @@
       if (this.ws === null) this.connect();
     }
 
-    retryLater() {
+    /* The upgrade failed: a browser never sees why, so ask GET /ws, which answers as the upgrade
+     * would have (429/503 with Retry-After when this address must wait), and wait that long. */
+    retryWhenAllowed() {
+      if (this.retryTimer !== null || this.asking) return;
+      this.asking = true;
+      const aborter = new AbortController();
+      const giveUp = setTimeout(() => aborter.abort(), ASK_WAIT_MS);
+      fetch("/ws", { cache: "no-store", signal: aborter.signal })
+        .then((response) => {
+          const seconds = Number(response.headers.get("Retry-After"));
+          return response.status >= 400 && seconds > 0 ? seconds * 1000 : 0;
+        })
+        .catch(() => 0)
+        .then((retryAfterMs) => {
+          clearTimeout(giveUp);
+          this.asking = false;
+          if (this.ws === null) this.retryLater(retryAfterMs);
+        });
+    }
+
+    retryLater(retryAfterMs = 0) {
       if (this.retryTimer !== null) return;
-      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+      const floor = Math.max(retryAfterMs, Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt));
       this.attempt += 1;
-      const delay = base * (0.75 + Math.random() * 0.5);
+      const delay = floor * (1 + JITTER * Math.random());
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this.connect();
