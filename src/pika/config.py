@@ -135,6 +135,9 @@ class Settings:
         "limits",
     )
     max_sessions: int = setting(1000, _int(1, 10**6), "live sessions at once", "limits")
+    max_controllers: int = setting(
+        5, _int(1, 100), "DJ consoles attached to one session (ATTACH_SESSION)", "limits"
+    )
     dj_grace_seconds: float = setting(
         120.0, _float(0, 86400), "DJ grace period after a dropped connection (s)", "limits"
     )

@@ -138,6 +138,8 @@ class Hub:
         self.connections.discard(conn)
         self.unsubscribe(conn)
         room = conn.dj_room
+        if room is not None:
+            room.controllers.discard(conn)  # a controller leaving starts no grace and ends nothing
         if room is not None and room.dj_conn is conn:
             reason = "server_shutdown" if self.closing else "connection_closed"
             await self.dj_left(room, reason)
@@ -240,6 +242,9 @@ class Hub:
             self.broadcast_all({"type": "SESSION_EXPIRED", "sessionId": room.session_id, "reason": reason})
         self.telemetry.emit(room.session_id, "end", reason=reason)
         log.info("session ended", extra={"fields": {"session": room.session_id, "reason": reason}})
+        for controller in room.controllers:
+            controller.dj_room = None
+        room.controllers.clear()
         room.close()
 
     def room_of_poll(self, poll_id: int) -> Room | None:

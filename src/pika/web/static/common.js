@@ -44,6 +44,27 @@
     return id;
   }
 
+  /** The DJ's API token for the console: this tab only, or this phone when `remember`ed. */
+  const DJ_TOKEN_KEY = "pika.djToken";
+
+  function djToken() {
+    try {
+      return sessionStorage.getItem(DJ_TOKEN_KEY) || localStorage.getItem(DJ_TOKEN_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function setDjToken(token, remember) {
+    try {
+      sessionStorage.removeItem(DJ_TOKEN_KEY);
+      localStorage.removeItem(DJ_TOKEN_KEY);
+      if (token) (remember ? localStorage : sessionStorage).setItem(DJ_TOKEN_KEY, token);
+    } catch (e) {
+      /* private mode: the console asks again next time */
+    }
+  }
+
   /** el("p", {class: "x", dataset: {testid: "y"}}, "text", child) — text is always text, never HTML. */
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -111,6 +132,34 @@
       : d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", year: "numeric" });
   }
 
+  /** A countdown: "45 s", "4:05". */
+  function duration(seconds) {
+    if (seconds < 60) return `${seconds} s`;
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+
+  /** A poll as the pages keep it, from its POLL_STARTED. */
+  function pollFrom(msg) {
+    const options = msg.options || [];
+    return {
+      pollId: msg.pollId,
+      question: msg.question,
+      options,
+      votes: msg.votes || options.map(() => 0),
+      totalVotes: msg.totalVotes || 0,
+      endsAt: msg.endsAt || null,
+      ended: false,
+      winnerIndex: -1,
+    };
+  }
+
+  /** One option's share of the votes, as a bar's width and a "3 · 60%" count. */
+  function showShare(bar, count, n, total) {
+    const pct = total ? Math.round((100 * n) / total) : 0;
+    bar.style.width = `${pct}%`;
+    count.textContent = `${n} · ${pct}%`;
+  }
+
   function plural(n, one, many) {
     return `${n} ${n === 1 ? one : many || one + "s"}`;
   }
@@ -145,6 +194,7 @@
   /**
    * A WebSocket to /ws that comes back by itself.
    *   onOpen()        — connected (subscribe here)
+   *   onClose(code)   — the socket closed (the WebSocket close code, when the server sent one)
    *   onMessage(msg)  — every frame, parsed
    *   onStatus(state) — "connecting" | "live" | "reconnecting" | "offline" | "lost"
    * `request(msg)` adds a messageId and resolves with its ACK/NACK (rejects if the socket drops).
@@ -180,6 +230,13 @@
     /** The server's clock, from PONG timestamps (announcement and poll countdowns use it). */
     now() {
       return Date.now() + this.offsetMs;
+    }
+
+    /** Whole seconds until `endsAt` (ISO) by the server's clock; null when there is no end. */
+    secondsLeft(endsAt) {
+      if (!endsAt) return null;
+      const ms = Date.parse(endsAt) - this.now();
+      return isNaN(ms) ? null : Math.max(0, Math.ceil(ms / 1000));
     }
 
     start() {
@@ -231,11 +288,11 @@
       };
       let opened = false;
       ws.addEventListener("open", () => (opened = true));
-      ws.onclose = () => {
+      ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.ws = null;
         this.failPending();
-        this.handlers.onClose && this.handlers.onClose();
+        this.handlers.onClose && this.handlers.onClose(event.code);
         if (opened) this.retryLater();
         else this.retryWhenAllowed();
         this.watch();
@@ -387,12 +444,17 @@
     clock,
     copy,
     date,
+    djToken,
+    duration,
     el,
     LiveSocket,
     plural,
+    pollFrom,
     renderStatus,
     save,
+    setDjToken,
     show,
+    showShare,
     store,
     toast,
     trackKey,
