@@ -6,6 +6,7 @@
     python -m loadtest compare scale [--max N]      # Pika! and the yardstick, both spawned
     python -m loadtest flood [--dancers 200] [--rate 1000] [--seconds 5] ...   # one client floods likes
     python -m loadtest logins [--dancers 200] [--clients 20] ...               # concurrent HTTP logins
+    python -m loadtest capacity [--dancers 3000] [--step 1000] [--max 10000] [--seconds 20] [--quick] ...
 
 The table goes to stdout, progress to stderr, and `--json FILE` keeps everything for machines.
 Exit status: 0, or 1 when a judged scenario fails, 2 when the size does not fit this machine.
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from loadtest import report, scenarios, spawn
+from loadtest import capacity, report, scenarios, spawn
 from loadtest.coordinator import DoesNotFit, check_fits, default_workers
 from loadtest.runner import WorkerFailed
 from loadtest.scenarios import Options
@@ -110,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     _disturbance_args(logins)
     logins.add_argument("--clients", type=int, default=20, help="concurrent login clients (default 20)")
     _common(logins, quiet=False)
+    cap = sub.add_parser(
+        "capacity",
+        help="dancer frames at a stepped fixed rate: the highest rate with ACK p99 <= 200 ms, CPU per frame",
+        description="--dancers dancers subscribe to one room and send likes, tempo votes and thank-yous "
+        "(the seed's mix, each with a messageId) at a fixed aggregate rate: --step, 2 x --step, … up to "
+        "--max frames/s, --seconds each.  It stops at the first step whose ACK p99 exceeds 200 ms, or "
+        "in which the generator could not hold the rate (said so: not the server's limit).  With "
+        "--spawn the per-client limits are raised; with --url the server needs PIKA_LIKES_PER_MINUTE, "
+        "PIKA_TEMPO_PER_MINUTE and PIKA_REACTIONS_PER_WINDOW raised (NACKs are counted apart and "
+        "stop the climb) and PIKA_TRACK_BURST at least the tracks it pre-plays.",
+    )
+    cap.add_argument("--dancers", type=int, help="dancers in the room (default 3,000)")
+    cap.add_argument("--step", type=int, help="frames/s of the first step and between steps (default 1,000)")
+    cap.add_argument("--max", type=int, help="frames/s of the last step (default 10,000)")
+    cap.add_argument("--seconds", type=float, help="seconds per step (default 20; --quick 5)")
+    cap.add_argument("--quick", action="store_true", help="5 s steps: done in under 2 minutes")
+    _common(cap, quiet=False)  # dancers always act: that is what is measured
     compare = sub.add_parser(
         "compare",
         help="the same scenario against Pika! and the yardstick, both spawned; dancers quiet "
@@ -126,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def _target(args: argparse.Namespace, rooms: int) -> Iterator[spawn.Target]:
     if args.spawn:
-        env = scenarios.SPAWN_ENV.get(args.scenario)
+        env = {**scenarios.SPAWN_ENV, "capacity": capacity.SPAWN_ENV}.get(args.scenario)
         with spawn.pika_server(max_sessions=rooms, extra_env=env) as target:
             yield target
         return
@@ -145,6 +163,9 @@ def _runner(args: argparse.Namespace) -> tuple[int, int, Scenario]:
         return 1, seed.dancers, lambda t, o: scenarios.run_seed(t, seed, args.quick, o)
     if name == "scale":
         return 1, args.max, lambda t, o: scenarios.run_scale(t, args.max, args.tracks, args.interval, o)
+    if name == "capacity":
+        plan = capacity_plan(args)
+        return 1, plan.dancers, lambda t, o: capacity.run_capacity(t, plan, o)
     if name == "flood":
         return (
             1,
@@ -166,6 +187,17 @@ def _runner(args: argparse.Namespace) -> tuple[int, int, Scenario]:
     return args.rooms, args.rooms * args.per_room, rooms
 
 
+CAPACITY = {"dancers": 3_000, "step": 1_000, "max": 10_000, "seconds": 20.0}
+CAPACITY_QUICK = {**CAPACITY, "seconds": 5.0}
+
+
+def capacity_plan(args: argparse.Namespace) -> capacity.Plan:
+    """The command line's capacity plan, defaults (or --quick's) where nothing was given."""
+    defaults = CAPACITY_QUICK if args.quick else CAPACITY
+    value = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()}
+    return capacity.Plan(value["dancers"], value["step"], value["step"], value["max"], value["seconds"])
+
+
 def _jsonable(value: Any) -> Any:
     """NaN is not JSON: write null instead."""
     if isinstance(value, float) and math.isnan(value):
@@ -181,18 +213,27 @@ def _check(args: argparse.Namespace) -> str | None:
     if args.workers < 1:
         return "--workers must be at least 1"
     for name in ("max", "rooms", "per_room", "tracks", "dancers"):
-        if getattr(args, name, 1) < 1:
+        value = getattr(args, name, 1)
+        if value is not None and value < 1:
             return f"--{name.replace('_', '-')} must be at least 1"
     if getattr(args, "interval", 1.0) <= 0:
         return "--interval must be > 0"
     if args.scenario in ("flood", "logins") and not 2 <= args.tracks <= 1000:
         return "--tracks must be 2-1000 (a baseline window and a disturbed one)"
-    if not 0 < getattr(args, "seconds", 1.0) <= 120:
+    if args.scenario == "flood" and not 0 < args.seconds <= 120:
         return "--seconds must be > 0 and at most 120"
     if not 0 < getattr(args, "rate", 1.0) <= 20_000:
         return "--rate must be > 0 and at most 20,000 per second"
     if not 1 <= getattr(args, "clients", 1) <= 200:
         return "--clients must be 1-200"
+    if args.scenario == "capacity":
+        plan = capacity_plan(args)
+        if plan.step < 1 or plan.max_rate < plan.step:
+            return "--step must be at least 1 and --max at least --step"
+        if plan.max_rate > 100_000:
+            return "--max must be at most 100,000 frames per second"
+        if not 1 <= plan.seconds <= 600:
+            return "--seconds must be 1-600"
     if getattr(args, "url", None):
         try:
             spawn.parse_url(args.url)

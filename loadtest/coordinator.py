@@ -205,11 +205,19 @@ class Run:
         self.pool.close()
         self._clear_line()
 
+    def worker_cpu(self, since: float, until: float) -> dict[str, list[float]]:
+        """Each worker's one-second CPU samples (% of a core) taken within [since, until]."""
+        return {
+            "dj" if i == self.dj_id else f"worker {i}": [pct for t, pct in samples if since <= t <= until]
+            for i, samples in sorted(self._cpu.items())
+        }
+
     # -- progress --------------------------------------------------------------------------------
 
     def _progress(self, p: dict[str, Any]) -> None:
         i = p["id"]
         self._open[i] = p["open"]
+        self._cpu.setdefault(i, []).append((time.time(), p["cpu"]))
         now = time.monotonic()
         then, frames, _ = self._frames.get(i, (now, p["frames"], 0.0))
         rate = (p["frames"] - frames) / (now - then) if now > then else 0.0

@@ -43,6 +43,25 @@ def read(pid: int) -> Snapshot | None:
     return Snapshot(time.time(), rss, cpu)
 
 
+def host_cpu() -> tuple[float, float] | None:
+    """(idle, total) CPU seconds of the whole machine since boot, all cores (idle includes iowait):
+    how busy the machine was around a measurement, whoever kept it busy."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return idle / TICKS, sum(fields[:8]) / TICKS
+
+
+def busy_percent(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    """The machine's busy share (% of all cores) between two host_cpu() readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100.0 * (1 - (after[0] - before[0]) / (after[1] - before[1])), 1)
+
+
 @dataclass
 class Sampler:
     """Periodic snapshots of one process; CPU % between consecutive samples (100 % = one core)."""

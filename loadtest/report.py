@@ -13,7 +13,7 @@ import platform
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from loadtest import stats, windows
+from loadtest import stats, steps, windows
 
 if TYPE_CHECKING:
     from loadtest.coordinator import Raw, Run
@@ -539,8 +539,35 @@ def render_logins(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_capacity(s: dict[str, Any]) -> str:
+    st, t, m = s["settings"], s["target"], s["machine"]
+    where = f"{t['name']} at {t['address']}" + (
+        f" (spawned, pid {t['pid']})" if t["spawned"] else f" (pid {t['pid']})"
+    )
+    c, likes = s["connections"], s["likes"]
+    idle = s["server_idle_cpu_percent"]
+    lines = [
+        f"Capacity — capacity against {where}",
+        f"{c['subscribed']:,}/{st['dancers']:,} dancers subscribed in one room, {s['workers']} dancer "
+        f"worker(s); steps of {st['step_seconds']:g} s; {st['pre_played_tracks']} tracks pre-played; "
+        f"per-client limits {st['per_client_limits']}",
+        f"{m['cpus']} CPUs, load average {m['load_average_start'][0]:.2f} at the start, "
+        f"{m['load_average_end'][0]:.2f} at the end (machine shared with other work); server idle CPU "
+        f"{_num(idle)} % with the room subscribed",
+        "",
+        *steps.render_steps(s["steps"]),
+        "",
+        f"likes: {likes['acked']:,} ACKed, {likes['at_dj']:,} at the DJ, {_count(likes['in_database'])} "
+        "in the database",
+        *steps.render_result(s),
+    ]
+    return "\n".join(lines)
+
+
 def render_any(s: dict[str, Any]) -> str:
     """The table for any scenario's result."""
+    if "capacity" in s:
+        return render_capacity(s)
     if "flood" in s:
         return render_flood(s)
     if "logins" in s:

@@ -40,6 +40,19 @@ def track_info(marker: str) -> dict[str, Any]:
     return {"title": f"{marker} Loadtest tune", "artist": ARTIST, "bpm": 120}
 
 
+def like_message(session: str, track: dict[str, Any]) -> dict[str, Any]:
+    liked = {"title": track.get("title"), "artist": track.get("artist")}
+    return {"type": "SEND_LIKE", "sessionId": session, "payload": {"track": liked}}
+
+
+def tempo_message(session: str, preference: str) -> dict[str, Any]:
+    return {"type": "SEND_TEMPO_REQUEST", "sessionId": session, "preference": preference}
+
+
+def thanks_message(session: str) -> dict[str, Any]:
+    return {"type": "SEND_REACTION", "sessionId": session, "reaction": "thank_you"}
+
+
 def marker_of(text: Any) -> str:
     """The marker a DJ put first in a title, question or message ('' when there is none)."""
     if not isinstance(text, str):
@@ -226,20 +239,15 @@ class Dancer:
 
     def _on_track(self, marker: str, track: dict[str, Any]) -> None:
         rng, session = self.s.rng, self.rec.session
-        liked = {"title": track.get("title"), "artist": track.get("artist")}
         if rng.random() < LIKE[0]:
-            like = {"type": "SEND_LIKE", "sessionId": session, "payload": {"track": liked}}
-            self.s.later(rng.uniform(0, LIKE[1]), lambda: self._act(like, "SEND_LIKE", marker))
+            like = like_message(session, track)
+            self.s.later(rng.uniform(0, LIKE[1]), lambda: self.act(like, "SEND_LIKE", marker))
         if rng.random() < TEMPO[0]:
-            tempo = {
-                "type": "SEND_TEMPO_REQUEST",
-                "sessionId": session,
-                "preference": rng.choice(TEMPO_CHOICES),
-            }
-            self.s.later(rng.uniform(0, TEMPO[1]), lambda: self._act(tempo, "SEND_TEMPO_REQUEST", marker))
+            tempo = tempo_message(session, rng.choice(TEMPO_CHOICES))
+            self.s.later(rng.uniform(0, TEMPO[1]), lambda: self.act(tempo, "SEND_TEMPO_REQUEST", marker))
         if rng.random() < THANKS[0]:
-            thanks = {"type": "SEND_REACTION", "sessionId": session, "reaction": "thank_you"}
-            self.s.later(rng.uniform(0, THANKS[1]), lambda: self._act(thanks, "SEND_REACTION", marker))
+            thanks = thanks_message(session)
+            self.s.later(rng.uniform(0, THANKS[1]), lambda: self.act(thanks, "SEND_REACTION", marker))
 
     def _on_poll(self, msg: dict[str, Any]) -> None:
         rng = self.s.rng
@@ -247,11 +255,16 @@ class Dancer:
         if type(poll_id) is not int or not options or rng.random() >= VOTE[0]:
             return
         vote = {"type": "VOTE_ON_POLL", "pollId": poll_id, "optionIndex": rng.randrange(len(options))}
-        self.s.later(rng.uniform(0, VOTE[1]), lambda: self._act(vote, "VOTE_ON_POLL", str(poll_id)))
+        self.s.later(rng.uniform(0, VOTE[1]), lambda: self.act(vote, "VOTE_ON_POLL", str(poll_id)))
 
-    def _act(self, message: dict[str, Any], kind: str, key: str) -> None:
+    def act(self, message: dict[str, Any], kind: str, key: str) -> None:
+        """Send one action with a messageId if still subscribed; its answer lands in `Shared.actions`."""
         if self.active:
             self._send(message, kind, key)
+
+    def unanswered(self, since: float, until: float) -> int:
+        """Actions sent within [since, until] (wall clock) still waiting for their answer."""
+        return sum(1 for _, _, t_send in self._pending.values() if since <= t_send <= until)
 
     def _send(self, message: dict[str, Any], kind: str, key: str = "") -> None:
         self._ids += 1

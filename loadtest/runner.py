@@ -22,11 +22,13 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from loadtest.loop import READ, Loop
+from loadtest.pacer import Pacer
 from loadtest.roles import Dancer, Dj, Shared
 
 PROGRESS_EVERY = 1.0
 CONNECT_SLACK = 20.0  # a dancer still not subscribed this long after its turn has failed
 ANSWER_SLACK = 20.0
+DRAIN = 5.0  # capacity: answers still missing this long after a step's last send count as unanswered
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class _DancerWorker(_Worker):
         self._queue: list[tuple[float, int, str]] = []
         self._in_flight = 0
         self._pump_at: float | None = None
+        self._pacer: Pacer | None = None
 
     def busy(self) -> bool:
         return self.shared.scheduled > 0 or any(d.waiting for d in self.dancers.values())
@@ -222,6 +225,25 @@ class _DancerWorker(_Worker):
 
         self._when(done, "left", last + 10.0, lambda: {"open": sum(d.rec.t_closed is None for d in group)})
 
+    def cmd_step(self, start_at: float, seconds: float, rate: float, tracks: int) -> None:
+        """capacity: `rate` frames/s from the subscribed dancers for `seconds` from `start_at`.
+        Replies 'sent' after the last send, then 'stepped' with the figures once every frame is
+        answered (or DRAIN s later)."""
+        if self._pacer is None:  # the dancers subscribed by the first step send in every step
+            self._pacer = Pacer(self.shared, list(self.dancers.values()), tracks)
+        pacer = self._pacer
+        pacer.start(start_at, seconds, rate)
+
+        def sent() -> dict[str, int]:
+            pacer.stop()
+            drained = time.monotonic() + DRAIN
+            self.loop.call_later(
+                0, lambda: self._when(lambda: pacer.unanswered() == 0, "stepped", drained, pacer.collect)
+            )
+            return {"sent": len(pacer.lateness)}
+
+        self._when(lambda: not pacer.sending, "sent", start_at + 2 * seconds + 10, sent)
+
     def cmd_results(self) -> None:
         for dancer in self.dancers.values():  # anything still open is closed without ceremony
             if dancer.rec.t_closed is None:
@@ -282,7 +304,10 @@ class _DjWorker(_Worker):
 
         def outcome() -> dict[str, Any]:
             sent = {s: list(dj.rec.events)[before[s] :] for s, dj in self.djs.items()}
-            return {"busy": self.busy(), "sent": sent}
+            refused = {
+                m: error for s, dj in self.djs.items() for m in sent[s] if (error := dj.rec.events[m].error)
+            }
+            return {"busy": self.busy(), "sent": sent, "refused": refused}
 
         self._when(lambda: not self.busy(), "played", last + ANSWER_SLACK, outcome)
 

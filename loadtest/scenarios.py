@@ -330,7 +330,7 @@ def _connect_quiet(run: Run, n: int) -> None:
     run.settle(quiet_for=0.5, timeout=10)
 
 
-def _leave_all(run: Run, n: int) -> None:
+def leave_all(run: Run, n: int) -> None:
     run.mark("down")
     run.leave(spread(range(n), time.monotonic() + 0.2, min(10.0, n / 1000)), timeout=60)
     run.end_sessions()
@@ -373,7 +373,7 @@ def run_flood(
         run.mark("drain")
         run.settle(quiet_for=1.0, timeout=20)
         side = flooder.call("results", {}, "results", 30, run.tick)
-        _leave_all(run, n)
+        leave_all(run, n)
         raw = run.finish()
     except BaseException:
         run.abort()
@@ -497,7 +497,7 @@ def run_logins(
         attempts = side.wait("logged_in", left + HTTP_TIMEOUT + 30, run.tick)["attempts"]
         run.mark("drain")
         run.settle(quiet_for=1.0, timeout=20)
-        _leave_all(run, n)
+        leave_all(run, n)
         raw = run.finish()
     except BaseException:
         run.abort()

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ import trio
 from pika.config import SQL_DIR, Settings
 from pika.embedded import embedded_postgres
 from pika.server import Running, serve
+from tests.browser import Dancer, Server, chromium, running_server
 
 _counter = itertools.count()
 
@@ -90,6 +92,39 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a 
 async def server(nursery: trio.Nursery, db_url: str) -> Running:
     """The real server (HTTP + /ws) on a free port, on its own fresh database."""
     return await nursery.start(serve, test_settings(db_url))
+
+
+# -- the browser tests (tests/browser.py): Chromium, `python -m pika serve`, phones -------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def site(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    """`python -m pika serve` on its own fresh database."""
+    with running_server(db_url, tmp_path / "server.log") as server:
+        yield server
+
+
+@pytest.fixture
+def phones(browser: Any, site: Server) -> Iterator[Any]:
+    """`phones()` opens a new phone; all are closed after the test, which fails on a JS error."""
+    opened: list[Dancer] = []
+
+    def open_phone(**kwargs: Any) -> Dancer:
+        dancer = Dancer(browser, site.url, **kwargs)
+        opened.append(dancer)
+        return dancer
+
+    yield open_phone
+    errors = [e for d in opened for e in d.errors]
+    for dancer in opened:
+        dancer.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def rows(running: Running, sql: str, *params: object) -> list[tuple]:

@@ -1,11 +1,16 @@
 """A bare WebSocket client on a trio socket and wsproto, for what a polite client never does:
-stop reading with a tiny receive buffer, or vanish without a close frame."""
+stop reading with a tiny receive buffer, or vanish without a close frame; and `upgrade`, a
+handshake written by hand, lean enough to open thousands of sockets from one test."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import socket
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -70,3 +75,67 @@ class RawPeer:
             raise EOFError("server closed the TCP connection")
         self.ws.receive_data(data)
         self._pending.extend(self.ws.events())
+
+
+@dataclass
+class Answer:
+    """The server's answer to an upgrade: status, lower-cased headers, body (empty on 101) and
+    the stream, still open (the caller closes it)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    stream: trio.SocketStream
+
+
+async def upgrade(url: str, origin: str | None = None) -> Answer:
+    """Send a WebSocket upgrade request by hand and read the answer, without a client library
+    in between: exactly what the server says before any upgrade (101 or an HTTP error)."""
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+    head = [
+        "GET /ws HTTP/1.1",
+        f"Host: {parts.hostname}:{parts.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if origin is not None:
+        head.append(f"Origin: {origin}")
+    try:
+        await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                raise EOFError("the server closed the connection during the handshake")
+            data += chunk
+        raw_head, _, body = data.partition(b"\r\n\r\n")
+        lines = raw_head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        status = int(lines[0].split(" ", 2)[1])
+        if status != 101:
+            while len(body) < int(headers.get("content-length", "0")):
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    break
+                body += chunk
+    except BaseException:
+        await stream.aclose()
+        raise
+    return Answer(status, headers, body, stream)
+
+
+async def churn(url: str, times: int) -> list[Answer]:
+    """Open and at once close `times` upgrades in a row, as a flooding host does; their answers."""
+    answers = []
+    for _ in range(times):
+        answer = await upgrade(url)
+        await answer.stream.aclose()
+        answers.append(answer)
+    return answers

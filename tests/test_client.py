@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 import psycopg
 import trio
 
-from pika.server import Running
+from pika.server import Running, serve
+from tests.conftest import test_settings
+from tests.wsclient import connect
 
 CLIENT = [sys.executable, "-m", "pika.client"]
 
@@ -170,3 +172,27 @@ async def test_no_server_exits_2_with_cannot_connect_and_no_traceback() -> None:
             assert err.startswith(f"pika.client: cannot connect to {url}: "), err
             assert len(err.splitlines()) == 1
             assert "Traceback" not in err
+
+
+async def test_a_busy_server_s_retry_after_is_waited_out_and_the_set_then_plays(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    settings = test_settings(db_url, ws_open_per_ip=1, ws_connects_window=1.0)
+    running = await nursery.start(serve, settings)
+    command = [*CLIENT, "dj", "--session", "cli_busy_1", "--track", "Prince - Kiss", "--url", running.url]
+    async with connect(running.url):  # holds the address's only slot: the client is told 429
+        process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        client = Listener(process)
+        nursery.start_soon(client._drain_stdout)
+        nursery.start_soon(client._drain_stderr)
+        with trio.fail_after(15):
+            await client.wait_for_stderr("trying again in")
+    with trio.fail_after(20):
+        await process.wait()
+
+    assert process.returncode == 0
+    assert lines(client.stderr)[0].startswith(
+        "pika.client: server busy: the server refused the upgrade (HTTP 429) "
+        "Too many connections from this address; trying again in "
+    )
+    assert lines(client.stdout) == ["live: cli_busy_1 as DJ", "now playing: Prince - Kiss"]

@@ -68,6 +68,34 @@ async def test_thirty_dancers_like_once_each_and_repeats_are_refused(server: Run
     assert rows(server, "SELECT count(*), count(DISTINCT client_id) FROM likes") == [(30, 30)]
 
 
+async def test_a_track_played_twice_is_liked_once_and_an_unlike_removes_only_this_client_s_like(
+    server: Running,
+) -> None:
+    async with connect(server.url) as dj, dancers(server.url, "conf_replay", 2) as (a, b):
+        await go_live(dj, "conf_replay")
+        like = {"sessionId": "conf_replay", "payload": {"track": track("Encore")}}
+        await dj.request("BROADCAST_TRACK", sessionId="conf_replay", track=track("Encore"))
+        assert (await a.request("SEND_LIKE", **like))[-1]["type"] == "ACK"
+        for title in ("Between", "Encore"):  # the DJ plays it again later in the night
+            await dj.request("BROADCAST_TRACK", sessionId="conf_replay", track=track(title))
+
+        again = await a.request("SEND_LIKE", sessionId="conf_replay", payload={"track": track(" ENCORE ")})
+        assert again[-1]["error"] == "Already liked this track"
+        bulk = await a.request(
+            "SEND_BULK_LIKE", sessionId="conf_replay", payload={"tracks": [track("Encore")]}
+        )
+        assert types(bulk) == ["ACK"]
+        assert (await b.request("SEND_LIKE", **like))[-1]["type"] == "ACK"
+        assert rows(server, "SELECT count(*) FROM likes WHERE client_id = %s", "client_00000000") == [(1,)]
+
+        assert (await a.request("REMOVE_LIKE", **like))[-1]["type"] == "ACK"
+        assert rows(server, "SELECT client_id FROM likes") == [("client_00000001",)]  # b's stays
+        assert (await a.request("SEND_LIKE", **like))[-1]["type"] == "ACK"  # liked anew after the unlike
+        received = await dj_messages(dj, "LIKE_RECEIVED", 0.5)
+    assert len(received) == 2  # b's, and a's after its unlike (the first came among the DJ's replies)
+    assert rows(server, "SELECT count(*), count(DISTINCT client_id) FROM likes") == [(2, 2)]
+
+
 async def test_an_offline_queue_flush_stores_each_new_like_once(nursery: trio.Nursery, db_url: str) -> None:
     running = await nursery.start(serve, test_settings(db_url, track_burst=1000, likes_per_minute=1000))
     async with connect(running.url) as dj, connect(running.url) as phone:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from loadtest import stats, windows
-from loadtest.__main__ import main
+from loadtest import scrape, stats, steps, windows
+from loadtest.__main__ import _check, build_parser, capacity_plan, main
 from loadtest.client import FrameReader, accept_for, encode_frame, parse_handshake
 from loadtest.flooder import FloodRecord
 from loadtest.logins import parse_head, request_bytes
@@ -27,6 +27,7 @@ from loadtest.scenarios import (
     dj_schedule,
     login_accounts,
 )
+from loadtest.spawn import RAISED_LIMITS
 from pika.server import Running, serve
 from tests.conftest import test_settings
 
@@ -269,6 +270,181 @@ def test_login_accounts_are_unique_to_a_run_and_valid() -> None:
     assert all(8 <= len(a["password"]) <= 128 for a in accounts)
 
 
+# -- capacity: steps, verdicts, the result ----------------------------------------------------------
+
+
+def test_capacity_steps_climb_by_the_step_and_end_at_the_max() -> None:
+    assert steps.rates(1000, 1000, 3000) == [1000, 2000, 3000]
+    assert steps.rates(1000, 1000, 3500) == [1000, 2000, 3000, 3500]
+    assert steps.rates(500, 500, 500) == [500]
+    assert steps.split(900, [2, 1]) == [600, 300]  # by each worker's dancers
+
+
+def test_capacity_defaults_are_3000_dancers_and_1000_more_frames_a_second_per_step() -> None:
+    args = build_parser().parse_args(["capacity", "--spawn"])
+    assert _check(args) is None
+    plan = capacity_plan(args)
+    assert (plan.dancers, plan.seconds, plan.rates) == (3000, 20.0, list(range(1000, 10_001, 1000)))
+    quick = capacity_plan(build_parser().parse_args(["capacity", "--spawn", "--quick", "--max", "4000"]))
+    assert (quick.seconds, quick.rates) == (5.0, [1000, 2000, 3000, 4000])
+    bad = build_parser().parse_args(["capacity", "--spawn", "--step", "2000", "--max", "1000"])
+    assert _check(bad) == "--step must be at least 1 and --max at least --step"
+
+
+def test_enough_tracks_are_pre_played_for_every_dancers_likes() -> None:
+    plan, seconds, dancers = [1000, 2000, 3000], 20.0, 3000
+    likes_per_dancer = sum(plan) * seconds / dancers * steps.LIKE_SHARE  # on average: 10.5
+    assert steps.tracks_needed(plan, seconds, dancers) >= 1.5 * likes_per_dancer
+    assert (
+        steps.tracks_needed([100_000], 600.0, 1) == steps.MAX_TRACKS <= int(RAISED_LIMITS["PIKA_TRACK_BURST"])
+    )
+
+
+def test_unanswered_frames_count_as_slower_than_any_answer_at_p99() -> None:
+    answered = [0.010] * 99
+    assert steps.ack_p99_ms(answered, 0) == pytest.approx(10.0)
+    assert steps.ack_p99_ms(answered, 1) == pytest.approx(10.0)  # 1 % unanswered: the 99th still answered
+    assert steps.ack_p99_ms(answered, 2) == math.inf  # more than 1 %: beyond every answer
+    assert math.isnan(steps.ack_p99_ms([], 0))
+
+
+def _reply(
+    latencies: list[float],
+    *,
+    sent: int | None = None,
+    late_p99_ms: float = 1.0,
+    span: float = 10.0,
+    nacks: dict[str, int] | None = None,
+    unanswered: int = 0,
+    gone: int = 0,
+) -> dict[str, object]:
+    """One worker's pacer.collect() reply for a step."""
+    sent = len(latencies) + sum((nacks or {}).values()) + unanswered if sent is None else sent
+    return {
+        "sent": sent,
+        "planned": sent,
+        "first": 100.0,
+        "last": 100.0 + span,
+        "kinds": {"SEND_REACTION": sent},
+        "acked": {"SEND_REACTION": len(latencies)},
+        "latencies": latencies,
+        "nacks": nacks or {},
+        "unanswered": unanswered,
+        "lateness_ms": {"p99": late_p99_ms},
+        "gc_pause_s": 0.0,
+        "dancers": 10,
+        "dancers_gone": gone,
+    }
+
+
+def _step(
+    rate: float, reply: dict[str, object], gen_cpu: float = 30.0, cpu_s: float = 2.0
+) -> dict[str, object]:
+    step = steps.figures(rate, 10.0, [reply], cpu_s, 10.0, {"worker 0": [gen_cpu], "dj": [5.0]})
+    return {**step, **steps.judge(step)}
+
+
+def test_a_step_passes_with_ack_p99_within_200_ms_and_reports_cpu_per_frame() -> None:
+    step = _step(100, _reply([0.005] * 990 + [0.150] * 10, span=9.99))
+    assert step["verdict"] == steps.PASS
+    assert step["ack_ms"]["p99"] == pytest.approx(5.0)
+    assert step["sent_per_s"] == pytest.approx(100.0)
+    assert step["server_cpu_percent"] == 20.0
+    assert step["cpu_us_per_frame"] == 2000.0  # 2 CPU s over 1,000 frames
+
+
+def test_a_step_fails_on_latency_when_the_server_is_slow() -> None:
+    slow = _step(100, _reply([0.005] * 980 + [0.250] * 20, span=9.99))
+    assert slow["verdict"] == steps.LATENCY and "250.0 ms > 200 ms" in slow["reason"]
+    lost = _step(100, _reply([0.005] * 980, unanswered=20, span=9.99))
+    assert lost["verdict"] == steps.LATENCY and lost["ack_ms"]["p99"] is None
+    assert "20 frames unanswered" in lost["reason"]
+
+
+def test_a_slow_step_with_a_late_or_busy_generator_is_the_generators_not_the_servers() -> None:
+    slow = [0.005] * 980 + [0.300] * 20  # the ACKs look like a slow server ...
+    late = _step(100, _reply(slow, span=9.99, late_p99_ms=150.0))  # ... but sends left 150 ms late
+    assert late["verdict"] == steps.GENERATOR and "sent late (p99 150 ms" in late["reason"]
+    busy = _step(100, _reply(slow, span=9.99), gen_cpu=97.0)
+    assert busy["verdict"] == steps.GENERATOR and "97 % CPU" in busy["reason"]
+    short = _step(100, _reply([0.005] * 1000, span=14.0))  # 1,000 frames over 14 s: 71/s of 100/s
+    assert short["verdict"] == steps.GENERATOR and "71/s of 100/s" in short["reason"]  # even if fast
+
+
+def test_lateness_that_cannot_explain_the_latency_leaves_the_verdict_to_the_server() -> None:
+    slow = [0.005] * 980 + [0.620] * 20
+    late = _step(100, _reply(slow, span=9.99, late_p99_ms=67.0))  # 620 - 67 ms is still > 200 ms
+    assert late["verdict"] == steps.LATENCY and "too little to account for it" in late["reason"]
+    coped = _step(100, _reply([0.005] * 1000, span=9.99, late_p99_ms=150.0), gen_cpu=97.0)
+    assert coped["verdict"] == steps.PASS  # answered in time what came in bursts
+
+
+def test_refusals_and_drops_are_failures_of_their_own_not_latency() -> None:
+    refused = _step(100, _reply([0.005] * 900, nacks={"Rate limit exceeded": 100}, span=9.99))
+    assert refused["verdict"] == steps.REFUSED and "Rate limit exceeded" in refused["reason"]
+    assert refused["ack_ms"]["n"] == 900  # NACKs are not in the ACK latency
+    few = _step(100, _reply([0.005] * 995, nacks={"Rate limit exceeded": 5}, span=9.99))
+    assert few["verdict"] == steps.PASS  # 0.5 % NACKed: still the server's capacity answering
+    dropped = _step(100, _reply([0.005] * 1000, gone=3, span=9.99))
+    assert dropped["verdict"] == steps.DROPPED
+    late = _step(100, _reply([0.005] * 900, nacks={"Rate limit exceeded": 100}, span=9.99, late_p99_ms=300))
+    assert late["verdict"] == steps.REFUSED  # a refusal is a fact whatever the generator did
+
+
+def test_the_result_is_the_last_step_before_the_first_failure() -> None:
+    ok1 = _step(1000, _reply([0.005] * 1000, span=0.999), cpu_s=0.3)
+    ok2 = _step(2000, _reply([0.010] * 2000, span=0.9995), cpu_s=0.5)
+    slow = _step(3000, _reply([0.300] * 3000, span=0.99967))
+    result = steps.outcome([ok1, ok2, slow], max_rate=5000)
+    assert result["sustained_frames_per_s"] == 2000
+    assert result["cpu_us_per_frame"] == 250.0
+    assert result["limited_by"] == steps.LATENCY and result["server_limit_found"] is True
+    assert "3,000/s failed" in result["stopped"]
+    every = steps.outcome([ok1, ok2], max_rate=2000)
+    assert every["limited_by"] == "max_rate" and every["server_limit_found"] is False
+    first = steps.outcome([slow], max_rate=5000)
+    assert first["sustained_frames_per_s"] is None and first["cpu_us_per_frame"] is None
+
+
+def test_a_climb_ended_by_the_generator_is_never_reported_as_the_servers_limit() -> None:
+    ok = _step(1000, _reply([0.005] * 1000, span=0.999), cpu_s=0.3)
+    saturated = _step(2000, _reply([0.400] * 2000, span=0.9995, late_p99_ms=300.0))  # 400 - 300 < 200
+    result = steps.outcome([ok, saturated], max_rate=5000)
+    assert result["limited_by"] == steps.GENERATOR and result["server_limit_found"] is False
+    text = "\n".join(steps.render_result(result))
+    assert "at least 1,000 frames/s" in text
+    assert "GENERATOR could not hold the rate: this is not the server's limit" in text
+
+
+def test_the_servers_metrics_are_read_as_deltas_summed_over_labels() -> None:
+    before = scrape.parse(
+        "# HELP pika_group_commit_actions ...\n"
+        "pika_group_commit_actions_count 10.0\npika_group_commit_actions_sum 40.0\n"
+        'pika_db_query_seconds_count{query="a"} 5.0\npika_db_query_seconds_sum{query="a"} 0.01\n'
+        'pika_gc_pause_seconds_count{generation="2"} 1.0\npika_gc_pause_seconds_sum{generation="2"} 0.2\n'
+        "pika_dancer_frames_held_total 3.0\npika_ws_connections 9.0\n"
+    )
+    after = scrape.parse(
+        "pika_group_commit_actions_count 30.0\npika_group_commit_actions_sum 240.0\n"
+        'pika_db_query_seconds_count{query="a"} 10.0\npika_db_query_seconds_sum{query="a"} 0.02\n'
+        'pika_db_query_seconds_count{query="b"} 5.0\npika_db_query_seconds_sum{query="b"} 0.02\n'
+        'pika_gc_pause_seconds_count{generation="0"} 4.0\npika_gc_pause_seconds_sum{generation="0"} 0.01\n'
+        'pika_gc_pause_seconds_count{generation="2"} 2.0\npika_gc_pause_seconds_sum{generation="2"} 0.5\n'
+        "pika_dancer_frames_held_total 3.0\n"
+    )
+    inside = scrape.delta(before, after)
+    assert inside == {
+        "commit_batches": 20,
+        "actions_per_batch": 10.0,
+        "statement_ms_mean": 3.0,  # 30 ms over 10 more statements
+        "loop_lag_ms_mean": None,  # no sample in either
+        "gc_collections": 5,
+        "gc_pause_s": 0.31,
+        "frames_held": 0,
+    }
+    assert scrape.delta(None, after) is None
+
+
 # -- one tiny run, end to end --------------------------------------------------------------------
 
 
@@ -362,3 +538,53 @@ async def test_tiny_logins_run_beside_the_tracks(nursery: trio.Nursery, db_url: 
     assert logins["attempts"] >= 3 and logins["ok"] == logins["attempts"]
     assert set(logins["latency_ms"]) == {"n", "p50", "p95", "p99", "max"}
     assert section["registered"] == 3
+
+
+async def test_a_tiny_capacity_run_gets_its_frames_acked_step_by_step(
+    nursery: trio.Nursery, db_url: str, tmp_path: Path
+) -> None:
+    raised = {"likes_per_minute": 10**6, "tempo_per_minute": 10**6, "reactions_per_window": 10**6}
+    running: Running = await nursery.start(serve, test_settings(db_url, track_burst=1000, **raised))
+    report = tmp_path / "capacity.json"
+    argv = ["capacity", "--url", running.url, "--server-pid", str(os.getpid()), "--database-url"]
+    argv += [running.database_url, "--dancers", "6", "--step", "20", "--max", "40", "--seconds", "1"]
+    argv += ["--workers", "1", "--json", str(report)]
+    with trio.fail_after(120):
+        status = await trio.to_thread.run_sync(main, argv)
+    assert status == 0
+    result = json.loads(report.read_text())
+    assert {"sustained_frames_per_s", "cpu_us_per_frame", "steps", "limited_by"} <= result.keys()
+    climbed = [s["target_per_s"] for s in result["steps"]]
+    assert climbed == [20, 40][: len(climbed)]  # a slow machine may stop it at the first step
+    for step in result["steps"]:
+        assert step["sent"] == step["planned"] == step["target_per_s"]
+        assert step["acked"] + step["nacked"] + step["unanswered"] == step["sent"]
+        assert step["nacked"] == 0
+        assert set(step["kinds"]) <= {"SEND_LIKE", "SEND_TEMPO_REQUEST", "SEND_REACTION"}
+        assert {"p50", "p95", "p99", "max"} <= step["ack_ms"].keys()
+        assert {"server_cpu_percent", "host_busy_percent", "generator_cpu_percent"} <= step.keys()
+        assert step["inside_server"]["commit_batches"] > 0  # the server's /metrics, read around the step
+        assert step["cpu_us_per_frame"] is not None and step["verdict"] in ("pass", "latency", "generator")
+    assert sum(s["acked"] for s in result["steps"]) > 0
+    likes = result["likes"]
+    assert likes["acked"] == likes["at_dj"] == likes["in_database"]
+
+
+async def test_capacity_against_a_server_with_its_default_limits_says_the_limits_answered(
+    nursery: trio.Nursery, db_url: str, tmp_path: Path
+) -> None:
+    running: Running = await nursery.start(serve, test_settings(db_url, track_burst=1000))
+    report = tmp_path / "refused.json"
+    argv = ["capacity", "--url", running.url, "--dancers", "5", "--step", "50", "--max", "100"]
+    argv += ["--seconds", "2", "--workers", "1", "--json", str(report)]
+    with trio.fail_after(120):
+        status = await trio.to_thread.run_sync(main, argv)
+    assert status == 0
+    result = json.loads(report.read_text())
+    assert result["limited_by"] == "refused", result["stopped"]
+    assert result["server_limit_found"] is False
+    assert result["sustained_frames_per_s"] is None
+    (step,) = result["steps"]  # 20 frames per dancer: 5 thank-yous per 10 s each are allowed
+    assert step["nack_errors"].get("Rate limit exceeded", 0) == step["nacked"] > 0
+    assert step["acked"] + step["nacked"] + step["unanswered"] == step["sent"] == 100
+    assert step["ack_ms"]["n"] == step["acked"]  # the refusals are not in the ACK latency

@@ -15,6 +15,7 @@ from pika.config import Settings
 from pika.protocol import (
     ANALYTICS_FIELDS,
     STATE_CHANGING,
+    AttachSession,
     BroadcastTrack,
     CancelAnnouncement,
     CancelPoll,
@@ -77,6 +78,10 @@ VALID: list[tuple[dict[str, Any], Message]] = [
             "version": "0.3.1",
         },
         RegisterSession(SID, "DJ Pika", "pk_dj_" + "a" * 32, "secret", "0.3.1"),
+    ),
+    (
+        {"type": "ATTACH_SESSION", "sessionId": SID, "token": " pk_dj_" + "b" * 32},
+        AttachSession(SID, "pk_dj_" + "b" * 32),
     ),
     ({"type": "BROADCAST_TRACK", "sessionId": SID, "track": TRACK}, BroadcastTrack(SID, TrackInfo(**TRACK))),
     (
@@ -165,7 +170,27 @@ def test_message_id_and_client_id_are_carried_on_every_type() -> None:
 
 
 def test_state_changing_excludes_only_the_read_only_messages() -> None:
-    assert set(get_args(Message)) - STATE_CHANGING == {ValidateSession, Subscribe, GetSessions, Ping}
+    assert set(get_args(Message)) - STATE_CHANGING == {
+        ValidateSession,
+        Subscribe,
+        GetSessions,
+        Ping,
+        AttachSession,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"token": "pk_dj_" + "a" * 32}, "sessionId: is required"),
+        ({"sessionId": SID}, "token: is required (the DJ account's API token)"),
+        ({"sessionId": SID, "token": "  "}, "token: is required (the DJ account's API token)"),
+        ({"sessionId": SID, "token": 42}, "token: must be a string"),
+        ({"sessionId": SID, "token": "not-a-pika-token"}, "Invalid token"),
+    ],
+)
+def test_attach_session_needs_a_session_id_and_a_token(fields: dict[str, Any], error: str) -> None:
+    assert refused({"type": "ATTACH_SESSION", "messageId": "a-1", **fields}).error == error
 
 
 def test_unknown_extra_fields_and_track_keys_are_ignored() -> None:

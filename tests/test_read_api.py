@@ -84,9 +84,9 @@ async def end(dj: Peer, session_id: str) -> None:
 async def like(server: Running, session_id: str, title: str, client_id: str, at: str | None = None) -> None:
     await sql(
         server,
-        "INSERT INTO likes (session_id, played_track_id, client_id, liked_at) "
-        "SELECT session_id, id, %(client)s, coalesce(%(at)s::timestamptz, now()) FROM played_tracks "
-        "WHERE session_id = %(session)s AND title = %(title)s",
+        "INSERT INTO likes (session_id, played_track_id, match_key, client_id, liked_at) "
+        "SELECT session_id, id, match_key, %(client)s, coalesce(%(at)s::timestamptz, now()) "
+        "FROM played_tracks WHERE session_id = %(session)s AND title = %(title)s",
         {"session": session_id, "title": title, "client": client_id, "at": at},
     )
 
@@ -564,8 +564,8 @@ async def test_history_and_recap_use_the_play_index_on_10000_plays(server: Runni
     )
     await sql(
         server,
-        "INSERT INTO likes (session_id, played_track_id, client_id) "
-        "SELECT session_id, id, 'client_explain' FROM played_tracks WHERE mod(id, 10) = 0",
+        "INSERT INTO likes (session_id, played_track_id, match_key, client_id) "
+        "SELECT session_id, id, match_key, 'client_explain' FROM played_tracks WHERE mod(id, 10) = 0",
     )
     await sql(server, "ANALYZE")
 

@@ -6,23 +6,22 @@ against the real server.
 
 from __future__ import annotations
 
-import base64
-import os
+import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import trio
 from argon2 import PasswordHasher
 
 from pika.config import Settings
-from pika.security.admission import WsAdmission
+from pika.security.admission import UpgradeRefusal, WsAdmission
 from pika.security.clientip import client_ip
 from pika.security.origins import origin_allowed
 from pika.security.passwords import burn_verify, hash_password, verify_password
 from pika.security.tokens import new_token, token_digest, well_formed
 from pika.server import Running, serve
+from tests import rawws
 from tests.conftest import test_settings
 from tests.test_auth import call
 
@@ -116,7 +115,7 @@ def test_ipv4_mapped_peers_count_as_their_ipv4_address() -> None:
 def test_admission_refuses_a_foreign_origin_403_and_admits_no_origin() -> None:
     admission = WsAdmission(Settings())
 
-    assert admission.check(scope(origin=EVIL)) == (403, "Origin not allowed")
+    assert admission.check(scope(origin=EVIL)) == UpgradeRefusal(403, "Origin not allowed")
     assert admission.check(scope(origin=None)) is None
     assert admission.check(scope(origin="https://pika.example")) is None
 
@@ -127,7 +126,7 @@ def test_admission_caps_open_connections_per_ip_until_one_is_released() -> None:
     assert admission.check(first) is None
     assert admission.check(second) is None
 
-    assert admission.check(third) == (429, "Too many connections from this address")
+    assert admission.check(third) == UpgradeRefusal(429, "Too many connections from this address", 10)
     assert admission.check(scope(peer="198.51.100.1")) is None  # another address is not affected
 
     admission.release(first)
@@ -137,17 +136,38 @@ def test_admission_caps_open_connections_per_ip_until_one_is_released() -> None:
     assert admission.check(scope()) is None
 
 
-def test_admission_limits_new_connections_per_ip_per_window() -> None:
+def test_admission_limits_new_connections_per_ip_per_window_and_says_when_to_retry() -> None:
     now = [1000.0]
-    admission = WsAdmission(Settings(ws_connects_per_ip=3, ws_connects_window=10.0), clock=lambda: now[0])
+    settings = Settings(ws_connects_per_ip=3, ws_connects_window=10.0, ws_reopen_seconds=0)
+    admission = WsAdmission(settings, clock=lambda: now[0])
     for _ in range(3):
         s = scope()
         assert admission.check(s) is None
         admission.release(s)
+        now[0] += 1.0
 
-    assert admission.check(scope()) == (429, "Too many connections from this address")
-    now[0] += 10.001
+    assert admission.check(scope()) == UpgradeRefusal(429, "Too many connections from this address", 8)
+    now[0] += 8.0
     assert admission.check(scope()) is None
+
+
+def test_after_a_start_an_address_may_reconnect_up_to_its_open_cap_before_the_rate_counts() -> None:
+    now = [1000.0]
+    settings = Settings(ws_connects_per_ip=3, ws_open_per_ip=50, ws_reopen_seconds=30.0)
+    admission = WsAdmission(settings, clock=lambda: now[0])
+    venue = [scope() for _ in range(50)]
+    assert all(admission.check(s) is None for s in venue)  # a whole venue, back at once
+    assert admission.check(scope()) == UpgradeRefusal(429, "Too many connections from this address", 10)
+    for s in venue:
+        admission.release(s)
+
+    # Churning closes and reopens: one cap's worth in the reopening, then the per-window rate.
+    assert [admission.check(scope()) for _ in range(3)] == [None, None, None]
+    assert admission.check(scope()) == UpgradeRefusal(429, "Too many connections from this address", 11)
+    assert admission.check(scope(peer="198.51.100.1")) is None  # another address has its own
+    now[0] += 30.0  # the reopening is over: the rate alone
+    assert [admission.check(scope()) for _ in range(3)] == [None, None, None]
+    assert admission.check(scope()) == UpgradeRefusal(429, "Too many connections from this address", 11)
 
 
 # -- passwords and tokens -----------------------------------------------------------------------
@@ -257,33 +277,9 @@ async def test_every_json_response_carries_the_security_headers(cors_server: Run
 
 
 async def upgrade(url: str, origin: str | None = None) -> tuple[int, trio.SocketStream]:
-    """Send a WebSocket upgrade request by hand; return the HTTP status and the open stream.
-
-    By hand, so the test sees exactly what the server answers before any upgrade (101 or an error)
-    and can hold accepted connections open without a client library in between.
-    """
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
-    stream = await trio.open_tcp_stream(parts.hostname, parts.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    head = [
-        "GET /ws HTTP/1.1",
-        f"Host: {parts.hostname}:{parts.port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-    ]
-    if origin is not None:
-        head.append(f"Origin: {origin}")
-    await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = await stream.receive_some(4096)
-        if not chunk:
-            break
-        data += chunk
-    return int(data.split(b" ", 2)[1]), stream
+    """The HTTP status of a hand-made upgrade, and the open stream."""
+    answer = await rawws.upgrade(url, origin)
+    return answer.status, answer.stream
 
 
 async def test_a_websocket_without_origin_or_with_an_allowed_one_is_accepted(cors_server: Running) -> None:
@@ -321,13 +317,33 @@ async def test_open_websockets_per_ip_are_capped_with_429(nursery: trio.Nursery,
     assert (first, second, third, fourth) == (101, 101, 429, 101)
 
 
-async def test_new_websockets_per_ip_are_rate_limited_with_429(nursery: trio.Nursery, db_url: str) -> None:
-    running = await nursery.start(serve, test_settings(db_url, ws_connects_per_ip=3, ws_connects_window=60))
-    statuses = []
+async def test_new_websockets_per_ip_are_rate_limited_with_429_retry_after_and_json(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    settings = test_settings(db_url, ws_connects_per_ip=3, ws_connects_window=60, ws_reopen_seconds=0)
+    running = await nursery.start(serve, settings)
     with trio.fail_after(10):
-        for _ in range(4):
-            status, stream = await upgrade(running.url)
-            await stream.aclose()
-            statuses.append(status)
+        answers = await rawws.churn(running.url, 4)
 
-    assert statuses == [101, 101, 101, 429]
+    assert [a.status for a in answers] == [101, 101, 101, 429]
+    refused = answers[-1]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["content-type"] == "application/json"
+    assert json.loads(refused.body) == {"error": "Too many connections from this address"}
+
+
+async def test_get_ws_without_an_upgrade_says_what_an_upgrade_would_get_and_counts_nothing(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    settings = test_settings(db_url, ws_open_per_ip=1, ws_connects_per_ip=1, ws_reopen_seconds=0)
+    running = await nursery.start(serve, settings)
+    for _ in range(5):  # asking is free: the one connection of the window is still there after
+        asked = await call(running.url, "GET", "/ws")
+        assert (asked.status, asked.headers["upgrade"]) == (426, "websocket")
+    held = await rawws.upgrade(running.url)
+    assert held.status == 101
+
+    asked = await call(running.url, "GET", "/ws")
+    assert (asked.status, asked.headers["retry-after"]) == (429, "10")  # the open cap: a window
+    assert asked.json() == {"error": "Too many connections from this address"}
+    await held.stream.aclose()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from pika.http import qr
 from pika.http.pages import PAGE_CSP, WEB_DIR
-from tests.browser import Dancer, Server, artifact, chromium, dj_live, running_server
+from tests.browser import Dancer, Server, artifact, dj_live, running_server
 
 expect: Any
 try:
@@ -26,35 +25,6 @@ except ImportError:  # reported by chromium(): the tests fail with the install h
 
     def expect(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("playwright is not installed: `pip install playwright==1.65.2`")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def site(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    with running_server(db_url, tmp_path / "server.log") as server:
-        yield server
-
-
-@pytest.fixture
-def phones(browser: Any, site: Server) -> Iterator[Any]:
-    """`phones()` opens a new dancer's phone; all are closed after the test, which fails on a JS error."""
-    opened: list[Dancer] = []
-
-    def open_phone(**kwargs: Any) -> Dancer:
-        dancer = Dancer(browser, site.url, **kwargs)
-        opened.append(dancer)
-        return dancer
-
-    yield open_phone
-    errors = [e for d in opened for e in d.errors]
-    for dancer in opened:
-        dancer.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def by(page: Any, testid: str) -> Any:
@@ -67,7 +37,16 @@ def wait_live(page: Any, timeout: float = 10_000) -> None:
 
 # -- serving ------------------------------------------------------------------------------------
 
-PAGES = ["/", "/live", "/live/conf_page01", "/recap/conf_page01", "/dj/some-dj", "/dj/register", "/dj/login"]
+PAGES = [
+    "/",
+    "/live",
+    "/live/conf_page01",
+    "/recap/conf_page01",
+    "/dj/some-dj",
+    "/dj/register",
+    "/dj/login",
+    "/dj/console",
+]
 
 
 def test_pages_are_html_with_no_cache_a_strict_csp_and_the_security_headers(site: Server) -> None:
@@ -590,3 +569,27 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(site: Server, phones
             assert overflow <= width, f"{path} is {overflow}px wide at {width}px"
             name = path.strip("/").replace("/", "_") or "index"
             page.screenshot(path=artifact(f"{width}-{name}.png"), full_page=True)
+
+
+def test_a_phone_refused_at_a_full_address_waits_as_the_server_says_then_gets_in(
+    browser: Any, db_url: str, tmp_path: Path
+) -> None:
+    # One open connection per address: the first phone takes it, the second is refused.
+    limits = {"PIKA_WS_OPEN_PER_IP": "1", "PIKA_WS_CONNECTS_WINDOW": "2"}
+    with running_server(db_url, tmp_path / "server.log", **limits) as server:
+        first, second = Dancer(browser, server.url), Dancer(browser, server.url)
+        try:
+            wait_live(first.goto("/live/conf_full001"))
+            asking = lambda r: r.url.endswith("/ws") and r.request.resource_type == "fetch"  # noqa: E731
+            with second.page.expect_response(asking, timeout=10_000) as asked:
+                page = second.goto("/live/conf_full001")
+            # The refused upgrade's answer, which the page can only learn by asking over HTTP.
+            assert (asked.value.status, asked.value.headers.get("retry-after")) == (429, "2")
+            expect(by(page, "connection-status")).not_to_have_attribute("data-state", "live")
+
+            first.close()  # the slot frees: the second phone gets in at its next try
+            wait_live(page, timeout=20_000)
+            assert first.errors == second.errors == []
+        finally:
+            first.close()
+            second.close()

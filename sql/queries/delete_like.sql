@@ -1,6 +1,3 @@
--- REMOVE_LIKE: this client's likes of any play of that track in the session.
+-- REMOVE_LIKE: this client's like of that track (by match key) in the session.
 DELETE FROM likes
-WHERE session_id = %(session_id)s AND client_id = %(client_id)s
-  AND played_track_id IN (
-      SELECT id FROM played_tracks WHERE session_id = %(session_id)s AND match_key = %(match_key)s
-  );
+WHERE session_id = %(session_id)s AND client_id = %(client_id)s AND match_key = %(match_key)s;

@@ -1,12 +1,17 @@
--- Record a play and make it the session's current track; returns its id.
-WITH play AS (
+-- Record a play and make it the session's current track; returns its id, or nothing when the
+-- session has ended (FOR UPDATE: an END_SESSION committing meanwhile is waited for and seen).
+WITH live AS (
+    SELECT id FROM sessions WHERE id = %(session_id)s AND ended_at IS NULL FOR UPDATE
+), play AS (
     INSERT INTO played_tracks (session_id, artist, title, match_key, bpm, key, energy,
                                danceability, brightness, acousticness, groove)
-    VALUES (%(session_id)s, %(artist)s, %(title)s, %(match_key)s, %(bpm)s, %(key)s, %(energy)s,
-            %(danceability)s, %(brightness)s, %(acousticness)s, %(groove)s)
-    RETURNING id
+    SELECT id, %(artist)s, %(title)s, %(match_key)s, %(bpm)s, %(key)s, %(energy)s,
+           %(danceability)s, %(brightness)s, %(acousticness)s, %(groove)s
+    FROM live
+    RETURNING id, session_id
 ), current AS (
-    UPDATE sessions SET current_play_id = (SELECT id FROM play), last_activity_at = now()
-    WHERE id = %(session_id)s
+    UPDATE sessions s SET current_play_id = play.id, last_activity_at = now()
+    FROM play
+    WHERE s.id = play.session_id
 )
 SELECT id AS play_id FROM play;

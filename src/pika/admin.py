@@ -1,6 +1,7 @@
 """`python -m pika.admin`: account and session chores for the operator, straight on the database.
 
-Revoke a DJ's tokens, reset a password, list tokens (never their digests), end a session by hand.
+Revoke a DJ's tokens, reset a password, list tokens (never their digests), end a session by hand,
+stop an embedded PostgreSQL that a crashed server left running.
 The database comes from the same settings as the server (`PIKA_DATABASE_URL`, else the embedded
 PostgreSQL in `PIKA_DATA_DIR`).  Exit 0 done, 1 no such account/session or bad input, 2 database or
 settings trouble — always with one line on stderr.
@@ -19,6 +20,7 @@ import psycopg
 
 from pika.config import Settings
 from pika.db import Tx, connect_sync
+from pika.embedded import stop_embedded
 from pika.errors import PikaError
 from pika.migrate import _database_url as database_url
 from pika.queries import load_queries, query
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         new_password = _read_password(sys.stdin) if getattr(args, "stdin", False) else None
         settings = Settings.from_env(database_url=args.database_url)
+        if args.command == "stop-embedded":
+            print(_stop_embedded(settings))
+            return 0
         queries = load_queries(settings.sql_dir / "queries")
         with database_url(settings) as url, connect_sync(url, autocommit=True) as conn:
             tx = Tx(conn, queries)
@@ -155,7 +160,19 @@ def _parser() -> argparse.ArgumentParser:
         "does not restore it.",
     )
     end.add_argument("session_id", metavar="ID", help="the session id")
+    sub.add_parser(
+        "stop-embedded",
+        help="stop the embedded PostgreSQL a crashed server left running (in PIKA_DATA_DIR)",
+        description="After kill -9 of the server its embedded PostgreSQL keeps running until the next "
+        "start adopts it. Stop it here when no restart is wanted; refused while a server still uses it.",
+    )
     return parser
+
+
+def _stop_embedded(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return "a database URL is set (PIKA_DATABASE_URL or --database-url): no embedded PostgreSQL to stop"
+    return stop_embedded(settings.pgdata)
 
 
 def _dj(tx: Tx, email: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -29,6 +30,7 @@ from trio_websocket import (
 )
 
 from pika import __version__
+from pika.backoff import parse_retry_after, reconnect_delay
 from pika.protocol import encode
 
 __all__ = ["DEFAULT_URL", "ClientError", "Track", "build_parser", "main", "parse_track", "ws_url"]
@@ -41,6 +43,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 1  # the server said no (NACK), closed on us, or did not answer in time
 EXIT_USAGE = 2  # a mistake on the command line, or no server to talk to
 EXIT_INTERRUPTED = 130  # Ctrl-C during `dj`: the set may be half played
+
+BUSY_STATUSES = frozenset({429, 503})  # refusals that say "later", with Retry-After
+BUSY_RETRIES = 5
 
 
 class ClientError(Exception):
@@ -323,7 +328,34 @@ class _Link:
         raise ClientError(f"no answer to {kind} within {self.timeout:g} s")
 
 
+class _Busy(Exception):
+    """The server refused the upgrade for now (429 or 503): try again after `retry_after` s."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 async def _connected(
+    url: str, timeout: float | None, body: Callable[[_Link], Awaitable[int]], *, on_ctrl_c: int
+) -> int:
+    """`_connected_once`, tried again while the server says it is busy: after its `Retry-After`
+    plus jitter (pika.backoff), at most BUSY_RETRIES times, one stderr line per wait."""
+    failures = 0
+    while True:
+        try:
+            return await _connected_once(url, timeout, body, on_ctrl_c=on_ctrl_c)
+        except _Busy as busy:
+            failures += 1
+            if failures > BUSY_RETRIES:
+                raise ClientError(f"cannot connect to {url}: {busy.reason}", EXIT_USAGE) from None
+            delay = reconnect_delay(failures, busy.retry_after)
+            _status(f"server busy: {busy.reason}; trying again in {delay:.1f} s")
+            await trio.sleep(delay)
+
+
+async def _connected_once(
     url: str, timeout: float | None, body: Callable[[_Link], Awaitable[int]], *, on_ctrl_c: int
 ) -> int:
     """Open the WebSocket, run `body` on it, close it. Turns the network's exceptions into one-line
@@ -338,6 +370,9 @@ async def _connected(
     except ConnectionClosed as exc:
         raise ClientError(f"connection closed by the server ({_close_reason(exc)})") from None
     except HandshakeError as exc:
+        if not opened and isinstance(exc, ConnectionRejected) and exc.status_code in BUSY_STATUSES:
+            retry_after = parse_retry_after(dict(exc.headers).get(b"retry-after"), time.time())
+            raise _Busy(_handshake_reason(exc), retry_after) from None
         if not opened:
             raise ClientError(f"cannot connect to {url}: {_handshake_reason(exc)}", EXIT_USAGE) from None
         result = EXIT_OK  # only the closing handshake timed out: everything that mattered is done

@@ -120,6 +120,9 @@ class Settings:
     listener_flush_seconds: float = setting(
         5.0, _float(0.05, 3600), "how often listeners are saved for a restart (s; a crash loses less)"
     )
+    migration_lock_timeout: float = setting(
+        30.0, _float(0.1, 3600), "a migration waiting longer than this for a lock gives up (s)"
+    )
 
     # -- PROTOCOL.md §9 limits -----------------------------------------------------------------
     max_frame_bytes: int = setting(
@@ -131,7 +134,16 @@ class Settings:
     )
     ws_connects_window: float = setting(10.0, _float(0.1, 3600), "window for new connections (s)", "limits")
     ws_open_per_ip: int = setting(3000, _int(1, 10**7), "open WebSocket connections per IP", "limits")
+    ws_reopen_seconds: float = setting(
+        30.0,
+        _float(0, 3600),
+        "after a start, each IP may open PIKA_WS_OPEN_PER_IP new connections this long (s)",
+        "limits",
+    )
     max_sessions: int = setting(1000, _int(1, 10**6), "live sessions at once", "limits")
+    max_controllers: int = setting(
+        5, _int(1, 100), "DJ consoles attached to one session (ATTACH_SESSION)", "limits"
+    )
     dj_grace_seconds: float = setting(
         120.0, _float(0, 86400), "DJ grace period after a dropped connection (s)", "limits"
     )

@@ -3,7 +3,8 @@
 It is separate from `pika.db` and `pika.queries` because it must work before anything else
 exists: one plain connection, its own few statements read by path from `sql/queries/
 migrations_journal_*.sql`, and a journal table (`schema_migrations`) of file name and SHA-256.
-An advisory lock serialises runners; each file commits together with its journal row.
+An advisory lock serialises runners; each file commits together with its journal row.  Every
+lock wait gives up after a timeout, and while one lasts a second connection says who holds it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,7 +40,18 @@ NEW_NAME_MAX = 60
 
 State = Literal["applied", "pending", "changed", "missing"]
 
-_JOURNAL_STATEMENTS = ("create", "exists", "try_lock", "lock", "unlock", "applied", "insert")
+_JOURNAL_STATEMENTS = (
+    "create",
+    "exists",
+    "try_lock",
+    "lock",
+    "unlock",
+    "applied",
+    "insert",
+    "lock_timeout",
+    "blockers",
+)
+LOCK_TIMEOUT = 30.0  # seconds; the server passes PIKA_MIGRATION_LOCK_TIMEOUT
 
 
 class MigrationFailed(MigrationRefused):
@@ -62,6 +75,8 @@ class Migrator:
 
     `echo` receives one line per action ("applied 0001_x.sql in 12 ms"); the CLI prints them,
     the server and tests log them.  `queries_dir` holds the runner's own journal statements.
+    A wait for any lock lasts at most `lock_timeout` seconds (then MigrationFailed, nothing of
+    the file applied); while it lasts, `echo` hears which lock and which session holds it.
     """
 
     def __init__(
@@ -71,11 +86,14 @@ class Migrator:
         *,
         queries_dir: Path | None = None,
         echo: Callable[[str], None] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> None:
         self.url = url
         self.migrations_dir = Path(migrations_dir)
+        self.lock_timeout = lock_timeout
         self._echo = echo or log.info
         self._sql = _load_journal_statements(queries_dir or SQL_DIR / "queries")
+        self._waiting_for: str | None = None  # the last wait the watcher saw, for the error
 
     def up(self, dry_run: bool = False) -> list[str]:
         """Apply every pending file in order; return their names (or, dry run, those that would be).
@@ -94,7 +112,7 @@ class Migrator:
             return [f.name for f in pending]
 
         applied: list[str] = []
-        with self._connect() as conn, self._locked(conn):
+        with self._connect() as conn, self._watching(conn), self._locked(conn):
             self._run(conn, "create")
             pending = self._plan(files, self._read_journal(conn))
             for f in pending:
@@ -130,7 +148,7 @@ class Migrator:
         """
         files = _scan(self.migrations_dir)
         marked: list[str] = []
-        with self._connect() as conn, self._locked(conn):
+        with self._connect() as conn, self._watching(conn), self._locked(conn):
             self._run(conn, "create")
             for f in self._plan(files, self._read_journal(conn)):
                 self._run(conn, "insert", filename=f.name, sha256=f.sha256, duration_ms=None)
@@ -194,6 +212,10 @@ class Migrator:
                     f"lost the connection to {describe_url(self.url)} while applying {f.name}; "
                     "it was rolled back, run the migration again"
                 ) from None
+            if isinstance(exc, psycopg.errors.LockNotAvailable):
+                raise MigrationFailed(
+                    f"{f.name} was rolled back (nothing from it is applied): {self._gave_up()}"
+                ) from None
             raise MigrationFailed(
                 f"{f.name} failed and was rolled back (nothing from it is applied): {_pg_message(exc, sql)}"
             ) from None
@@ -211,6 +233,7 @@ class Migrator:
         """An autocommit connection; PostgreSQL errors outside a migration become one-line PikaErrors."""
         conn = connect_sync(self.url, autocommit=True)
         try:
+            self._run(conn, "lock_timeout", timeout=f"{max(1, round(self.lock_timeout * 1000))}ms")
             yield conn
         except PikaError:
             raise
@@ -219,6 +242,8 @@ class Migrator:
                 raise DatabaseUnavailable(
                     f"lost the connection to {describe_url(self.url)}; nothing more was applied"
                 ) from None
+            if isinstance(exc, psycopg.errors.LockNotAvailable):
+                raise MigrationRefused(f"nothing more was applied: {self._gave_up()}") from None
             raise MigrationRefused(
                 f"cannot use the migration journal in {describe_url(self.url)}: {_pg_message(exc)}"
             ) from None
@@ -237,6 +262,41 @@ class Migrator:
         finally:
             if not (conn.closed or conn.broken):
                 self._run(conn, "unlock", key=LOCK_KEY)
+
+    @contextlib.contextmanager
+    def _watching(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """While the body runs, a thread on a second connection looks (four times per timeout, at
+        least every second) for a lock `conn` waits for, and says once per holder who holds it."""
+        pid = conn.info.backend_pid
+        every = min(1.0, self.lock_timeout / 4)
+        stop = threading.Event()
+
+        def watch() -> None:
+            try:
+                with connect_sync(self.url, autocommit=True) as watcher:
+                    while not stop.wait(every):
+                        wait = _describe_wait(self._run(watcher, "blockers", pid=pid).fetchall())
+                        if wait is not None and wait != self._waiting_for:
+                            self._echo(f"waiting for {wait}; giving up after {self.lock_timeout:g} s")
+                            self._waiting_for = wait
+            except (PikaError, psycopg.Error):
+                return  # only a report: the runner's own connection decides what happens
+
+        self._waiting_for = None
+        thread = threading.Thread(target=watch, name="pika-migrate-watch", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _gave_up(self) -> str:
+        waited_for = self._waiting_for or "a lock another session holds"
+        return (
+            f"gave up after {self.lock_timeout:g} s waiting for {waited_for} "
+            "(end that session or wait for it, then run again; PIKA_MIGRATION_LOCK_TIMEOUT sets the wait)"
+        )
 
     def _run(self, conn: psycopg.Connection[Any], statement: str, **params: Any) -> psycopg.Cursor[Any]:
         return conn.execute(self._sql[statement], params or None)
@@ -309,7 +369,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"created {new_migration(migrations_dir, args.name)}")
             return 0
         with _database_url(settings) as url:
-            migrator = Migrator(url, migrations_dir, queries_dir=settings.sql_dir / "queries", echo=print)
+            migrator = Migrator(
+                url,
+                migrations_dir,
+                queries_dir=settings.sql_dir / "queries",
+                echo=print,
+                lock_timeout=settings.migration_lock_timeout,
+            )
             return _run_command(migrator, args.command, args.dry_run)
     except PikaError as exc:
         print(str(exc), file=sys.stderr)
@@ -384,6 +450,20 @@ def _load_journal_statements(queries_dir: Path) -> dict[str, str]:
                 "(set PIKA_SQL_DIR to the repo's sql/ folder)"
             ) from None
     return statements
+
+
+def _describe_wait(rows: list[dict[str, Any]]) -> str | None:
+    """One phrase for what a connection waits for, from migrations_journal_blockers rows."""
+    if not rows:
+        return None
+    first = rows[0]
+    holders = ", ".join(
+        f"pid {r['pid']} ({r['state'] or '?'}{': ' + r['query'] if r['query'] else ''})" for r in rows
+    )
+    if first["locktype"] == "advisory":
+        return f"the migration lock, held by {holders} (another migration runner)"
+    what = f"relation {first['relation']}" if first["relation"] else first["locktype"]
+    return f"{first['mode']} on {what}, held by {holders}"
 
 
 def _has_statement(sql: str) -> bool:

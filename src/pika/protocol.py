@@ -20,6 +20,7 @@ from pika.config import Settings
 __all__ = [
     "ANALYTICS_FIELDS",
     "STATE_CHANGING",
+    "AttachSession",
     "BroadcastTrack",
     "CancelAnnouncement",
     "CancelPoll",
@@ -139,6 +140,17 @@ class RegisterSession:
     token: str | None = None
     resume_key: str | None = None
     version: str | None = None
+    message_id: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachSession:
+    """A further connection of the owning DJ account joins its live session as a controller."""
+
+    TYPE: ClassVar[str] = "ATTACH_SESSION"
+    session_id: str
+    token: str
     message_id: str | None = None
     client_id: str | None = None
 
@@ -311,6 +323,7 @@ class Ping:
 
 Message = (
     RegisterSession
+    | AttachSession
     | BroadcastTrack
     | MetadataUpdated
     | TrackStopped
@@ -332,7 +345,8 @@ Message = (
     | Ping
 )
 
-_READ_ONLY = frozenset({ValidateSession, Subscribe, GetSessions, Ping})
+# ATTACH_SESSION stores nothing: attaching again is idempotent, like SUBSCRIBE.
+_READ_ONLY = frozenset({ValidateSession, Subscribe, GetSessions, Ping, AttachSession})
 #: Messages that change state (dedupe by messageId applies to them); the rest only read.
 STATE_CHANGING: frozenset[type] = frozenset(get_args(Message)) - _READ_ONLY
 
@@ -564,6 +578,18 @@ def _read_register(d: Mapping[str, Any], s: Settings) -> _Fields:
         dj_name = dj_name.strip()
         if not 1 <= len(dj_name) <= 100 or _UNSAFE_NAME.search(dj_name) or not storable(dj_name):
             raise _Invalid("djName: must be 1-100 characters without < > \" '")
+    return {
+        "session_id": _session_id(d, optional=True),
+        "dj_name": dj_name,
+        "token": _token(d),
+        "resume_key": _text(d, "resumeKey", "", 0, 128, optional=True) or None,
+        "version": _text(d, "version", "", 0, 50, optional=True) or None,
+    }
+
+
+def _token(d: Mapping[str, Any], *, required: bool = False) -> str | None:
+    """A DJ API token (`pk_dj_…`); empty counts as absent.  A malformed one is `Invalid token`,
+    the same answer as a well-formed token that matches no account."""
     token = d.get("token")
     if token is not None:
         if not isinstance(token, str):
@@ -573,13 +599,13 @@ def _read_register(d: Mapping[str, Any], s: Settings) -> _Fields:
             not token.startswith(TOKEN_PREFIX) or len(token) > 256 or not storable(token)
         ):
             raise _Invalid("Invalid token")
-    return {
-        "session_id": _session_id(d, optional=True),
-        "dj_name": dj_name,
-        "token": token,
-        "resume_key": _text(d, "resumeKey", "", 0, 128, optional=True) or None,
-        "version": _text(d, "version", "", 0, 50, optional=True) or None,
-    }
+    if token is None and required:
+        raise _Invalid("token: is required (the DJ account's API token)")
+    return token
+
+
+def _read_attach(d: Mapping[str, Any], s: Settings) -> _Fields:
+    return {"session_id": _session_id(d), "token": _token(d, required=True)}
 
 
 def _read_session_track(d: Mapping[str, Any], s: Settings) -> _Fields:
@@ -674,6 +700,7 @@ def _read_reaction(d: Mapping[str, Any], s: Settings) -> _Fields:
 
 _READERS: dict[str, Callable[[Mapping[str, Any], Settings], _Fields]] = {
     RegisterSession.TYPE: _read_register,
+    AttachSession.TYPE: _read_attach,
     BroadcastTrack.TYPE: _read_broadcast_track,
     MetadataUpdated.TYPE: _read_session_track,
     TrackStopped.TYPE: _read_session_only,

@@ -146,7 +146,7 @@ async def _database_url(settings: Settings) -> AsyncIterator[str]:
 
 
 async def _migrate(url: str, settings: Settings, *, apply: bool) -> None:
-    migrator = Migrator(url, settings.sql_dir / "migrations")
+    migrator = Migrator(url, settings.sql_dir / "migrations", lock_timeout=settings.migration_lock_timeout)
     if apply:
         applied = await trio.to_thread.run_sync(migrator.up)
         for name in applied:

@@ -21,6 +21,7 @@ from pika.http.health import health_blueprint
 from pika.http.pages import pages_blueprint
 from pika.http.sessions import sessions_blueprint
 from pika.http.stats import stats_blueprint
+from pika.http.ws_probe import ws_probe_blueprint
 from pika.live.hub import Hub
 
 log = logging.getLogger("pika.http")
@@ -37,6 +38,7 @@ def create_app(settings: Settings, db: Database, hub: Hub) -> QuartTrio:
     app.register_blueprint(sessions_blueprint())
     app.register_blueprint(stats_blueprint())
     app.register_blueprint(pages_blueprint())
+    app.register_blueprint(ws_probe_blueprint())
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -35,7 +35,7 @@ CLIENTS = frozenset({"pika-web", "pika-desktop", "pika-cli", "pika-e2e"})
 RESERVED_SLUGS = frozenset(
     {
         "admin", "api", "live", "dj", "static", "www", "my-likes", "recap", "health", "metrics", "ws",
-        "auth", "session", "sessions", "stats", "push", "client",
+        "auth", "session", "sessions", "stats", "push", "client", "console", "login", "register",
     }
 )  # fmt: skip
 PASSWORD_MIN, PASSWORD_MAX = 8, 128

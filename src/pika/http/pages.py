@@ -81,6 +81,10 @@ def pages_blueprint(web_dir: Path = WEB_DIR) -> Blueprint:
     async def auth() -> Response:
         return page("auth.html")
 
+    @bp.get("/dj/console")
+    async def console() -> Response:
+        return page("console.html")
+
     @bp.get("/dj/<slug>")
     async def dj(slug: str) -> Response:
         return page("dj.html") if _SLUG.fullmatch(slug) else not_found()

@@ -18,6 +18,7 @@ from pika.config import Settings
 from pika.live.connection import CLOSE_TOO_BIG, Connection
 from pika.live.handlers import dispatch
 from pika.live.hub import Hub
+from pika.security.admission import UpgradeRefusal
 
 CLOSE_DEADLINE = 5.0
 
@@ -35,8 +36,7 @@ class LiveEndpoint:
             return
         refusal = self.hub.admission(scope)
         if refusal is not None:
-            status, error = refusal
-            await _reject(send, status, error)
+            await _reject(send, refusal)
             return
         conn = Connection(send, self.settings.outbox_frames, peer=_peer(scope))
         self.hub.add(conn)
@@ -80,17 +80,15 @@ class LiveEndpoint:
             await dispatch(self.hub, conn, frame)
 
 
-async def _reject(send: Any, status: int, error: str) -> None:
-    """Answer the upgrade with an HTTP error and a JSON body (PROTOCOL.md §1: before the upgrade)."""
-    metrics.REJECTED_UPGRADES.labels(str(status)).inc()
-    body = ('{"error":"' + error.replace('"', "'") + '"}').encode()
-    await send(
-        {
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _reject(send: Any, refusal: UpgradeRefusal) -> None:
+    """Answer the upgrade with an HTTP error, a JSON body and `Retry-After` when there is one
+    (PROTOCOL.md §1: before the upgrade)."""
+    metrics.REJECTED_UPGRADES.labels(str(refusal.status)).inc()
+    body = ('{"error":"' + refusal.error.replace('"', "'") + '"}').encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if refusal.retry_after is not None:
+        headers.append((b"retry-after", str(refusal.retry_after).encode()))
+    await send({"type": "websocket.http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body})
 
 

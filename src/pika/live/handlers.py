@@ -27,6 +27,7 @@ from pika.live.hub import Hub
 from pika.live.requests import Duplicate, Handler, Refusal, Request
 from pika.protocol import (
     STATE_CHANGING,
+    AttachSession,
     BroadcastTrack,
     CancelAnnouncement,
     CancelPoll,
@@ -59,6 +60,7 @@ log = logging.getLogger("pika.handlers")
 
 HANDLERS: dict[type, Handler] = {
     RegisterSession: session_handlers.register_session,
+    AttachSession: session_handlers.attach_session,
     EndSession: session_handlers.end_session,
     Subscribe: session_handlers.subscribe,
     GetSessions: session_handlers.get_sessions,
@@ -136,7 +138,12 @@ def _refuse(conn: Connection, text: str, message_id: str | None) -> None:
 
 
 def _sender(conn: Connection) -> str:
-    """Whose messageIds these are: the DJ's session, else the bound client (else this connection)."""
-    if conn.dj_room is not None:
-        return f"session:{conn.dj_room.session_id}"
+    """Whose messageIds these are: the DJ's session, else the bound client (else this connection).
+    A controller (a DJ console) has a namespace of its own inside its session's: its ids never
+    collide with the DJ software's, and its retries after a reconnect (same clientId) still match."""
+    room = conn.dj_room
+    if room is not None:
+        if conn in room.controllers:
+            return f"session:{room.session_id}:controller:{conn.listener_id}"
+        return f"session:{room.session_id}"
     return f"client:{conn.listener_id}"

@@ -34,7 +34,7 @@ from pika.live.track_pace import TrackPace
 from pika.live.wire import PING, frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
-from pika.security.admission import WsAdmission
+from pika.security.admission import UpgradeRefusal, WsAdmission
 from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
 
@@ -128,11 +128,12 @@ class Hub:
     def connection_count(self) -> int:
         return len(self.connections)
 
-    def admission(self, scope: dict[str, Any]) -> tuple[int, str] | None:
-        """Why a WebSocket upgrade must be refused before accept, as (status, error); None to accept."""
+    def admission(self, scope: dict[str, Any], *, peek: bool = False) -> UpgradeRefusal | None:
+        """Why a WebSocket upgrade must be refused before accept; None to accept.  `peek`: only
+        say what an upgrade would get now (GET /ws without an upgrade), counting nothing."""
         if self.closing:
-            return 503, "Server is restarting; reconnect shortly"
-        return self.ws_admission.check(scope)
+            return UpgradeRefusal(503, "Server is restarting; reconnect shortly", retry_after=1)
+        return self.ws_admission.peek(scope) if peek else self.ws_admission.check(scope)
 
     # -- connections and audiences --------------------------------------------------------------
 
@@ -144,6 +145,8 @@ class Hub:
         self.connections.discard(conn)
         self.unsubscribe(conn)
         room = conn.dj_room
+        if room is not None:
+            room.controllers.discard(conn)  # a controller leaving starts no grace and ends nothing
         if room is not None and room.dj_conn is conn:
             reason = "server_shutdown" if self.closing else "connection_closed"
             await self.dj_left(room, reason)
@@ -257,6 +260,9 @@ class Hub:
             self.broadcast_all({"type": "SESSION_EXPIRED", "sessionId": room.session_id, "reason": reason})
         self.telemetry.emit(room.session_id, "end", reason=reason)
         log.info("session ended", extra={"fields": {"session": room.session_id, "reason": reason}})
+        for controller in room.controllers:
+            controller.dj_room = None
+        room.controllers.clear()
         room.close()
 
     def _connected_sessions(self) -> list[str]:

@@ -119,7 +119,7 @@ async def cancel_poll(req: Request) -> None:
 
 def _dj_room_of_poll(req: Request, poll_id: int) -> Room:
     room = req.conn.dj_room
-    if room is None or room.dj_conn is not req.conn:
+    if room is None or not room.is_dj(req.conn):
         raise Refusal("Not the DJ of this session")
     if room.poll is None or room.poll.id != poll_id:
         raise Refusal(POLL_NOT_FOUND)

@@ -78,7 +78,7 @@ def claim(tx: Tx, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
 
 def require_dj(req: Request, session_id: str) -> Room:
     room = req.conn.dj_room
-    if room is None or room.session_id != session_id or room.dj_conn is not req.conn:
+    if room is None or room.session_id != session_id or not room.is_dj(req.conn):
         raise Refusal("Not the DJ of this session")
     return room
 

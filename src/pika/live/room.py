@@ -95,6 +95,7 @@ class Room:
         self.windows = windows
         self.track_pace = track_pace  # the flood guard on the DJ's tracks
         self.dj_conn: Connection | None = None
+        self.controllers: set[Connection] = set()  # DJ consoles (ATTACH_SESSION): hear what the DJ hears
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
         self.listeners = Listeners(linger)
         self._journal = journal
@@ -191,14 +192,24 @@ class Room:
 
     def members(self) -> Iterator[Connection]:
         yield from self.audience
-        if self.dj_conn is not None and self.dj_conn not in self.audience:
-            yield self.dj_conn
+        yield from self._dj_side_only()
 
     @property
     def member_count(self) -> int:
-        return len(self.audience) + (
-            1 if self.dj_conn is not None and self.dj_conn not in self.audience else 0
-        )
+        return len(self.audience) + sum(1 for _ in self._dj_side_only())
+
+    def is_dj(self, conn: Connection) -> bool:
+        """The DJ connection or one of its controllers: may do what the DJ does (PROTOCOL.md §2)."""
+        return conn is self.dj_conn or conn in self.controllers
+
+    def _dj_side(self) -> Iterator[Connection]:
+        if self.dj_conn is not None:
+            yield self.dj_conn
+        yield from self.controllers
+
+    def _dj_side_only(self) -> Iterator[Connection]:
+        """The DJ side's connections that are not also subscribers."""
+        return (conn for conn in self._dj_side() if conn not in self.audience)
 
     def publish(self, *messages: dict[str, Any]) -> None:
         """Send to the session audience (subscribers and the DJ): encoded once, never waits.
@@ -206,8 +217,8 @@ class Room:
         self._fan_out(messages, self.members())
 
     def publish_subscribers(self, message: dict[str, Any]) -> None:
-        """Like `publish`, without the DJ (who has its own, faster POLL_UPDATE)."""
-        self._fan_out((message,), (m for m in self.audience if m is not self.dj_conn))
+        """Like `publish`, without the DJ side (which has its own, faster POLL_UPDATE)."""
+        self._fan_out((message,), (m for m in self.audience if not self.is_dj(m)))
 
     def _fan_out(self, messages: tuple[dict[str, Any], ...], recipients: Iterable[Connection]) -> None:
         encoded = joined([frame(m) for m in messages])
@@ -219,9 +230,8 @@ class Room:
             metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
 
     def to_dj(self, message: dict[str, Any]) -> None:
-        if self.dj_conn is not None:
-            self.dj_conn.send_message(message)
-            metrics.MESSAGES_OUT.labels(message["type"]).inc()
+        """To the DJ connection and its controllers only (LIKE_RECEIVED, TEMPO_FEEDBACK, …)."""
+        self._fan_out((message,), self._dj_side())
 
     # -- listeners ------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Session messages: REGISTER_SESSION (with the ownership rules), END_SESSION, SUBSCRIBE,
-GET_SESSIONS, VALIDATE_SESSION and PING."""
+"""Session messages: REGISTER_SESSION (with the ownership rules), ATTACH_SESSION (a DJ console
+joins its account's live session), END_SESSION, SUBSCRIBE, GET_SESSIONS, VALIDATE_SESSION and PING."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
 from pika.live.hub import Hub
 from pika.live.requests import AfterAck, Refusal, Request, require_dj, sha256
 from pika.live.room import Room, RoomInfo
-from pika.protocol import RegisterSession, Subscribe, ValidateSession, iso
+from pika.protocol import AttachSession, RegisterSession, Subscribe, ValidateSession, iso
 from pika.queries import query
 from pika.security.tokens import account_for_token
 
@@ -25,6 +25,8 @@ RESUME_SESSION = query("resume_session")
 async def register_session(req: Request) -> AfterAck | None:
     hub, conn, msg = req.hub, req.conn, req.msg
     assert isinstance(msg, RegisterSession)
+    if conn.dj_room is not None and conn in conn.dj_room.controllers:
+        raise Refusal("A controller cannot register a session; it is attached to one")
     account = await _authenticate(hub, msg.token)
     session_id = msg.session_id or f"pika_{secrets.token_urlsafe(12)}"
     room = hub.rooms.get(session_id)
@@ -151,6 +153,42 @@ async def _authenticate(hub: Hub, token: str | None) -> dict[str, Any] | None:
     if account is None:
         raise Refusal("Invalid token")
     return account
+
+
+async def attach_session(req: Request) -> None:
+    """Join the account's live session as a controller (PROTOCOL.md §2, §3.1): hear what the DJ
+    connection hears and act as it, without displacing it or counting as a listener.  The reply
+    is SESSION_REGISTERED (no resumeKey: a controller never owns the session), then the state."""
+    hub, conn, msg = req.hub, req.conn, req.msg
+    assert isinstance(msg, AttachSession)
+    account = await _authenticate(hub, msg.token)
+    assert account is not None
+    room = hub.rooms.get(msg.session_id)
+    if room is None or room.dj_id is None or room.dj_id != account["id"]:
+        raise Refusal("Session not available")  # unknown, ended, anonymous or another account's
+    current = conn.dj_room
+    if current is not None and current.dj_conn is conn:
+        raise Refusal("This connection is the DJ of a session; attach from another connection")
+    if conn not in room.controllers and len(room.controllers) >= hub.settings.max_controllers:
+        raise Refusal("Too many controllers")
+    if current is not None:
+        current.controllers.discard(conn)
+    room.controllers.add(conn)
+    conn.dj_room = room
+    conn.send_message(
+        {
+            "type": "SESSION_REGISTERED",
+            "sessionId": room.session_id,
+            "djName": room.dj_name,
+            "authenticated": True,
+        }
+    )
+    for message in room.state_messages(conn):
+        conn.send_message(message)
+    tempo = room.tempo_counts()
+    if tempo.total:
+        conn.send_message(tempo.feedback(room.session_id))  # the console's tempo meter, at once
+    conn.send_message(room.listener_count_message())
 
 
 async def end_session(req: Request) -> None:

@@ -51,7 +51,8 @@ async def broadcast_track(req: Request) -> None:
             match_key=track.match_key,
             **track.analytics(),
         )
-        assert row is not None
+        if row is None:  # ended meanwhile (pika.admin end-session, another process): nothing written
+            raise Refusal("Session not available")
         return int(row["play_id"])
 
     try:

@@ -1,5 +1,6 @@
 /* DJ sign-up and sign-in (/dj/register, /dj/login): show the API token once, with a copy button,
- * and regenerate it (the old one stops working).  The token lives only in this page's memory. */
+ * and regenerate it (the old one stops working).  The token lives only in this page's memory,
+ * until the DJ opens the console from here (then in this tab's sessionStorage). */
 "use strict";
 
 (function () {
@@ -13,8 +14,8 @@
     document.title = registering ? "Pika! — create a DJ account" : "Pika! — DJ sign in";
     $("auth-title").textContent = registering ? "Create a DJ account" : "DJ sign in";
     $("auth-intro").textContent = registering
-      ? "Get your own page for dancers and an API token for the Pika! DJ app."
-      : "Sign in to get a new API token for the Pika! DJ app.";
+      ? "Get your own page for dancers and an API token for the DJ agent and the DJ console."
+      : "Sign in to get a new API token for the DJ agent and the DJ console.";
     $("submit").textContent = registering ? "Create account" : "Sign in";
     P.show($("name-field"), registering);
     $("password").autocomplete = registering ? "new-password" : "current-password";
@@ -88,5 +89,7 @@
     P.toast((await P.copy(token, $("api-token"))) ? "Token copied" : "Select the token and copy it");
   });
   $("regenerate-token").addEventListener("click", regenerate);
+  // The console opens signed in: the token goes to this tab's sessionStorage, nowhere else.
+  $("console-link").addEventListener("click", () => P.setDjToken(token, false));
   setup();
 })();

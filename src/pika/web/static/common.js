@@ -1,5 +1,6 @@
 /* Pika! shared helpers: this browser's clientId, DOM building, JSON fetches, and a WebSocket
- * that reconnects by itself (backoff), pings every 10 s and says when the signal is lost. */
+ * that reconnects by itself (backoff with jitter, never sooner than the server's Retry-After:
+ * the rule of pika/backoff.py), pings every 10 s and says when the signal is lost. */
 "use strict";
 
 (function () {
@@ -7,6 +8,8 @@
   const LOST_AFTER_MS = 30000;
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 8000;
+  const JITTER = 0.5; // a wait is stretched by up to half of itself, so a venue does not return in step
+  const ASK_WAIT_MS = 5000; // how long to wait for GET /ws's answer after a refused upgrade
 
   function store(key, fallback) {
     try {
@@ -39,6 +42,27 @@
       save("pika.clientId", id);
     }
     return id;
+  }
+
+  /** The DJ's API token for the console: this tab only, or this phone when `remember`ed. */
+  const DJ_TOKEN_KEY = "pika.djToken";
+
+  function djToken() {
+    try {
+      return sessionStorage.getItem(DJ_TOKEN_KEY) || localStorage.getItem(DJ_TOKEN_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function setDjToken(token, remember) {
+    try {
+      sessionStorage.removeItem(DJ_TOKEN_KEY);
+      localStorage.removeItem(DJ_TOKEN_KEY);
+      if (token) (remember ? localStorage : sessionStorage).setItem(DJ_TOKEN_KEY, token);
+    } catch (e) {
+      /* private mode: the console asks again next time */
+    }
   }
 
   /** el("p", {class: "x", dataset: {testid: "y"}}, "text", child) — text is always text, never HTML. */
@@ -108,6 +132,34 @@
       : d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", year: "numeric" });
   }
 
+  /** A countdown: "45 s", "4:05". */
+  function duration(seconds) {
+    if (seconds < 60) return `${seconds} s`;
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+
+  /** A poll as the pages keep it, from its POLL_STARTED. */
+  function pollFrom(msg) {
+    const options = msg.options || [];
+    return {
+      pollId: msg.pollId,
+      question: msg.question,
+      options,
+      votes: msg.votes || options.map(() => 0),
+      totalVotes: msg.totalVotes || 0,
+      endsAt: msg.endsAt || null,
+      ended: false,
+      winnerIndex: -1,
+    };
+  }
+
+  /** One option's share of the votes, as a bar's width and a "3 · 60%" count. */
+  function showShare(bar, count, n, total) {
+    const pct = total ? Math.round((100 * n) / total) : 0;
+    bar.style.width = `${pct}%`;
+    count.textContent = `${n} · ${pct}%`;
+  }
+
   function plural(n, one, many) {
     return `${n} ${n === 1 ? one : many || one + "s"}`;
   }
@@ -142,6 +194,7 @@
   /**
    * A WebSocket to /ws that comes back by itself.
    *   onOpen()        — connected (subscribe here)
+   *   onClose(code)   — the socket closed (the WebSocket close code, when the server sent one)
    *   onMessage(msg)  — every frame, parsed
    *   onStatus(state) — "connecting" | "live" | "reconnecting" | "offline" | "lost"
    * `request(msg)` adds a messageId and resolves with its ACK/NACK (rejects if the socket drops).
@@ -152,6 +205,7 @@
       this.ws = null;
       this.attempt = 0;
       this.retryTimer = null;
+      this.asking = false; // a GET /ws is asking how long to wait
       this.pending = new Map();
       this.seq = 0;
       this.lastPong = Date.now();
@@ -176,6 +230,13 @@
     /** The server's clock, from PONG timestamps (announcement and poll countdowns use it). */
     now() {
       return Date.now() + this.offsetMs;
+    }
+
+    /** Whole seconds until `endsAt` (ISO) by the server's clock; null when there is no end. */
+    secondsLeft(endsAt) {
+      if (!endsAt) return null;
+      const ms = Date.parse(endsAt) - this.now();
+      return isNaN(ms) ? null : Math.max(0, Math.ceil(ms / 1000));
     }
 
     start() {
@@ -225,12 +286,15 @@
         }
         this.handlers.onMessage && this.handlers.onMessage(msg);
       };
-      ws.onclose = () => {
+      let opened = false;
+      ws.addEventListener("open", () => (opened = true));
+      ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.ws = null;
         this.failPending();
-        this.handlers.onClose && this.handlers.onClose();
-        this.retryLater();
+        this.handlers.onClose && this.handlers.onClose(event.code);
+        if (opened) this.retryLater();
+        else this.retryWhenAllowed();
         this.watch();
       };
       ws.onerror = () => {
@@ -244,11 +308,31 @@
       if (this.ws === null) this.connect();
     }
 
-    retryLater() {
+    /* The upgrade failed: a browser never sees why, so ask GET /ws, which answers as the upgrade
+     * would have (429/503 with Retry-After when this address must wait), and wait that long. */
+    retryWhenAllowed() {
+      if (this.retryTimer !== null || this.asking) return;
+      this.asking = true;
+      const aborter = new AbortController();
+      const giveUp = setTimeout(() => aborter.abort(), ASK_WAIT_MS);
+      fetch("/ws", { cache: "no-store", signal: aborter.signal })
+        .then((response) => {
+          const seconds = Number(response.headers.get("Retry-After"));
+          return response.status >= 400 && seconds > 0 ? seconds * 1000 : 0;
+        })
+        .catch(() => 0)
+        .then((retryAfterMs) => {
+          clearTimeout(giveUp);
+          this.asking = false;
+          if (this.ws === null) this.retryLater(retryAfterMs);
+        });
+    }
+
+    retryLater(retryAfterMs = 0) {
       if (this.retryTimer !== null) return;
-      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+      const floor = Math.max(retryAfterMs, Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt));
       this.attempt += 1;
-      const delay = base * (0.75 + Math.random() * 0.5);
+      const delay = floor * (1 + JITTER * Math.random());
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this.connect();
@@ -360,12 +444,17 @@
     clock,
     copy,
     date,
+    djToken,
+    duration,
     el,
     LiveSocket,
     plural,
+    pollFrom,
     renderStatus,
     save,
+    setDjToken,
     show,
+    showShare,
     store,
     toast,
     trackKey,

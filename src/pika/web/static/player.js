@@ -440,17 +440,7 @@
       const stored = P.store(`pika.vote.${msg.pollId}`, null);
       mine = typeof stored === "number" ? stored : null;
     }
-    state.poll = {
-      pollId: msg.pollId,
-      question: msg.question,
-      options: msg.options || [],
-      votes: msg.votes || (msg.options || []).map(() => 0),
-      totalVotes: msg.totalVotes || 0,
-      endsAt: msg.endsAt || null,
-      mine,
-      ended: false,
-      winnerIndex: -1,
-    };
+    state.poll = Object.assign(P.pollFrom(msg), { mine });
   }
 
   function vote(index) {
@@ -466,17 +456,6 @@
   }
 
   // -- rendering ---------------------------------------------------------------------------------
-
-  function remaining(endsAt) {
-    if (!endsAt) return null;
-    const ms = Date.parse(endsAt) - socket.now();
-    return isNaN(ms) ? null : Math.max(0, Math.ceil(ms / 1000));
-  }
-
-  function duration(seconds) {
-    if (seconds < 60) return `${seconds} s`;
-    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
-  }
 
   function render() {
     renderNow();
@@ -552,10 +531,7 @@
     const total = poll.totalVotes || 0;
     poll.options.forEach((option, i) => {
       const { button, bar, count } = pollDom.buttons[i];
-      const n = poll.votes[i] || 0;
-      const pct = total ? Math.round((100 * n) / total) : 0;
-      bar.style.width = `${pct}%`;
-      count.textContent = `${n} · ${pct}%`;
+      P.showShare(bar, count, poll.votes[i] || 0, total);
       button.disabled = poll.ended || poll.mine !== null;
       button.dataset.mine = String(poll.mine === i);
       button.dataset.winner = String(poll.ended && poll.winnerIndex === i);
@@ -570,8 +546,8 @@
       status = winner ? `Result: “${winner}” wins · ${votes}` : "Poll closed — no votes";
       if (voted) status += ` · ${voted.replace("You", "you")}`;
     } else {
-      const left = remaining(poll.endsAt);
-      status = `${voted || "Tap an option to vote"} · ${votes}` + (left !== null ? ` · closes in ${duration(left)}` : "");
+      const left = socket.secondsLeft(poll.endsAt);
+      status = `${voted || "Tap an option to vote"} · ${votes}` + (left !== null ? ` · closes in ${P.duration(left)}` : "");
     }
     $("poll-status").textContent = status;
   }
@@ -598,7 +574,7 @@
 
   function renderAnnouncement() {
     const a = state.announcement;
-    const left = a ? remaining(a.endsAt) : null;
+    const left = a ? socket.secondsLeft(a.endsAt) : null;
     if (a && left === 0) state.announcement = null; // expired: the server's cancel may still be on its way
     const visible = !!state.announcement && !state.ended;
     P.show($("announcement"), visible);
@@ -608,7 +584,7 @@
     const countdown = $("announcement-countdown");
     P.show(countdown, left !== null);
     if (left !== null) {
-      countdown.textContent = `${duration(left)} left`;
+      countdown.textContent = `${P.duration(left)} left`;
       countdown.dataset.seconds = String(left);
     }
   }

@@ -1,0 +1,115 @@
+"""A venue behind one address after a server restart (PROTOCOL.md §1 connection limits).
+
+2,000 phones share 127.0.0.1, as a venue's Wi-Fi NAT makes them share one public IP.  They
+behave as the dancer page does: reconnect after the 1012 close with backoff and jitter, never
+sooner than a 429's `Retry-After`.  With default settings every one is back within 15 s of the
+restart, and one host churning connections is still refused.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from pika.backoff import parse_retry_after, reconnect_delay
+from pika.server import serve
+from tests import rawws
+from tests.conftest import test_settings
+from tests.procs import ServerProcess, free_port
+
+PHONES = 2000
+BACK_WITHIN = 15.0
+
+
+@dataclass
+class Venue:
+    """What the phones saw: when each got back, and every refusal's headers."""
+
+    url: str
+    connected: int = 0
+    everyone_in: trio.Event = field(default_factory=trio.Event)
+    refusals: list[dict[str, str]] = field(default_factory=list)
+    back_at: list[float] = field(default_factory=list)
+    everyone_back: trio.Event = field(default_factory=trio.Event)
+
+    async def phone(self) -> None:
+        """Connect, stay until the server closes the socket, connect again and stay."""
+        stream = await self._connect()
+        self.connected += 1
+        if self.connected == PHONES:
+            self.everyone_in.set()
+        while await stream.receive_some(4096):  # the 1012 close frame, then EOF
+            pass
+        await stream.aclose()
+        stream = await self._connect()
+        self.back_at.append(time.monotonic())
+        if len(self.back_at) == PHONES:
+            self.everyone_back.set()
+        await trio.sleep_forever()  # hold the socket open, as a phone in a pocket does
+
+    async def _connect(self) -> trio.SocketStream:
+        failures = 0
+        while True:
+            retry_after = None
+            try:
+                answer = await rawws.upgrade(self.url)
+            except (OSError, EOFError):  # the server is down or restarting
+                pass
+            else:
+                if answer.status == 101:
+                    return answer.stream
+                await answer.stream.aclose()
+                self.refusals.append(
+                    answer.headers | {"status": str(answer.status), "body": answer.body.decode()}
+                )
+                retry_after = parse_retry_after(answer.headers.get("retry-after"))
+            failures += 1
+            await trio.sleep(reconnect_delay(failures, retry_after))
+
+
+async def test_a_venue_of_2000_phones_on_one_address_is_back_within_15_s_of_a_restart(
+    db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {"PIKA_DATABASE_URL": db_url}  # every limit at its default
+    server = await ServerProcess.start(env, port, tmp_path / "server.log")
+    venue = Venue(server.url)
+    try:
+        async with trio.open_nursery() as phones:
+            for _ in range(PHONES):
+                phones.start_soon(venue.phone)
+            with trio.fail_after(120):
+                await venue.everyone_in.wait()
+            assert await server.stop(signal.SIGTERM) == 0
+            restarted = time.monotonic()
+            server = ServerProcess(env, port, tmp_path / "server.log")
+            with trio.fail_after(120):  # a hang guard only: the figure is asserted below
+                await venue.everyone_back.wait()
+            phones.cancel_scope.cancel()
+    finally:
+        await server.stop()
+
+    took = max(venue.back_at) - restarted
+    print(f"{PHONES} phones back {took:.1f} s after the restart; {len(venue.refusals)} refusals")
+    assert len(venue.back_at) == PHONES
+    assert all("retry-after" in r and json.loads(r["body"])["error"] for r in venue.refusals)
+    assert took <= BACK_WITHIN
+
+
+async def test_one_host_churning_connections_after_a_start_is_refused_with_retry_after(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    settings = test_settings(db_url, ws_open_per_ip=20, ws_connects_per_ip=5, ws_connects_window=60)
+    running = await nursery.start(serve, settings)
+    with trio.fail_after(20):
+        answers = await rawws.churn(running.url, 40)
+    statuses = [(a.status, a.headers.get("retry-after")) for a in answers]
+
+    # The reopening's allowance (the open cap) and one window's rate, then nothing.
+    assert [s for s, _ in statuses] == [101] * 25 + [429] * 15
+    assert all(retry is not None and 1 <= int(retry) <= 60 for _, retry in statuses[25:])
