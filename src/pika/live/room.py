@@ -94,6 +94,7 @@ class Room:
         self.announcement = info.announcement
         self.windows = windows
         self.track_pace = track_pace  # the flood guard on the DJ's tracks
+        self.track_lock = trio.Lock()  # one track change at a time, from the DJ or a controller
         self.dj_conn: Connection | None = None
         self.controllers: set[Connection] = set()  # DJ consoles (ATTACH_SESSION): hear what the DJ hears
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live

@@ -25,6 +25,11 @@ async def broadcast_track(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, BroadcastTrack)
     room = require_dj(req, msg.session_id)
+    async with room.track_lock:
+        await _broadcast_track(req, room, msg)
+
+
+async def _broadcast_track(req: Request, room: Room, msg: BroadcastTrack) -> None:
     if room.current is not None and room.current.track.same_track(msg.track):
         if _merged(room.current.track, msg.track) != room.current.track:
             await _update_metadata(req, room, msg.track)
@@ -60,7 +65,7 @@ async def broadcast_track(req: Request) -> None:
     except DatabaseStalled:
         room.track_pace = room.track_pace.database_away(now)  # what is played meanwhile is owed
         raise
-    room.track_pace = pace  # a track refused or not stored costs nothing
+    room.track_pace = pace  # charged once stored: a refused or failed track costs nothing
     room.current = NowPlaying(play_id, track)
     room.last_activity = now
     message = room.now_playing_message()
@@ -76,11 +81,12 @@ async def metadata_updated(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, MetadataUpdated)
     room = require_dj(req, msg.session_id)
-    if room.current is None:
-        raise Refusal("No track is playing")
-    if not room.current.track.same_track(msg.track):
-        raise Refusal("Track is not the current track")
-    await _update_metadata(req, room, msg.track)
+    async with room.track_lock:
+        if room.current is None:
+            raise Refusal("No track is playing")
+        if not room.current.track.same_track(msg.track):
+            raise Refusal("Track is not the current track")
+        await _update_metadata(req, room, msg.track)
 
 
 async def _update_metadata(req: Request, room: Room, track: TrackInfo) -> None:
@@ -110,6 +116,11 @@ async def track_stopped(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, TrackStopped)
     room = require_dj(req, msg.session_id)
+    async with room.track_lock:
+        await _track_stopped(req, room)
+
+
+async def _track_stopped(req: Request, room: Room) -> None:
     previous = room.current
     tempo = room.tempo_counts()
 
