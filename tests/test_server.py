@@ -278,7 +278,7 @@ def postgres_processes_using(path: Path) -> list[int]:
 async def test_the_readme_command_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     state = (tmp_path / "state").resolve()
     port = free_port()
-    env = cli_env(data_dir=str(state), port=str(port), log_level="WARNING")
+    env = cli_env(data_dir=str(state), port=str(port), live_port="0", log_level="WARNING")
     url = f"http://127.0.0.1:{port}"
     stderr_path = tmp_path / "stderr.txt"
     with stderr_path.open("wb") as stderr:
