@@ -18,7 +18,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from pika import __version__, interpreter
+from pika import __version__
 from pika.config import Settings
 from pika.db import Database, open_database
 from pika.embedded import embedded_postgres
@@ -57,7 +57,6 @@ async def serve(
     """Run Pika! until `shutdown` is set (or the task is cancelled)."""
     if shutdown is None:
         shutdown = trio.Event()
-    interpreter.tune()
     async with _database_url(settings) as url:
         await _migrate(url, settings, apply=migrate)
         queries = load_queries(settings.sql_dir / "queries")
@@ -71,7 +70,6 @@ async def serve(
             async with trio.open_nursery() as http:
                 binds = await http.start(_serve_http, app, settings, hub, shutdown)
                 port = listener.http_port = int(binds[0].rsplit(":", 1)[1])
-                interpreter.freeze_startup()
                 live_url = f"ws://{binds[0].split('://', 1)[1].rsplit(':', 1)[0]}:{live_port}/ws"
                 log.info(
                     "serving",
