@@ -1,7 +1,8 @@
 """Start the server under test as a subprocess, so that one command runs a whole scenario.
 
 `python -m pika serve` gets a throwaway PIKA_DATA_DIR (its embedded PostgreSQL lives there),
-a free loopback port, and per-IP and per-client limits raised: every simulated dancer connects
+free loopback ports (HTTP and the live listener, whose /ws the clients open unless told
+`--transport asgi`), and per-IP and per-client limits raised: every simulated dancer connects
 from 127.0.0.1, where a real venue's phones would share one public IP only in part.  The
 yardstick (`python -m loadtest.yardstick`) is started the same way for `compare`.
 """
