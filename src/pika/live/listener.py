@@ -152,10 +152,6 @@ class LiveListener:
                     log.warning("out of file descriptors: accepting again shortly")
                     await trio.sleep(ACCEPT_RETRY_SECONDS)
                     continue
-                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                # at most 16 KiB unsent in the kernel (as trio's own streams): a phone that stops
-                # reading backs up into its outbox, where the 1013 rules see it, not into kernel memory
-                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UNSENT_BYTES)
                 self._nursery.start_soon(self._serve, client, address)
 
     async def _serve(self, sock: trio.socket.SocketType, address: Any) -> None:
@@ -169,6 +165,11 @@ class LiveListener:
             scope: dict[str, Any] = {"client": (address[0], address[1]), "headers": []}
             ws = None
             try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if hasattr(socket, "TCP_NOTSENT_LOWAT"):
+                    # at most 16 KiB unsent in the kernel (as trio's own streams): a phone that stops
+                    # reading backs up into its outbox, where the 1013 rules see it
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UNSENT_BYTES)
                 with trio.move_on_after(HANDSHAKE_SECONDS):
                     ws = await self._handshake(sock, scope)
             except OSError:
@@ -262,7 +263,10 @@ class LiveListener:
         """Feed the socket's bytes to wsproto and handle its events in order, until the peer
         leaves or the close handshake ends."""
         while await self._handle_events(conn, ws):
-            data = await sock.recv(RECV_BYTES)
+            try:
+                data = await sock.recv(RECV_BYTES)
+            except OSError:  # reset by the peer: as good as gone
+                return
             if not data or ws.state is ConnectionState.CLOSED:
                 return
             conn.heard = trio.current_time()
