@@ -53,6 +53,26 @@ async def test_the_live_port_answers_plain_http_with_a_json_error(nursery: trio.
     assert status == 404 and "/ws" in body["error"]
 
 
+async def test_a_refused_upgrade_carries_the_headers_of_its_refusal(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    running: Running = await nursery.start(serve, test_settings(db_url))
+    stream = await trio.open_tcp_stream("127.0.0.1", running.live_port)
+    request = (
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+    )
+    await stream.send_all(request.encode())
+    answer = b""
+    with trio.fail_after(5):
+        while chunk := await stream.receive_some(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 426 ")
+    assert b"sec-websocket-version: 13" in head.lower()  # what to use instead
+    assert json.loads(body) == {"error": "Unsupported WebSocket version: use 13"}
+
+
 # -- broken frames (PROTOCOL.md §1) ------------------------------------------------------------
 
 
