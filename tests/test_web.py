@@ -17,6 +17,8 @@ import pytest
 from pika.http import qr
 from pika.http.pages import PAGE_CSP, WEB_DIR
 from tests.browser import Dancer, Server, artifact, dj_live, running_server
+from tests.procs import free_port
+from tests.wsclient import ASGI_TRANSPORT
 
 expect: Any
 try:
@@ -213,6 +215,33 @@ def test_qr_refuses_data_longer_than_version_10_holds() -> None:
 
 
 # -- the live player ----------------------------------------------------------------------------
+
+
+def test_the_page_opens_the_live_websocket_the_server_names(site: Server, phones: Any) -> None:
+    with dj_live(site.url, "conf_where01"):
+        dancer = phones()
+        wait_live(dancer.goto("/live/conf_where01"))
+        live_url = site.get_json("/api/live")["url"]
+        assert live_url != site.url.replace("http://", "ws://") + "/ws"  # the live listener's port
+        assert dancer.sockets == [live_url]
+
+
+def test_a_page_that_cannot_reach_the_live_url_goes_live_on_its_own_origin(
+    browser: Any, db_url: str, tmp_path: Path
+) -> None:
+    unreachable = f"ws://127.0.0.1:{free_port()}/ws"  # a proxy that routes /ws nowhere
+    with running_server(db_url, tmp_path / "server.log", PIKA_PUBLIC_LIVE_URL=unreachable) as server:
+        ASGI_TRANSPORT.add(server.url)  # the test's DJ, too, on the HTTP port's /ws
+        dancer = Dancer(browser, server.url)
+        try:
+            with dj_live(server.url, "conf_where02"):
+                wait_live(dancer.goto("/live/conf_where02"), timeout=20_000)
+            assert dancer.sockets[0] == unreachable
+            assert dancer.sockets[-1] == server.url.replace("http://", "ws://") + "/ws"
+            assert dancer.errors == []
+        finally:
+            dancer.close()
+            ASGI_TRANSPORT.discard(server.url)
 
 
 def test_a_dancer_finds_the_live_dj_sees_the_track_and_likes_it(site: Server, phones: Any) -> None:

@@ -35,7 +35,7 @@ from pika.protocol import encode
 
 __all__ = ["DEFAULT_URL", "ClientError", "Track", "build_parser", "main", "parse_track", "ws_url"]
 
-DEFAULT_URL = "ws://127.0.0.1:3001/ws"
+DEFAULT_URL = "ws://127.0.0.1:3002/ws"  # the live listener; the HTTP port's /ws works too
 TOKEN_ENV = "PIKA_DJ_TOKEN"
 PROG = "pika.client"
 
