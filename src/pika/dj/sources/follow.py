@@ -1,0 +1,134 @@
+"""The parts every file-following source shares: reading a file without losing entries to a half-written
+end or a passing error, telling new entries from ones already reported, and the start-time rule.
+
+Kept apart from the parsers so that each format module is only its format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+from . import Play, SourceError
+
+UNKNOWN_ARTIST = "Unknown artist"
+
+
+class StartFilter:
+    """Leaves out plays from before the agent started.
+
+    A play is from before the start when its software time is earlier than `started_at`, or, having no
+    time, when it was already in the history at the first poll (`baseline=True`). With `catch_up`, the first
+    call keeps the latest such play, so the dancers see what is on the decks right now.
+    """
+
+    def __init__(self, started_at: float, catch_up: bool) -> None:
+        self.started_at = started_at
+        self.catch_up = catch_up
+        self._first = True
+
+    def admit(self, plays: Sequence[Play], *, baseline: bool = False) -> list[Play]:
+        def early(play: Play) -> bool:
+            return baseline if play.played_at is None else play.played_at < self.started_at
+
+        keep = None
+        if self._first:
+            self._first = False
+            if self.catch_up:
+                keep = next((i for i in range(len(plays) - 1, -1, -1) if early(plays[i])), None)
+        return [p for i, p in enumerate(plays) if i == keep or not early(p)]
+
+
+class NewEntries:
+    """Which entries of a history that is re-read whole are new since the last read.
+
+    Each entry comes with a key (its raw text or record). The history grows at its end; when it no longer
+    starts with what was seen, it was replaced (rotated, rewritten), and all of it is new. A last entry that
+    changed (it was read while still being written) is not reported again.
+    """
+
+    def __init__(self) -> None:
+        self._seen: list[Hashable] = []
+
+    @property
+    def empty(self) -> bool:
+        return not self._seen
+
+    def new(self, entries: Sequence[tuple[Hashable, Play]]) -> list[Play]:
+        keys = [key for key, _ in entries]
+        seen = len(self._seen)
+        if keys[:seen] == self._seen or (seen and keys[: seen - 1] == self._seen[:-1] and len(keys) >= seen):
+            start = seen  # grown; or its last entry was still being written when it was first read
+        else:
+            start = 0
+        self._seen = keys
+        return [play for _, play in entries[start:]]
+
+
+class LineTail:
+    """Complete lines of a file written line by line.
+
+    A last line without its newline may still be being written: it counts once it is read unchanged on two
+    polls in a row (some programs never end the file with a newline).
+    """
+
+    def __init__(self) -> None:
+        self._partial: bytes | None = None
+
+    def complete_lines(self, data: bytes) -> list[str]:
+        raw = data.split(b"\n")
+        tail = raw.pop()
+        if tail.strip():
+            if tail == self._partial:
+                raw.append(tail)
+            self._partial = tail
+        else:
+            self._partial = None
+        return [decode_line(line).strip() for line in raw]
+
+
+def decode_line(raw: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252, the two encodings DJ programs write playlists in."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def read_bytes(path: Path, label: str) -> bytes | None:
+    """The file's bytes; None while it does not exist; SourceError when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise SourceError(f"{label} {path} is a folder, not a file; pass the file with --path") from None
+    except OSError as err:
+        raise SourceError(
+            f"cannot read {label} {path}: {err.strerror}; check the file's permissions"
+        ) from None
+
+
+def split_artist_title(text: str) -> tuple[str, str]:
+    """'Artist - Title' -> (artist, title); without a separator the whole text is the title."""
+    for sep in (" - ", " – ", " — "):
+        artist, found, title = text.partition(sep)
+        if found and artist.strip() and title.strip():
+            return artist.strip(), title.strip()
+    return UNKNOWN_ARTIST, text.strip()
+
+
+def play_or_none(
+    artist: str | None,
+    title: str | None,
+    played_at: float | None,
+    *,
+    bpm: float | None = None,
+    key: str | None = None,
+) -> Play | None:
+    """A Play with trimmed fields, or None when there is no title to show."""
+    title = (title or "").strip()
+    if not title:
+        return None
+    artist = (artist or "").strip() or UNKNOWN_ARTIST
+    return Play(artist=artist, title=title, played_at=played_at, bpm=bpm, key=key or None)
