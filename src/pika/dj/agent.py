@@ -104,7 +104,7 @@ class Agent:
             if self._replaced:
                 return EXIT_FAILED
             if self.crowd.ended:  # ended elsewhere (the console, an admin): the recap still gets the set
-                return await trio.to_thread.run_sync(self._sync_fingerprints)
+                return await self._sync_fingerprints()
             if self._end_requested or self.config.end_on_exit:
                 return await self._finish()
             pending = len(self.outbox.pending(self.config.session_id))
@@ -296,10 +296,18 @@ class Agent:
             )
             return EXIT_FAILED
         self.view.event(f"ended: {self.config.session_id}")
-        return await trio.to_thread.run_sync(self._sync_fingerprints)
+        return await self._sync_fingerprints()
 
-    def _sync_fingerprints(self) -> int:
+    async def _sync_fingerprints(self) -> int:
         tracks = self.outbox.setlist(self.config.session_id)
+        synced = await trio.to_thread.run_sync(self._post_setlist, tracks)
+        if synced is None:
+            return EXIT_FAILED
+        self.view.event(f"recap: BPM and keys of {synced} of {len(tracks)} track(s) synced")
+        return EXIT_OK
+
+    def _post_setlist(self, tracks: list[dict[str, Any]]) -> int | None:
+        """POST the set to sync-fingerprints in chunks; the count synced, or None after a failure."""
         url = f"{http_origin(self.config.ws_url)}/api/sessions/{self.config.session_id}/sync-fingerprints"
         headers = {"Content-Type": "application/json"}
         if self.config.token:
@@ -313,9 +321,8 @@ class Agent:
                     synced += int(json.loads(response.read()).get("synced", 0))
             except (OSError, ValueError) as exc:
                 self.view.problem(f"could not send the set's BPM and keys for the recap: {_http_reason(exc)}")
-                return EXIT_FAILED
-        self.view.event(f"recap: BPM and keys of {synced} of {len(tracks)} track(s) synced")
-        return EXIT_OK
+                return None
+        return synced
 
 
 class _Link:

@@ -1,0 +1,209 @@
+"""`python -m pika.dj live` as a real process against the real server: history files written as the
+DJ software writes them, dancers subscribed over real sockets, and the faults a gig brings (server
+restart, agent killed, Wi-Fi gone for a minute)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import psycopg
+import trio
+
+from pika.server import Running
+from tests.conftest import rows
+from tests.procs import free_port
+from tests.test_dj_sources import append, rewrite
+from tests.test_owned_sessions import signed_up
+from tests.wsclient import Peer, connect
+
+AGENT = [sys.executable, "-m", "pika.dj", "live"]
+
+
+class AgentProcess:
+    """One agent process; its stdout and stderr are collected as they arrive."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.out = {"stdout": "", "stderr": ""}
+        self._grew = trio.Event()
+
+    async def _drain(self, name: str) -> None:
+        stream = getattr(self.process, name)
+        async for chunk in stream:
+            self.out[name] += chunk.decode()
+            self._grew.set()
+            self._grew = trio.Event()
+
+    async def wait_for(self, text: str, stream: str = "stdout", timeout: float = 30) -> None:
+        with trio.fail_after(timeout):
+            while text not in self.out[stream]:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"agent exited {self.process.returncode}: {self.out}")
+                await self._grew.wait()
+
+    async def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(line.encode() + b"\n")
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
+        self.process.send_signal(sig)
+        with trio.fail_after(timeout):
+            return await self.process.wait()
+
+
+@asynccontextmanager
+async def agent(url: str, *args: str, token: str | None = None) -> AsyncIterator[AgentProcess]:
+    env = {k: v for k, v in os.environ.items() if k != "PIKA_DJ_TOKEN"}
+    if token:
+        env["PIKA_DJ_TOKEN"] = token
+    async with trio.open_nursery() as nursery:
+        process = await trio.lowlevel.open_process(
+            [*AGENT, "--url", url, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        running = AgentProcess(process)
+        nursery.start_soon(running._drain, "stdout")
+        nursery.start_soon(running._drain, "stderr")
+        try:
+            yield running
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+
+async def now_playing(dancer: Peer, timeout: float = 30) -> str:
+    frame = await dancer.recv_type("NOW_PLAYING", timeout)
+    return f"{frame['track']['artist']} - {frame['track']['title']}"
+
+
+def titles(database_url: str, session_id: str) -> list[str]:
+    """The session's plays as stored (what the history and the recap show), in play order."""
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT title FROM played_tracks WHERE session_id = %s ORDER BY id", (session_id,)
+        ).fetchall()
+    return [row[0] for row in found]
+
+
+def m3u_entry(artist: str, title: str) -> str:
+    return f"#EXTINF:200,{artist} - {title}\n/music/{title}.mp3\n"
+
+
+# -- each new play reaches the dancers ------------------------------------------------------------
+
+
+async def test_each_m3u_play_reaches_a_dancer_once_in_order(server: Running, tmp_path: Path) -> None:
+    playlist = tmp_path / "set.m3u8"
+    append(playlist, "#EXTM3U\n" + m3u_entry("Old", "Before The Set"))
+    args = ["--session", "agent_m3u01", "--source", "m3u", "--path", str(playlist)]
+    async with (
+        connect(server.url) as dancer,
+        agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj,
+    ):
+        await dj.wait_for("live: agent_m3u01")
+        await dancer.request("SUBSCRIBE", sessionId="agent_m3u01", clientId="client_agent_01")
+        append(playlist, m3u_entry("Gotan Project", "Santa Maria"))
+        assert await now_playing(dancer) == "Gotan Project - Santa Maria"
+        append(playlist, m3u_entry("Gotan Project", "Santa Maria"))  # reported twice in a row
+        append(playlist, m3u_entry("Carlos Di Sarli", "Bahia Blanca"))
+        assert await now_playing(dancer) == "Carlos Di Sarli - Bahia Blanca"
+        append(playlist, m3u_entry("Gotan Project", "Santa Maria"))  # really played again
+        assert await now_playing(dancer) == "Gotan Project - Santa Maria"
+        assert await dj.stop() == 0
+    assert titles(server.database_url, "agent_m3u01") == ["Santa Maria", "Bahia Blanca", "Santa Maria"]
+    assert "stays live for the grace period" in dj.out["stdout"]
+    assert server.hub.rooms["agent_m3u01"].current is not None  # Ctrl-C/SIGTERM did not end it
+
+
+async def test_a_now_playing_text_file_reaches_a_dancer_with_catch_up(
+    server: Running, tmp_path: Path
+) -> None:
+    now = tmp_path / "nowplaying.txt"
+    rewrite(now, "Osvaldo Pugliese - La Yumba\n")
+    args = ["--session", "agent_text01", "--source", "text", "--path", str(now), "--catch-up"]
+    async with (
+        connect(server.url) as dancer,
+        agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj,
+    ):
+        await dj.wait_for("sent: Osvaldo Pugliese - La Yumba")
+        await dancer.request("SUBSCRIBE", sessionId="agent_text01", clientId="client_agent_02")
+        rewrite(now, "Juan D'Arienzo - La Cumparsita\n")
+        assert await now_playing(dancer) == "Juan D'Arienzo - La Cumparsita"
+    assert titles(server.database_url, "agent_text01") == ["La Yumba", "La Cumparsita"]
+
+
+# -- the DJ's terminal ----------------------------------------------------------------------------
+
+
+async def test_typed_commands_run_the_crowd_and_end_posts_the_set(server: Running, tmp_path: Path) -> None:
+    token = await signed_up(server, "agent@example.com", "DJ Agent")
+    now = tmp_path / "nowplaying.txt"
+    rewrite(now, "Prince - Kiss\n")
+    args = ["--session", "agent_cmd01", "--source", "text", "--path", str(now), "--catch-up"]
+    queue = ["--queue", str(tmp_path / "q.sqlite")]
+    async with connect(server.url) as dancer, agent(server.url, *args, *queue, token=token) as dj:
+        await dj.wait_for("sent: Prince - Kiss")
+        assert "live: agent_cmd01 as DJ Agent" in dj.out["stdout"]
+        await dancer.request("SUBSCRIBE", sessionId="agent_cmd01", clientId="client_agent_03")
+        await dj.type("poll 60 Next style? | Salsa | Bachata")
+        poll = await dancer.recv_type("POLL_STARTED")
+        assert (poll["question"], poll["options"]) == ("Next style?", ["Salsa", "Bachata"])
+        await dj.type("say 60 Last dance in 5 minutes")
+        assert (await dancer.recv_type("ANNOUNCEMENT_RECEIVED"))["message"] == "Last dance in 5 minutes"
+        await dj.type("dance now")
+        await dj.wait_for("pika.dj: unknown command 'dance'; type help for the list\n", "stderr")
+        await dj.type("endpoll")
+        assert (await dancer.recv_type("POLL_ENDED"))["pollId"] == poll["pollId"]
+        await dj.type("end")
+        assert (await dancer.recv_type("SESSION_ENDED"))["sessionId"] == "agent_cmd01"
+        with trio.fail_after(30):
+            assert await dj.process.wait() == 0, dj.out
+    assert "recap: BPM and keys of 0 of 1 track(s) synced" in dj.out["stdout"]
+    assert rows(server, "SELECT ended_at IS NOT NULL FROM sessions WHERE id = 'agent_cmd01'") == [(True,)]
+
+
+# -- bad input: one line, and the agent keeps watching ----------------------------------------------
+
+
+async def test_an_unknown_source_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = await trio.run_process(
+        [*AGENT, "--session", "agent_bad01", "--source", "winamp", "--queue", str(tmp_path / "q.sqlite")],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode() == "pika.dj: unknown source 'winamp'; choose one of m3u, text, stdin\n"
+
+
+async def test_a_bad_token_or_no_server_is_one_line_and_plays_are_still_queued(
+    server: Running, tmp_path: Path
+) -> None:
+    now = tmp_path / "nowplaying.txt"
+    rewrite(now, "")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    cases = [
+        (server.url, "pk_dj_" + "0" * 32, "Invalid token (check PIKA_DJ_TOKEN: get a token at /dj/login)"),
+        (nobody, None, "offline: cannot reach the server: "),
+    ]
+    for n, (url, token, said) in enumerate(cases):
+        args = ["--session", f"agent_bad1{n}", "--source", "text", "--path", str(now)]
+        async with agent(url, *args, "--queue", str(tmp_path / f"q{n}.sqlite"), token=token) as dj:
+            await dj.wait_for(said, "stderr")
+            rewrite(now, f"Still - Watching {n}\n")
+            await dj.wait_for(f"queued: Still - Watching {n}")
+            assert await dj.stop() == 0
+        problems = dj.out["stderr"].splitlines()
+        assert problems and all(line.startswith("pika.dj: ") for line in problems), problems
+        assert "Traceback" not in dj.out["stderr"]
+        assert "1 queued track(s) kept for the next start" in dj.out["stdout"]
