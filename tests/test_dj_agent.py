@@ -11,13 +11,14 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import trio
 
-from pika.server import Running
-from tests.conftest import rows
-from tests.procs import free_port
+from pika.server import Running, serve
+from tests.conftest import rows, test_settings
+from tests.procs import ServerProcess, free_port
 from tests.test_dj_sources import append, rewrite
 from tests.test_owned_sessions import signed_up
 from tests.wsclient import Peer, connect
@@ -110,6 +111,7 @@ async def test_each_m3u_play_reaches_a_dancer_once_in_order(server: Running, tmp
         connect(server.url) as dancer,
         agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj,
     ):
+        await dj.wait_for("following m3u")
         await dj.wait_for("live: agent_m3u01")
         await dancer.request("SUBSCRIBE", sessionId="agent_m3u01", clientId="client_agent_01")
         append(playlist, m3u_entry("Gotan Project", "Santa Maria"))
@@ -199,6 +201,7 @@ async def test_a_bad_token_or_no_server_is_one_line_and_plays_are_still_queued(
     for n, (url, token, said) in enumerate(cases):
         args = ["--session", f"agent_bad1{n}", "--source", "text", "--path", str(now)]
         async with agent(url, *args, "--queue", str(tmp_path / f"q{n}.sqlite"), token=token) as dj:
+            await dj.wait_for("following text")
             await dj.wait_for(said, "stderr")
             rewrite(now, f"Still - Watching {n}\n")
             await dj.wait_for(f"queued: Still - Watching {n}")
@@ -207,3 +210,143 @@ async def test_a_bad_token_or_no_server_is_one_line_and_plays_are_still_queued(
         assert problems and all(line.startswith("pika.dj: ") for line in problems), problems
         assert "Traceback" not in dj.out["stderr"]
         assert "1 queued track(s) kept for the next start" in dj.out["stdout"]
+
+
+# -- faults: nothing played is lost, nothing is doubled ----------------------------------------------
+
+
+async def test_tracks_played_while_the_server_is_down_arrive_after_it_returns_in_order_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = {"PIKA_DATABASE_URL": db_url, "PIKA_DJ_GRACE_SECONDS": "120"}
+    port = free_port()
+    server = await ServerProcess.start(env, port, tmp_path / "server.log")
+    playlist = tmp_path / "set.m3u"
+    append(playlist, "#EXTM3U\n")
+    args = ["--session", "agent_down01", "--source", "m3u", "--path", str(playlist)]
+    async with agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj:
+        await dj.wait_for("following m3u")
+        await dj.wait_for("live: agent_down01")
+        append(playlist, m3u_entry("Artist", "First"))
+        await dj.wait_for("sent: Artist - First")
+        assert await server.stop() == 0  # a restart: the agent's socket is closed with 1012
+        await dj.wait_for("offline: ", "stderr")
+        append(playlist, m3u_entry("Artist", "Second"))
+        append(playlist, m3u_entry("Artist", "Third"))
+        await dj.wait_for("queued: Artist - Third")
+        await trio.sleep(10)  # the outage itself: the server stays down for 10 s
+        server = await ServerProcess.start(env, port, tmp_path / "server.log")
+        try:
+            async with connect(server.url) as dancer:
+                await dancer.request("SUBSCRIBE", sessionId="agent_down01", clientId="client_agent_04")
+                await dj.wait_for("sent: Artist - Third", timeout=60)
+        finally:
+            await server.stop()
+    assert titles(db_url, "agent_down01") == ["First", "Second", "Third"]
+    assert dj.out["stdout"].index("sent: Artist - Second") < dj.out["stdout"].index("sent: Artist - Third")
+
+
+async def test_an_agent_killed_with_a_track_queued_sends_it_once_when_started_again(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = {"PIKA_DATABASE_URL": db_url}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    now = tmp_path / "nowplaying.txt"
+    rewrite(now, "")
+    args = [
+        "--session",
+        "agent_kill01",
+        "--source",
+        "text",
+        "--path",
+        str(now),
+        "--queue",
+        str(tmp_path / "q.sqlite"),
+    ]
+    async with agent(url, *args) as dj:  # no server yet: the play can only be queued
+        await dj.wait_for("following text")
+        rewrite(now, "Queued - Before The Crash\n")
+        await dj.wait_for("queued: Queued - Before The Crash")
+        await dj.stop(signal.SIGKILL)
+    server = await ServerProcess.start(env, port, tmp_path / "server.log")
+    try:
+        async with connect(server.url) as dancer, agent(url, *args) as dj:
+            await dj.wait_for("1 waiting")
+            await dancer.request("SUBSCRIBE", sessionId="agent_kill01", clientId="client_agent_05")
+            await dj.wait_for("sent: Queued - Before The Crash")
+            assert await dj.stop() == 0
+    finally:
+        await server.stop()
+    assert titles(db_url, "agent_kill01") == ["Before The Crash"]
+
+
+class Blackhole:
+    """A TCP relay between the agent and the server that can drop every byte both ways, as a dead
+    Wi-Fi does: connections stay open, nothing gets through, nobody is told."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.dropping = False
+
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._relay, listeners)
+
+    async def _relay(self, client: trio.SocketStream) -> None:
+        async with client:
+            if self.dropping:
+                await self._pump(client, None)
+                return
+            upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+            async with upstream, trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump, client, upstream, nursery.cancel_scope)
+                nursery.start_soon(self._pump, upstream, client, nursery.cancel_scope)
+
+    async def _pump(
+        self, source: trio.SocketStream, sink: trio.SocketStream | None, done: trio.CancelScope | None = None
+    ) -> None:
+        try:
+            async for chunk in source:
+                if sink is not None and not self.dropping:
+                    await sink.send_all(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        if done is not None:
+            done.cancel()
+
+
+async def test_a_minute_without_network_ends_nothing_and_the_tracks_played_meanwhile_arrive(
+    nursery: trio.Nursery, db_url: str, tmp_path: Path
+) -> None:
+    server = await nursery.start(serve, test_settings(db_url, dj_grace_seconds=120.0))  # the default grace
+    wifi = Blackhole(int(server.url.rsplit(":", 1)[1]))
+    await nursery.start(wifi.serve)
+    playlist = tmp_path / "set.m3u"
+    append(playlist, "#EXTM3U\n")
+    args = ["--session", "agent_wifi01", "--source", "m3u", "--path", str(playlist)]
+    seen: list[dict[str, Any]] = []
+    async with (
+        connect(server.url) as dancer,
+        agent(f"http://127.0.0.1:{wifi.port}", *args, "--queue", str(tmp_path / "q.sqlite")) as dj,
+    ):
+        await dj.wait_for("following m3u")
+        await dj.wait_for("live: agent_wifi01")
+        append(playlist, m3u_entry("Artist", "Before"))
+        await dj.wait_for("sent: Artist - Before")
+        await dancer.request("SUBSCRIBE", sessionId="agent_wifi01", clientId="client_agent_06")
+        wifi.dropping = True
+        append(playlist, m3u_entry("Artist", "During"))
+        await dj.wait_for("queued: Artist - During")
+        await trio.sleep(60)  # the outage itself: a minute without network, inside the 120 s grace
+        wifi.dropping = False
+        with trio.fail_after(90):
+            while not any(f["type"] == "NOW_PLAYING" and f["track"]["title"] == "During" for f in seen):
+                seen.append(await dancer.recv(timeout=90))
+        await dj.wait_for("sent: Artist - During")
+    assert "SESSION_ENDED" not in [f["type"] for f in seen]
+    assert titles(server.database_url, "agent_wifi01") == ["Before", "During"]
+    assert server.hub.rooms["agent_wifi01"].current.track.title == "During"

@@ -88,11 +88,6 @@ class Agent:
         """Until Ctrl-C, SIGTERM, `end` or another connection taking the session over."""
         self.crowd.queued = len(self.outbox.pending(self.config.session_id))
         with self.view.running():
-            hint = "; type help for commands" if self.config.read_commands else ""
-            self.view.event(
-                f"following {self.source.name} for session {self.config.session_id}; "
-                f"queue {self.outbox.path} ({self.crowd.queued} waiting){hint}"
-            )
             async with trio.open_nursery() as nursery:
                 self._everything = nursery.cancel_scope
                 nursery.start_soon(self._on_signals)
@@ -117,6 +112,7 @@ class Agent:
     # -- the source ------------------------------------------------------------------------------
 
     async def _follow_source(self) -> None:
+        first = True
         while True:
             try:
                 plays = await trio.to_thread.run_sync(self.source.poll, abandon_on_cancel=True)
@@ -124,7 +120,8 @@ class Agent:
                 self.view.problem(str(exc))
                 plays = []
             else:
-                self.view.clear_problem() if plays else None
+                if plays:
+                    self.view.clear_problem()
             for play in plays:
                 track = track_of(play)
                 entry = None if track is None else self.outbox.add(self.config.session_id, track)
@@ -132,6 +129,13 @@ class Agent:
                     self.crowd.queued += 1
                     self.view.event(f"queued: {entry}")
                     self._wake.set()
+            if first:  # from here on, every new play in the history is the agent's to send
+                first = False
+                hint = "; type help for commands" if self.config.read_commands else ""
+                self.view.event(
+                    f"following {self.source.name} for session {self.config.session_id}; "
+                    f"queue {self.outbox.path} ({self.crowd.queued} waiting){hint}"
+                )
             await trio.sleep(POLL_SECONDS)
 
     # -- the connection --------------------------------------------------------------------------
