@@ -283,12 +283,19 @@ async def test_an_agent_killed_with_a_track_queued_sends_it_once_when_started_ag
 
 class Blackhole:
     """A TCP relay between the agent and the server that can drop every byte both ways, as a dead
-    Wi-Fi does: connections stay open, nothing gets through, nobody is told."""
+    Wi-Fi does: connections stay open, nothing gets through (not even a close), nobody is told."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
-        self.dropping = False
+        self.restored = trio.Event()
+        self.restored.set()
+
+    def cut(self) -> None:
+        self.restored = trio.Event()
+
+    def restore(self) -> None:
+        self.restored.set()
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -298,8 +305,8 @@ class Blackhole:
 
     async def _relay(self, client: trio.SocketStream) -> None:
         async with client:
-            if self.dropping:
-                await self._pump(client, None)
+            if not self.restored.is_set():  # a connection made during the cut goes nowhere
+                await self._pump(client, None, trio.CancelScope())
                 return
             upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
             async with upstream, trio.open_nursery() as nursery:
@@ -307,16 +314,16 @@ class Blackhole:
                 nursery.start_soon(self._pump, upstream, client, nursery.cancel_scope)
 
     async def _pump(
-        self, source: trio.SocketStream, sink: trio.SocketStream | None, done: trio.CancelScope | None = None
+        self, source: trio.SocketStream, sink: trio.SocketStream | None, done: trio.CancelScope
     ) -> None:
         try:
             async for chunk in source:
-                if sink is not None and not self.dropping:
+                if sink is not None and self.restored.is_set():
                     await sink.send_all(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        if done is not None:
-            done.cancel()
+        await self.restored.wait()  # a close during the cut does not get through either
+        done.cancel()
 
 
 async def test_a_minute_without_network_ends_nothing_and_the_tracks_played_meanwhile_arrive(
@@ -338,11 +345,11 @@ async def test_a_minute_without_network_ends_nothing_and_the_tracks_played_meanw
         append(playlist, m3u_entry("Artist", "Before"))
         await dj.wait_for("sent: Artist - Before")
         await dancer.request("SUBSCRIBE", sessionId="agent_wifi01", clientId="client_agent_06")
-        wifi.dropping = True
+        wifi.cut()
         append(playlist, m3u_entry("Artist", "During"))
         await dj.wait_for("queued: Artist - During")
         await trio.sleep(60)  # the outage itself: a minute without network, inside the 120 s grace
-        wifi.dropping = False
+        wifi.restore()
         with trio.fail_after(90):
             while not any(f["type"] == "NOW_PLAYING" and f["track"]["title"] == "During" for f in seen):
                 seen.append(await dancer.recv(timeout=90))

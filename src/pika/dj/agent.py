@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import secrets
 import signal
 import sys
@@ -17,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
@@ -157,22 +158,33 @@ class Agent:
 
     async def _connected(self, work: Callable[[_Link], Awaitable[None]]) -> None:
         """Connect, register (or resume) the session, then run `work` beside the reader and the
-        heartbeat until the link goes down (raised as _LinkDown)."""
+        heartbeat until the link goes down (raised as _LinkDown).
+
+        A link found dead (no answer to the handshake or the registration, no ACK, no pong) is torn
+        down by cancelling it whole: a polite close or trio-websocket's own connect timeout over a
+        dead Wi-Fi would leave its reader task waiting on the socket for ever."""
+        dead = trio.CancelScope(deadline=trio.current_time() + REPLY_SECONDS)
+        link: _Link | None = None
         try:
-            async with open_websocket_url(
-                self.config.ws_url, connect_timeout=REPLY_SECONDS, disconnect_timeout=2
-            ) as ws:
-                link = _Link(ws, self)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(link.read)
-                    await self._register(link)
-                    self._link, self._failures = link, 0
-                    self.crowd.connected = True
-                    self.view.clear_problem()
-                    self.view.event(f"live: {self.config.session_id} as {self._dj_name}")
-                    nursery.start_soon(link.heartbeat)
-                    await work(link)
-                    nursery.cancel_scope.cancel()
+            with dead:
+                async with open_websocket_url(
+                    self.config.ws_url, connect_timeout=2 * REPLY_SECONDS, disconnect_timeout=2
+                ) as ws:
+                    link = _Link(ws, self, dead)
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(link.read)
+                        await self._register(link)
+                        dead.deadline = math.inf  # live: from here on the heartbeat watches the link
+                        self._link, self._failures = link, 0
+                        self.crowd.connected = True
+                        self.view.clear_problem()
+                        self.view.event(f"live: {self.config.session_id} as {self._dj_name}")
+                        nursery.start_soon(link.heartbeat)
+                        await work(link)
+                        nursery.cancel_scope.cancel()
+            if dead.cancelled_caught:
+                timed_out = f"no answer from the server within {REPLY_SECONDS:g} s"
+                raise _LinkDown((link and link.dead_because) or timed_out)
         except BaseException as exc:
             down = _down_from(exc)
             if down is None:
@@ -332,9 +344,11 @@ class Agent:
 class _Link:
     """One open connection: requests wait for their ACK/NACK; every other frame goes to the crowd."""
 
-    def __init__(self, ws: WebSocketConnection, agent: Agent) -> None:
+    def __init__(self, ws: WebSocketConnection, agent: Agent, dead: trio.CancelScope) -> None:
         self.ws = ws
         self.agent = agent
+        self.dead_because: str | None = None
+        self._dead = dead
         self._waiting: dict[str, tuple[trio.Event, list[dict[str, Any]]]] = {}
         self._ids = itertools.count(1)
         self._prefix = f"pika-dj-{secrets.token_hex(4)}-"
@@ -353,8 +367,14 @@ class _Link:
         finally:
             self._waiting.pop(message_id, None)
         if not done.is_set():
-            raise _LinkDown(f"no answer to {kind} within {REPLY_SECONDS:g} s")
+            self.died(f"no answer to {kind} within {REPLY_SECONDS:g} s")
         return frames
+
+    def died(self, reason: str) -> NoReturn:
+        """The link is dead: tear the whole connection down now (see Agent._connected)."""
+        self.dead_because = reason
+        self._dead.cancel()
+        raise _LinkDown(reason)
 
     async def read(self) -> None:
         while True:
@@ -386,7 +406,7 @@ class _Link:
             with trio.move_on_after(REPLY_SECONDS) as waited:
                 await self.ws.ping()
             if waited.cancelled_caught:
-                raise _LinkDown(f"no pong within {REPLY_SECONDS:g} s")
+                self.died(f"no pong within {REPLY_SECONDS:g} s")
 
 
 def http_origin(ws_url: str) -> str:
