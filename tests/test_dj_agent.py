@@ -357,3 +357,31 @@ async def test_a_minute_without_network_ends_nothing_and_the_tracks_played_meanw
     assert "SESSION_ENDED" not in [f["type"] for f in seen]
     assert titles(server.database_url, "agent_wifi01") == ["Before", "During"]
     assert server.hub.rooms["agent_wifi01"].current.track.title == "During"
+
+
+async def test_a_restarted_agent_resumes_the_session_and_end_on_exit_ends_it(
+    server: Running, tmp_path: Path
+) -> None:
+    playlist = tmp_path / "set.m3u"
+    append(playlist, "#EXTM3U\n")
+    args = ["--session", "agent_again1", "--source", "m3u", "--path", str(playlist)]
+    args += ["--queue", str(tmp_path / "q.sqlite")]
+    async with connect(server.url) as dancer:
+        async with agent(server.url, *args) as first:
+            await first.wait_for("following m3u")
+            await first.wait_for("live: agent_again1")
+            await dancer.request("SUBSCRIBE", sessionId="agent_again1", clientId="client_agent_07")
+            append(playlist, m3u_entry("Artist", "One"))
+            assert await now_playing(dancer) == "Artist - One"
+            assert await first.stop(signal.SIGINT) == 0  # Ctrl-C: the session stays live
+        async with agent(server.url, *args, "--end-on-exit") as second:
+            await second.wait_for("following m3u")
+            await second.wait_for("live: agent_again1")
+            append(playlist, m3u_entry("Artist", "Two"))
+            frames = [await dancer.recv_type("NOW_PLAYING")]
+            assert frames[0]["track"]["title"] == "Two"
+            assert await second.stop() == 0  # SIGTERM with --end-on-exit: the session ends
+            frames.append(await dancer.recv_type("SESSION_ENDED"))
+    assert "recap: BPM and keys of 0 of 2 track(s) synced" in second.out["stdout"]
+    assert titles(server.database_url, "agent_again1") == ["One", "Two"]
+    assert rows(server, "SELECT count(*) FROM sessions") == [(1,)]

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from trio_websocket import CloseReason, ConnectionClosed, ConnectionRejected
 
 from pika.dj import commands
+from pika.dj.agent import http_origin, link_down
 from pika.dj.crowd import Crowd
 from pika.dj.outbox import Outbox, default_queue_path
 from pika.dj.rules import (
@@ -188,3 +190,24 @@ def test_a_bad_command_gets_one_line_saying_how_to_write_it(line: str, error: st
     with pytest.raises(commands.CommandError) as raised:
         commands.parse(line, None)
     assert str(raised.value).startswith(error) and "\n" not in str(raised.value)
+
+
+# -- how a failed connection is read --------------------------------------------------------------
+
+
+def test_a_429_waits_for_retry_after_and_only_4001_stops_the_agent() -> None:
+    busy = link_down(ConnectionRejected(429, ((b"Retry-After", b"12"),), b'{"error": "Too many"}'))
+    assert busy is not None and busy.retry_after == 12.0 and not busy.replaced
+    assert "HTTP 429" in busy.reason
+    restart = link_down(ExceptionGroup("x", [ConnectionClosed(CloseReason(1012, "Server restarting"))]))
+    assert restart is not None and not restart.replaced and "1012" in restart.reason
+    taken = link_down(ConnectionClosed(CloseReason(4001, "Replaced")))
+    assert taken is not None and taken.replaced
+    refused = link_down(OSError(111, "Connection refused"))
+    assert refused is not None and refused.reason == "cannot reach the server: Connection refused"
+    assert link_down(ValueError("a bug")) is None  # not about the link: re-raised, never hidden
+
+
+def test_the_http_origin_is_the_websocket_urls_host() -> None:
+    assert http_origin("ws://127.0.0.1:3001/ws") == "http://127.0.0.1:3001"
+    assert http_origin("wss://pika.example/ws") == "https://pika.example"

@@ -38,7 +38,7 @@ from pika.dj.sources import Source, SourceError
 from pika.dj.view import View
 from pika.protocol import encode
 
-__all__ = ["Agent", "AgentConfig", "http_origin"]
+__all__ = ["Agent", "AgentConfig", "LinkDown", "http_origin", "link_down"]
 
 POLL_SECONDS = 1.0  # how often the source is asked for new plays
 REPLY_SECONDS = 15.0  # an ACK slower than this means the link is dead: reconnect and resend
@@ -60,7 +60,7 @@ class AgentConfig:
     read_commands: bool
 
 
-class _LinkDown(Exception):
+class LinkDown(Exception):
     """The connection is gone or useless; `retry_after` is the server's ask, when it gave one."""
 
     def __init__(self, reason: str, *, retry_after: float | None = None, replaced: bool = False) -> None:
@@ -145,7 +145,7 @@ class Agent:
         while True:
             try:
                 await self._connected(self._send_queue)
-            except _LinkDown as down:
+            except LinkDown as down:
                 if down.replaced:
                     self.view.problem(down.reason)
                     self._replaced = True
@@ -158,7 +158,7 @@ class Agent:
 
     async def _connected(self, work: Callable[[_Link], Awaitable[None]]) -> None:
         """Connect, register (or resume) the session, then run `work` beside the reader and the
-        heartbeat until the link goes down (raised as _LinkDown).
+        heartbeat until the link goes down (raised as LinkDown).
 
         A link found dead (no answer to the handshake or the registration, no ACK, no pong) is torn
         down by cancelling it whole: a polite close or trio-websocket's own connect timeout over a
@@ -184,9 +184,9 @@ class Agent:
                         nursery.cancel_scope.cancel()
             if dead.cancelled_caught:
                 timed_out = f"no answer from the server within {REPLY_SECONDS:g} s"
-                raise _LinkDown((link and link.dead_because) or timed_out)
+                raise LinkDown((link and link.dead_because) or timed_out)
         except BaseException as exc:
-            down = _down_from(exc)
+            down = link_down(exc)
             if down is None:
                 raise
             raise down from None
@@ -207,7 +207,7 @@ class Agent:
         if frames[-1]["type"] == "NACK":
             error = str(frames[-1].get("error", "refused"))
             hint = " (check PIKA_DJ_TOKEN: get a token at /dj/login)" if error == "Invalid token" else ""
-            raise _LinkDown(f"the server refused the session: {error}{hint}")
+            raise LinkDown(f"the server refused the session: {error}{hint}")
         registered = next((f for f in frames if f.get("type") == "SESSION_REGISTERED"), {})
         if registered.get("resumeKey"):
             self.outbox.keep_resume_key(self.config.session_id, str(registered["resumeKey"]))
@@ -302,11 +302,11 @@ class Agent:
                 await self._send_queue(link, until_empty=True)
                 reply = await link.request("END_SESSION", {"sessionId": self.config.session_id})
                 if reply[-1]["type"] == "NACK":
-                    raise _LinkDown(f"END_SESSION refused: {reply[-1].get('error')}")
+                    raise LinkDown(f"END_SESSION refused: {reply[-1].get('error')}")
 
         try:
             await self._connected(end)
-        except _LinkDown as down:
+        except LinkDown as down:
             self.view.problem(
                 f"could not end the session ({down.reason}); it ends by itself after the grace period"
             )
@@ -374,7 +374,7 @@ class _Link:
         """The link is dead: tear the whole connection down now (see Agent._connected)."""
         self.dead_because = reason
         self._dead.cancel()
-        raise _LinkDown(reason)
+        raise LinkDown(reason)
 
     async def read(self) -> None:
         while True:
@@ -416,37 +416,37 @@ def http_origin(ws_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, "", "", ""))
 
 
-def _down_from(exc: BaseException) -> _LinkDown | None:
+def link_down(exc: BaseException) -> LinkDown | None:
     """The reason a connection failed or ended, from whatever trio and trio-websocket raised
     (possibly grouped); None for something that is not about the link (a bug: re-raised)."""
     if isinstance(exc, BaseExceptionGroup):
-        found = [_down_from(inner) for inner in exc.exceptions]
+        found = [link_down(inner) for inner in exc.exceptions]
         downs = [d for d in found if d is not None]
         if len(downs) != len(found) or not downs:
             return None
         return next((d for d in downs if d.replaced), downs[0])
-    if isinstance(exc, _LinkDown):
+    if isinstance(exc, LinkDown):
         return exc
     if isinstance(exc, ConnectionClosed):
         code = exc.reason.code if exc.reason is not None else None
         said = f": {exc.reason.reason}" if exc.reason is not None and exc.reason.reason else ""
         detail = f"closed by the server (code {code}{said})"
         if close_verdict(code) is Close.REPLACED:
-            return _LinkDown(f"another connection of this DJ took the session over ({detail})", replaced=True)
-        return _LinkDown(detail)
+            return LinkDown(f"another connection of this DJ took the session over ({detail})", replaced=True)
+        return LinkDown(detail)
     if isinstance(exc, ConnectionRejected):
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in exc.headers}
-        return _LinkDown(
+        return LinkDown(
             f"the server refused the connection (HTTP {exc.status_code})",
             retry_after=rules.parse_retry_after(headers.get("retry-after")),
         )
     if isinstance(exc, HandshakeError):
         cause = exc.__cause__
-        return _LinkDown(f"cannot reach the server: {_os_reason(cause) if cause else type(exc).__name__}")
+        return LinkDown(f"cannot reach the server: {_os_reason(cause) if cause else type(exc).__name__}")
     if isinstance(exc, OSError):
-        return _LinkDown(f"cannot reach the server: {_os_reason(exc)}")
+        return LinkDown(f"cannot reach the server: {_os_reason(exc)}")
     if isinstance(exc, trio.BrokenResourceError | trio.TooSlowError):
-        return _LinkDown("the connection broke")
+        return LinkDown("the connection broke")
     return None
 
 
