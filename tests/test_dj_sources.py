@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pika.dj.sources import SOURCES, Play, SourceError, open_source
+from pika.dj.sources import SOURCES, Play, SourceError, default_paths, open_source
 from pika.dj.sources.follow import StartFilter
 from pika.dj.sources.lines import StdinSource, parse_m3u
 
@@ -51,6 +51,13 @@ def test_every_source_name_opens_or_says_what_it_needs(tmp_path, monkeypatch):
             assert "--path" in str(err) and "\n" not in str(err)
         else:
             assert source.name == name
+
+
+def test_default_paths_are_under_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in SOURCES:
+        assert all(p.is_relative_to(tmp_path) for p in default_paths(name))
+    assert default_paths("virtualdj")[0] == tmp_path / "Documents" / "VirtualDJ" / "History"
 
 
 @given(st.lists(st.tuples(st.booleans(), st.booleans())), st.booleans())
@@ -208,3 +215,127 @@ def test_stdin_reports_each_line_as_a_play():
         while len(got) < 2 and time.monotonic() < deadline:
             got += source.poll()
         assert tracks(got) == [("Biagi", "Quejas de bandoneón"), ("Unknown artist", "Just A Title")]
+
+
+# --- VirtualDJ --------------------------------------------------------------------------------------
+
+
+def vdj_entry(artist: str, title: str, at: float, *, remix: str = "") -> tuple[str, str]:
+    """The two lines VirtualDJ appends to the day's history as a track is played."""
+    tags = f"<time>21:39</time><lastplaytime>{int(at)}</lastplaytime><filesize>7340032</filesize>"
+    tags += f"<artist>{artist}</artist><title>{title}</title>"
+    if remix:
+        tags += f"<remix>{remix}</remix>"
+    tags += "<songlength>182.5</songlength>"
+    return f"#EXTVDJ:{tags}\r\n", f"C:\\Music\\{artist} - {title}.mp3\r\n"
+
+
+def vdj_play(history: Path, day: str, artist: str, title: str, at: float, **kw: str) -> None:
+    for line in vdj_entry(artist, title, at, **kw):
+        append(history / f"{day}.m3u", line)
+
+
+@pytest.fixture
+def vdj_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    history = tmp_path / "Documents" / "VirtualDJ" / "History"
+    history.mkdir(parents=True)
+    return history
+
+
+def test_virtualdj_reports_plays_as_they_are_appended_in_the_usual_folder(vdj_home):
+    vdj_play(vdj_home, "2026-11-30", "Old", "Yesterday", START - 86400)
+    vdj_play(vdj_home, "2026-12-01", "Before", "The Start", START - 60)
+    source = open_source("virtualdj", None, started_at=START, catch_up=False)
+    assert source.poll() == []
+    vdj_play(vdj_home, "2026-12-01", "Nick Cave & The Bad Seeds", "Hollywood", START + 10)
+    vdj_play(vdj_home, "2026-12-01", "j. period", "Buddy", START + 200, remix="feat. De La Soul &amp; Q-Tip")
+    assert tracks(source.poll()) == [
+        ("Nick Cave & The Bad Seeds", "Hollywood"),
+        ("j. period", "Buddy (feat. De La Soul & Q-Tip)"),
+    ]
+    assert source.poll() == []
+    vdj_play(vdj_home, "2026-12-01", "Nick Cave & The Bad Seeds", "Hollywood", START + 400)
+    [again] = source.poll()
+    assert (again.artist, again.played_at) == ("Nick Cave & The Bad Seeds", START + 400)
+
+
+def test_virtualdj_catch_up_reports_the_track_on_the_decks_at_start(vdj_home):
+    vdj_play(vdj_home, "2026-12-01", "First", "Track", START - 400)
+    vdj_play(vdj_home, "2026-12-01", "Playing", "Now", START - 60)
+    source = open_source("virtualdj", None, started_at=START, catch_up=True)
+    assert tracks(source.poll()) == [("Playing", "Now")]
+    assert source.poll() == []
+
+
+def test_virtualdj_entry_waits_for_its_path_line(vdj_home):
+    source = open_source("virtualdj", vdj_home, started_at=START, catch_up=False)
+    assert source.poll() == []
+    tags, path = vdj_entry("Di Sarli", "Bahía Blanca", START + 5)
+    append(vdj_home / "2026-12-01.m3u", tags[:40])
+    assert source.poll() == []
+    append(vdj_home / "2026-12-01.m3u", tags[40:])
+    assert source.poll() == []
+    append(vdj_home / "2026-12-01.m3u", path)
+    assert tracks(source.poll()) == [("Di Sarli", "Bahía Blanca")]
+
+
+def test_virtualdj_follows_the_next_day_file_without_losing_the_last_entry_of_the_old_one(vdj_home):
+    vdj_play(vdj_home, "2026-11-30", "Late", "Night", START + 1)
+    source = open_source("virtualdj", None, started_at=START, catch_up=False)
+    assert tracks(source.poll()) == [("Late", "Night")]
+    vdj_play(vdj_home, "2026-11-30", "Just Before", "Midnight", START + 2)
+    vdj_play(vdj_home, "2026-12-01", "Just After", "Midnight", START + 3)
+    assert tracks(source.poll()) == [("Just Before", "Midnight"), ("Just After", "Midnight")]
+    vdj_play(vdj_home, "2026-12-01", "Next", "Morning", START + 4)
+    assert tracks(source.poll()) == [("Next", "Morning")]
+
+
+def test_virtualdj_takes_bpm_and_key_from_its_database(vdj_home):
+    database = vdj_home.parent / "database.xml"
+    database.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\r\n<VirtualDJ_Database Version="2024">\r\n'
+        ' <Song FilePath="C:\\Music\\Di Sarli - Bahía Blanca.mp3" FileSize="7340032">\r\n'
+        '  <Tags Author="Di Sarli" Title="Bahía Blanca" />\r\n  <Infos SongLength="182.5" />\r\n'
+        '  <Scan Version="801" Bpm="0.468750" AltBpm="0.9375" Volume="1.1" Key="Am" Flag="32768" />\r\n'
+        " </Song>\r\n"
+        ' <Song FilePath="C:\\Music\\Other - Song.mp3">\r\n  <Tags Author="Other"',  # cut short
+        encoding="utf-8",
+    )
+    source = open_source("virtualdj", None, started_at=START, catch_up=False)
+    source.poll()
+    vdj_play(vdj_home, "2026-12-01", "Di Sarli", "Bahía Blanca", START + 1)
+    vdj_play(vdj_home, "2026-12-01", "Unknown", "To VirtualDJ", START + 2)
+    first, second = source.poll()
+    assert (first.bpm, first.key) == (128.0, "Am")
+    assert (second.bpm, second.key) == (None, None)
+
+
+def test_virtualdj_without_its_folder_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(SourceError) as err:
+        open_source("virtualdj", None, started_at=START, catch_up=False)
+    message = str(err.value)
+    assert "VirtualDJ" in message and "Documents/VirtualDJ/History" in message and "--path" in message
+
+
+def test_virtualdj_unreadable_day_file_loses_nothing(vdj_home):
+    source = open_source("virtualdj", None, started_at=START, catch_up=False)
+    source.poll()
+    day = vdj_home / "2026-12-01.m3u"
+    vdj_play(vdj_home, "2026-12-01", "A", "One", START + 1)
+    day.rename(vdj_home / "aside")
+    day.mkdir()
+    with pytest.raises(SourceError):
+        source.poll()
+    day.rmdir()
+    (vdj_home / "aside").rename(day)
+    vdj_play(vdj_home, "2026-12-01", "B", "Two", START + 2)
+    assert tracks(source.poll()) == [("A", "One"), ("B", "Two")]
+
+
+@given(st.floats(min_value=0.2, max_value=1.5))
+def test_virtualdj_beat_length_becomes_bpm(seconds):
+    from pika.dj.sources.virtualdj import bpm_from_vdj
+
+    assert bpm_from_vdj(f"{seconds:.6f}") == pytest.approx(60 / float(f"{seconds:.6f}"), abs=0.01)

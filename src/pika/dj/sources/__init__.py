@@ -40,7 +40,7 @@ class Source(Protocol):
     def poll(self) -> list[Play]: ...
 
 
-SOURCES: tuple[str, ...] = ("m3u", "text", "stdin")
+SOURCES: tuple[str, ...] = ("virtualdj", "m3u", "text", "stdin")
 
 
 def default_paths(name: str) -> list[Path]:
@@ -100,9 +100,10 @@ def _known(name: str) -> str:
 
 def _openers() -> dict[str, Callable[[Path | None, float, bool], Source]]:
     # Imported here: each module imports Play/SourceError from this one.
-    from . import lines
+    from . import lines, virtualdj
 
     return {
+        "virtualdj": virtualdj.open_virtualdj,
         "m3u": lines.open_m3u,
         "text": lines.open_text,
         "stdin": lines.open_stdin,

@@ -6,12 +6,14 @@ Kept apart from the parsers so that each format module is only its format.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from . import Play, SourceError
 
 UNKNOWN_ARTIST = "Unknown artist"
+K = TypeVar("K", bound=Hashable)
 
 
 class StartFilter:
@@ -39,7 +41,7 @@ class StartFilter:
         return [p for i, p in enumerate(plays) if i == keep or not early(p)]
 
 
-class NewEntries:
+class NewEntries(Generic[K]):
     """Which entries of a history that is re-read whole are new since the last read.
 
     Each entry comes with a key (its raw text or record). The history grows at its end; when it no longer
@@ -48,13 +50,9 @@ class NewEntries:
     """
 
     def __init__(self) -> None:
-        self._seen: list[Hashable] = []
+        self._seen: list[K] = []
 
-    @property
-    def empty(self) -> bool:
-        return not self._seen
-
-    def new(self, entries: Sequence[tuple[Hashable, Play]]) -> list[Play]:
+    def new(self, entries: Sequence[tuple[K, Play]]) -> list[tuple[K, Play]]:
         keys = [key for key, _ in entries]
         seen = len(self._seen)
         if keys[:seen] == self._seen or (seen and keys[: seen - 1] == self._seen[:-1] and len(keys) >= seen):
@@ -62,7 +60,7 @@ class NewEntries:
         else:
             start = 0
         self._seen = keys
-        return [play for _, play in entries[start:]]
+        return list(entries[start:])
 
 
 class LineTail:
@@ -132,3 +130,30 @@ def play_or_none(
         return None
     artist = (artist or "").strip() or UNKNOWN_ARTIST
     return Play(artist=artist, title=title, played_at=played_at, bpm=bpm, key=key or None)
+
+
+class Folder:
+    """The history file to follow in a folder where the software starts a new file now and then (a new day,
+    a new session): the newest by `order`. A path to a single file follows just that file."""
+
+    def __init__(self, path: Path, pattern: str, label: str, order: Callable[[Path], Any]) -> None:
+        self.path = path
+        self.pattern = pattern
+        self.label = label
+        self.order = order
+        self._current: Path | None = None
+
+    def files(self) -> list[Path]:
+        """The files to read this poll, oldest first: the one followed so far, and the newest when it is
+        another one (the old one is read a last time, so nothing written to it at the switch is lost)."""
+        if self.path.is_file():
+            return [self.path]
+        if not self.path.is_dir():
+            raise SourceError(f"{self.label} {self.path} not found; pass --path")
+        try:
+            newest = max(self.path.rglob(self.pattern), key=self.order, default=None)
+        except OSError as err:
+            raise SourceError(f"cannot list {self.label} folder {self.path}: {err.strerror}") from None
+        files = [f for f in (self._current, newest) if f is not None]
+        self._current = newest or self._current
+        return list(dict.fromkeys(files))

@@ -9,7 +9,6 @@ import queue
 import re
 import sys
 import threading
-from collections.abc import Hashable
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote
@@ -28,13 +27,13 @@ from .follow import (
 _VDJ_TAG = re.compile(r"<(\w+)>(.*?)</\1>", re.DOTALL)
 
 
-def parse_m3u(lines: list[str]) -> list[tuple[Hashable, Play]]:
+def parse_m3u(lines: list[str]) -> list[tuple[tuple[str, ...], Play]]:
     """(key, play) for each complete entry: a path line with the `#EXTINF`/`#EXTVDJ` lines before it.
 
     The key is the entry's text, so a re-read tells old entries from new ones. Without tags the track is
     taken from `#EXTINF:len,Artist - Title`, else from the file name ("Artist - Title.mp3").
     """
-    entries: list[tuple[Hashable, Play]] = []
+    entries: list[tuple[tuple[str, ...], Play]] = []
     meta: list[str] = []
     for line in lines:
         if not line or line.upper() == "#EXTM3U":
@@ -88,7 +87,7 @@ class M3USource:
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
         self.path = path
         self._filter = StartFilter(started_at, catch_up)
-        self._entries = NewEntries()
+        self._entries: NewEntries[tuple[str, ...]] = NewEntries()
         self._tail = LineTail()
         self._first = True
 
@@ -103,7 +102,7 @@ class M3USource:
                 f"{self.label} {self.path} has disappeared; is the DJ software still writing it?"
             )
         fresh = self._entries.new(parse_m3u(self._tail.complete_lines(data)))
-        return self._filter.admit(fresh, baseline=first)
+        return self._filter.admit([play for _, play in fresh], baseline=first)
 
 
 class TextSource:
