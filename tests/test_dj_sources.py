@@ -3,6 +3,7 @@ them, polled between writes, as the agent does."""
 
 from __future__ import annotations
 
+import html
 import os
 import time
 from pathlib import Path
@@ -339,3 +340,120 @@ def test_virtualdj_beat_length_becomes_bpm(seconds):
     from pika.dj.sources.virtualdj import bpm_from_vdj
 
     assert bpm_from_vdj(f"{seconds:.6f}") == pytest.approx(60 / float(f"{seconds:.6f}"), abs=0.01)
+
+
+# --- Traktor ----------------------------------------------------------------------------------------
+
+
+def traktor_nml(played: list[tuple[str, str, float, int]]) -> str:
+    """A Traktor history file: the collection of the tracks played so far, then the history playlist in play
+    order. `played` holds (artist, title, started at, PLAYEDPUBLIC)."""
+    collection, history = [], []
+    for i, (artist, title, at, public) in enumerate(played):
+        local = time.localtime(at)
+        packed = local.tm_year << 16 | local.tm_mon << 8 | local.tm_mday
+        seconds = local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec
+        file = html.escape(f"{artist} - {title}.mp3")
+        artist, title = html.escape(artist), html.escape(title)
+        collection.append(
+            f'<ENTRY MODIFIED_DATE="2026/12/1" MODIFIED_TIME="{seconds}" TITLE="{title}" ARTIST="{artist}">'
+            f'<LOCATION DIR="/:Users/:dj/:Music/:" FILE="{file}" VOLUME="Macintosh HD"'
+            ' VOLUMEID="Macintosh HD">'
+            f'</LOCATION><ALBUM TITLE="Album"></ALBUM><INFO BITRATE="320000" KEY="1m" PLAYCOUNT="1"></INFO>'
+            f'<TEMPO BPM="{120 + i}.000000" BPM_QUALITY="100.000000"></TEMPO>'
+            '<MUSICAL_KEY VALUE="21"></MUSICAL_KEY>'
+            "</ENTRY>\n"
+        )
+        history.append(
+            f'<ENTRY><PRIMARYKEY TYPE="TRACK" KEY="Macintosh HD/:Users/:dj/:Music/:{file}"></PRIMARYKEY>'
+            f'<EXTENDEDDATA DECK="{i % 2}" DURATION="182.5" EXTENDEDTYPE="HistoryData"'
+            f' PLAYEDPUBLIC="{public}"'
+            f' STARTDATE="{packed}" STARTTIME="{seconds}"></EXTENDEDDATA></ENTRY>\n'
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="no" ?>\n<NML VERSION="19">'
+        '<HEAD COMPANY="www.native-instruments.com" PROGRAM="Traktor Pro 3"></HEAD>\n'
+        "<MUSICFOLDERS></MUSICFOLDERS>\n"
+        f'<COLLECTION ENTRIES="{len(played)}">\n{"".join(collection)}</COLLECTION>\n'
+        '<SETS ENTRIES="0"></SETS>\n'
+        '<PLAYLISTS><NODE TYPE="FOLDER" NAME="$ROOT"><SUBNODES COUNT="1">'
+        '<NODE TYPE="PLAYLIST" NAME="HistoryPlaylist">'
+        f'<PLAYLIST ENTRIES="{len(played)}" TYPE="LIST" UUID="5c4f">\n{"".join(history)}</PLAYLIST></NODE>'
+        "</SUBNODES></NODE></PLAYLISTS>\n</NML>\n"
+    )
+
+
+@pytest.fixture
+def traktor_history(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    history = tmp_path / "Documents" / "Native Instruments" / "Traktor 3.11.1" / "History"
+    history.mkdir(parents=True)
+    return history
+
+
+def test_traktor_reports_tracks_played_out_loud_not_the_ones_only_cued(traktor_history):
+    nml = traktor_history / "history_2026y12m01d_21h00m00s.nml"
+    set_so_far = [("Before", "The Start", START - 300, 1)]
+    nml.write_text(traktor_nml(set_so_far), encoding="utf-8")
+    source = open_source("traktor", None, started_at=START, catch_up=False)
+    assert source.poll() == []
+    set_so_far += [("Di Sarli", "Bahía Blanca", START + 10, 1), ("Cued", "In Headphones", START + 20, 0)]
+    nml.write_text(traktor_nml(set_so_far), encoding="utf-8")
+    [play] = source.poll()
+    assert (play.artist, play.title, play.played_at, play.bpm, play.key) == (
+        "Di Sarli",
+        "Bahía Blanca",
+        START + 10,
+        121.0,
+        "Am",
+    )
+    set_so_far += [("Tom & Jerry", "Cartoon", START + 30, 1), ("Di Sarli", "Bahía Blanca", START + 400, 1)]
+    nml.write_text(traktor_nml(set_so_far), encoding="utf-8")
+    assert tracks(source.poll()) == [("Tom & Jerry", "Cartoon"), ("Di Sarli", "Bahía Blanca")]
+    assert source.poll() == []
+
+
+def test_traktor_catch_up_reports_the_last_track_before_the_start(traktor_history):
+    nml = traktor_history / "history_2026y12m01d_21h00m00s.nml"
+    nml.write_text(
+        traktor_nml([("A", "One", START - 300, 1), ("B", "Two", START - 100, 1)]), encoding="utf-8"
+    )
+    source = open_source("traktor", None, started_at=START, catch_up=True)
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_traktor_half_written_file_gives_what_is_complete_then_the_rest(traktor_history):
+    nml = traktor_history / "history_2026y12m01d_21h00m00s.nml"
+    source = open_source("traktor", None, started_at=START, catch_up=False)
+    assert source.poll() == []
+    full = traktor_nml([("A", "One", START + 1, 1), ("B", "Two", START + 2, 1)])
+    cut = full.rindex("<ENTRY><PRIMARYKEY") + 30  # inside the last history entry
+    nml.write_text(full[:cut], encoding="utf-8")
+    assert tracks(source.poll()) == [("A", "One")]
+    nml.write_text(full[:100], encoding="utf-8")  # rewritten from the start, caught early
+    assert source.poll() == []
+    nml.write_text(full, encoding="utf-8")
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_traktor_follows_a_new_history_file(traktor_history):
+    source = open_source("traktor", None, started_at=START, catch_up=False)
+    first = traktor_history / "history_2026y12m01d_21h00m00s.nml"
+    first.write_text(traktor_nml([("A", "One", START + 1, 1)]), encoding="utf-8")
+    assert tracks(source.poll()) == [("A", "One")]
+    second = traktor_history / "history_2026y12m01d_23h10m00s.nml"  # Traktor restarted
+    second.write_text(traktor_nml([("B", "Two", START + 2, 1)]), encoding="utf-8")
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_traktor_garbage_file_is_a_source_error_and_nothing_is_lost(traktor_history):
+    nml = traktor_history / "history_2026y12m01d_21h00m00s.nml"
+    source = open_source("traktor", None, started_at=START, catch_up=False)
+    nml.write_text(traktor_nml([("A", "One", START + 1, 1)]), encoding="utf-8")
+    good = nml.read_bytes()
+    nml.write_bytes(b"\x00\xff garbage, not XML")
+    with pytest.raises(SourceError) as err:
+        source.poll()
+    assert str(nml) in str(err.value) and "\n" not in str(err.value)
+    nml.write_bytes(good)
+    assert tracks(source.poll()) == [("A", "One")]

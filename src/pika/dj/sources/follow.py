@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from xml.etree import ElementTree as ET
 
 from . import Play, SourceError
 
@@ -63,6 +64,19 @@ class NewEntries(Generic[K]):
         return list(entries[start:])
 
 
+class Unreported(Generic[K]):
+    """Which entries of a history whose records may be rewritten in place (a *played* flag set later)
+    have not been reported yet: each record has an identity, and is reported once."""
+
+    def __init__(self) -> None:
+        self._reported: set[K] = set()
+
+    def new(self, entries: Sequence[tuple[K, Play]]) -> list[Play]:
+        fresh = [(ident, play) for ident, play in entries if ident not in self._reported]
+        self._reported.update(ident for ident, _ in fresh)
+        return [play for _, play in fresh]
+
+
 class LineTail:
     """Complete lines of a file written line by line.
 
@@ -85,12 +99,28 @@ class LineTail:
         return [decode_line(line).strip() for line in raw]
 
 
+def complete_elements(data: bytes, tag: str) -> list[ET.Element]:
+    """The complete `tag` elements of an XML document, in document order. A document cut short (still being
+    written) gives those before the cut; one that is not XML raises ET.ParseError."""
+    parser = ET.XMLPullParser(events=("end",))
+    parser.feed(data)  # a broken document's error comes out of read_events, after the events before it
+    return [elem for _, elem in parser.read_events() if elem.tag == tag]
+
+
 def decode_line(raw: bytes) -> str:
     """UTF-8 (with or without BOM), else Windows-1252, the two encodings DJ programs write playlists in."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return raw.decode("cp1252", errors="replace")
+
+
+def xml_elements(data: bytes, tag: str, path: Path, label: str) -> list[ET.Element]:
+    """complete_elements, with a document that is not XML as a SourceError naming the file."""
+    try:
+        return complete_elements(data, tag)
+    except ET.ParseError as err:
+        raise SourceError(f"{label} {path} is not readable XML ({err}); is it the right file?") from None
 
 
 def read_bytes(path: Path, label: str) -> bytes | None:

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import Play, SourceError, find_default
-from .follow import Folder, LineTail, NewEntries, StartFilter, read_bytes
+from .follow import Folder, LineTail, NewEntries, StartFilter, complete_elements, read_bytes
 from .lines import parse_m3u
 
 LABEL = "VirtualDJ history"
@@ -45,15 +45,11 @@ def parse_database(data: bytes) -> dict[str, Analysis]:
     """File path -> analysis, for every `<Song>` with a scanned BPM or key. A file cut short (VirtualDJ
     writing it) gives the songs read before the cut."""
     songs: dict[str, Analysis] = {}
-    parser = ET.XMLPullParser(events=("end",))
     try:
-        parser.feed(data)
-        parser.close()
+        songs_read = complete_elements(data, "Song")
     except ET.ParseError:
-        pass
-    for _, elem in parser.read_events():
-        if elem.tag != "Song":
-            continue
+        return songs  # not a database VirtualDJ wrote: the plays go out without BPM and key
+    for elem in songs_read:
         scan, tags = elem.find("Scan"), elem.find("Tags")
         bpm = bpm_from_vdj(scan.get("Bpm") if scan is not None else None)
         if bpm is None and tags is not None:
@@ -63,7 +59,6 @@ def parse_database(data: bytes) -> dict[str, Analysis]:
         )
         if (bpm or key) and elem.get("FilePath"):
             songs[elem.get("FilePath", "")] = Analysis(bpm, key or None)
-        elem.clear()
     return songs
 
 
