@@ -102,6 +102,9 @@ class LineTail:
 def complete_elements(data: bytes, tag: str) -> list[ET.Element]:
     """The complete `tag` elements of an XML document, in document order. A document cut short (still being
     written) gives those before the cut; one that is not XML raises ET.ParseError."""
+    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if start not in (b"", b"<"):
+        raise ET.ParseError("it does not start with '<'")
     parser = ET.XMLPullParser(events=("end",))
     parser.feed(data)  # a broken document's error comes out of read_events, after the events before it
     return [elem for _, elem in parser.read_events() if elem.tag == tag]
