@@ -458,3 +458,160 @@ def test_traktor_garbage_file_is_a_source_error_and_nothing_is_lost(traktor_hist
         assert str(nml) in str(err.value) and "\n" not in str(err.value)
     nml.write_bytes(good)
     assert tracks(source.poll()) == [("A", "One")]
+
+
+# --- Serato -----------------------------------------------------------------------------------------
+
+
+def chunk(tag: str, payload: bytes) -> bytes:
+    """One chunk of Serato's format: 4-letter tag, big-endian uint32 length, payload."""
+    return tag.encode("ascii") + len(payload).to_bytes(4, "big") + payload
+
+
+def field(field_id: int, value: bytes) -> bytes:
+    return field_id.to_bytes(4, "big") + len(value).to_bytes(4, "big") + value
+
+
+def utf16(text: str) -> bytes:
+    return (text + "\0").encode("utf-16-be")
+
+
+def oent(
+    row: int, artist: str, title: str, *, start: float, played: bool, deck: int = 1, bpm: int = 0
+) -> bytes:
+    """The record Serato writes for a track on a deck (field ids as What's Now Playing documents them)."""
+    adat = field(1, row.to_bytes(4, "big")) + field(2, utf16(f"/Users/dj/Music/{artist} - {title}.mp3"))
+    adat += field(6, utf16(title)) + field(7, utf16(artist)) + field(51, utf16("8A"))
+    if bpm:
+        adat += field(15, bpm.to_bytes(4, "big"))
+    adat += field(28, int(start).to_bytes(4, "big")) + field(31, deck.to_bytes(4, "big"))
+    adat += field(50, b"\x01" if played else b"\x00") + field(63, utf16("Serato DJ Pro"))
+    return chunk("oent", chunk("adat", adat))
+
+
+SESSION_HEAD = chunk("vrsn", utf16("1.0/Serato Scratch LIVE Review")) + chunk(
+    "oses", chunk("adat", field(1, (7).to_bytes(4, "big")))
+)
+
+
+@pytest.fixture
+def serato_sessions(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    sessions = tmp_path / "Music" / "_Serato_" / "History" / "Sessions"
+    sessions.mkdir(parents=True)
+    return sessions
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+def test_serato_reports_played_tracks_and_never_one_only_loaded_on_a_deck(serato_sessions):
+    session = serato_sessions / "41.session"
+    session.write_bytes(SESSION_HEAD + oent(1, "Before", "Start", start=START - 300, played=True))
+    source = open_source("serato", None, started_at=START, catch_up=False)
+    assert source.poll() == []
+    append_bytes(session, oent(2, "Di Sarli", "Bahía Blanca", start=START + 5, played=False, deck=1, bpm=118))
+    assert source.poll() == []  # loaded, not playing yet
+    append_bytes(session, oent(2, "Di Sarli", "Bahía Blanca", start=START + 20, played=True, deck=1, bpm=118))
+    append_bytes(session, oent(3, "Loaded", "Never Played", start=START + 30, played=False, deck=2))
+    [play] = source.poll()
+    assert (play.artist, play.title, play.played_at, play.bpm, play.key) == (
+        "Di Sarli",
+        "Bahía Blanca",
+        START + 20,
+        118.0,
+        "8A",
+    )
+    append_bytes(session, oent(4, "Pugliese", "La Yumba", start=START + 200, played=True, deck=2))
+    append_bytes(session, oent(5, "Di Sarli", "Bahía Blanca", start=START + 400, played=True, deck=1))
+    assert tracks(source.poll()) == [("Pugliese", "La Yumba"), ("Di Sarli", "Bahía Blanca")]
+    assert source.poll() == []
+
+
+def test_serato_row_rewritten_in_place_is_reported_once_when_played(serato_sessions):
+    session = serato_sessions / "41.session"
+    session.write_bytes(SESSION_HEAD)
+    source = open_source("serato", None, started_at=START, catch_up=False)
+    source.poll()
+    session.write_bytes(SESSION_HEAD + oent(1, "A", "One", start=START + 1, played=False))
+    assert source.poll() == []
+    session.write_bytes(SESSION_HEAD + oent(1, "A", "One", start=START + 1, played=True))
+    assert tracks(source.poll()) == [("A", "One")]
+    session.write_bytes(SESSION_HEAD + oent(1, "A", "One", start=START + 1, played=True) + b"oent\x00")
+    assert source.poll() == []
+
+
+def test_serato_catch_up_reports_the_last_track_played_before_the_start(serato_sessions):
+    session = serato_sessions / "41.session"
+    session.write_bytes(
+        SESSION_HEAD
+        + oent(1, "A", "One", start=START - 400, played=True)
+        + oent(2, "B", "Two", start=START - 100, played=True)
+        + oent(3, "C", "Loaded", start=START - 50, played=False)
+    )
+    source = open_source("serato", None, started_at=START, catch_up=True)
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_serato_chunk_cut_short_waits_for_the_rest(serato_sessions):
+    session = serato_sessions / "41.session"
+    session.write_bytes(SESSION_HEAD)
+    source = open_source("serato", None, started_at=START, catch_up=False)
+    source.poll()
+    record = oent(1, "A", "One", start=START + 1, played=True) + oent(
+        2, "B", "Two", start=START + 2, played=True
+    )
+    cut = len(record) // 2 + 7
+    append_bytes(session, record[:cut])
+    assert tracks(source.poll()) == [("A", "One")]
+    append_bytes(session, record[cut:])
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_serato_follows_the_session_started_next(serato_sessions):
+    (serato_sessions / "9.session").write_bytes(
+        SESSION_HEAD + oent(1, "A", "One", start=START + 1, played=True)
+    )
+    source = open_source("serato", None, started_at=START, catch_up=False)
+    assert tracks(source.poll()) == [("A", "One")]
+    (serato_sessions / "10.session").write_bytes(
+        SESSION_HEAD + oent(1, "B", "Two", start=START + 2, played=True)
+    )
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_serato_garbage_session_is_a_source_error_and_nothing_is_lost(serato_sessions):
+    session = serato_sessions / "41.session"
+    session.write_bytes(SESSION_HEAD)
+    source = open_source("serato", None, started_at=START, catch_up=False)
+    source.poll()
+    good = SESSION_HEAD + oent(1, "A", "One", start=START + 1, played=True)
+    session.write_bytes(b"PK\x03\x04 this is a zip file, not a session")
+    with pytest.raises(SourceError) as err:
+        source.poll()
+    assert str(session) in str(err.value) and "\n" not in str(err.value)
+    session.write_bytes(good)
+    assert tracks(source.poll()) == [("A", "One")]
+
+
+chunk_tags = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=4, max_size=4)
+
+
+@given(st.lists(st.tuples(chunk_tags, st.binary(max_size=40)), max_size=8), st.data())
+def test_serato_chunks_round_trip_and_a_cut_gives_the_complete_ones(parts, data):
+    from pika.dj.sources.serato import chunks
+
+    encoded = b"".join(chunk(tag, payload) for tag, payload in parts)
+    assert chunks(encoded) == parts
+    cut = data.draw(st.integers(min_value=0, max_value=len(encoded)))
+    ends = [sum(8 + len(p) for _, p in parts[: i + 1]) for i in range(len(parts))]
+    assert chunks(encoded[:cut]) == parts[: sum(end <= cut for end in ends)]
+
+
+@given(st.dictionaries(st.integers(min_value=0, max_value=2**32 - 1), st.binary(max_size=30), max_size=10))
+def test_serato_fields_round_trip(record):
+    from pika.dj.sources.serato import fields
+
+    assert fields(b"".join(field(i, v) for i, v in record.items())) == record

@@ -40,7 +40,7 @@ class Source(Protocol):
     def poll(self) -> list[Play]: ...
 
 
-SOURCES: tuple[str, ...] = ("virtualdj", "traktor", "m3u", "text", "stdin")
+SOURCES: tuple[str, ...] = ("virtualdj", "serato", "traktor", "m3u", "text", "stdin")
 
 
 def default_paths(name: str) -> list[Path]:
@@ -99,10 +99,11 @@ def _known(name: str) -> str:
 
 def _openers() -> dict[str, Callable[[Path | None, float, bool], Source]]:
     # Imported here: each module imports Play/SourceError from this one.
-    from . import lines, traktor, virtualdj
+    from . import lines, serato, traktor, virtualdj
 
     return {
         "virtualdj": virtualdj.open_virtualdj,
+        "serato": serato.open_serato,
         "traktor": traktor.open_traktor,
         "m3u": lines.open_m3u,
         "text": lines.open_text,

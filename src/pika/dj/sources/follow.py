@@ -6,9 +6,11 @@ Kept apart from the parsers so that each format module is only its format.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 
 from . import Play, SourceError
@@ -147,6 +149,13 @@ def split_artist_title(text: str) -> tuple[str, str]:
         if found and artist.strip() and title.strip():
             return artist.strip(), title.strip()
     return UNKNOWN_ARTIST, text.strip()
+
+
+def file_stem(path: str) -> str:
+    """The name of a track's file without folder and extension, from a path or file:// URL of any OS."""
+    name = re.split(r"[\\/]", unquote(path.removeprefix("file://")))[-1]
+    stem, dot, ext = name.rpartition(".")
+    return stem if dot and stem and len(ext) <= 5 else name
 
 
 def play_or_none(

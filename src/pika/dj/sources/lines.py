@@ -11,7 +11,6 @@ import sys
 import threading
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import unquote
 
 from . import Play, SourceError
 from .follow import (
@@ -19,6 +18,7 @@ from .follow import (
     NewEntries,
     StartFilter,
     decode_line,
+    file_stem,
     play_or_none,
     read_bytes,
     split_artist_title,
@@ -69,13 +69,7 @@ def _m3u_entry(meta: list[str], path_line: str) -> Play | None:
             _, _, text = line.partition(",")
             if text.strip():
                 return play_or_none(*split_artist_title(text), None)
-    return play_or_none(*split_artist_title(_file_stem(path_line)), None)
-
-
-def _file_stem(path_line: str) -> str:
-    name = re.split(r"[\\/]", unquote(path_line.removeprefix("file://")))[-1]
-    stem, dot, ext = name.rpartition(".")
-    return stem if dot and stem and len(ext) <= 5 else name
+    return play_or_none(*split_artist_title(file_stem(path_line)), None)
 
 
 class M3USource:
