@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -615,3 +616,131 @@ def test_serato_fields_round_trip(record):
     from pika.dj.sources.serato import fields
 
     assert fields(b"".join(field(i, v) for i, v in record.items())) == record
+
+
+# --- Mixxx ------------------------------------------------------------------------------------------
+
+# The tables Mixxx's schema.xml creates, in the columns it has (library trimmed to what a play touches
+# plus its neighbours, so a query leaning on a missing column would fail here too).
+MIXXX_SCHEMA = """
+CREATE TABLE track_locations (id INTEGER PRIMARY KEY AUTOINCREMENT, location varchar(512) UNIQUE,
+    filename varchar(512), directory varchar(512), filesize INTEGER, fs_deleted INTEGER,
+    needs_verification INTEGER);
+CREATE TABLE library (id INTEGER PRIMARY KEY AUTOINCREMENT, artist varchar(64), title varchar(64),
+    album varchar(64), year varchar(16), genre varchar(64), tracknumber varchar(3),
+    location integer REFERENCES track_locations(location), comment varchar(256), url varchar(256),
+    duration float, bitrate integer,
+    samplerate integer, cuepoint integer, bpm float, wavesummaryhex blob, channels integer,
+    datetime_added DEFAULT CURRENT_TIMESTAMP, mixxx_deleted integer, played integer, header_parsed integer
+    DEFAULT 0, filetype varchar(8) DEFAULT "?", replaygain float DEFAULT 0, timesplayed integer DEFAULT 0,
+    rating integer DEFAULT 0, key varchar(8) DEFAULT "", key_id INTEGER DEFAULT 0, last_played_at DATETIME);
+CREATE TABLE Playlists (id INTEGER PRIMARY KEY, name varchar(48), position INTEGER, hidden INTEGER DEFAULT 0
+    NOT NULL, date_created datetime, date_modified datetime, locked INTEGER DEFAULT 0);
+CREATE TABLE PlaylistTracks (id INTEGER PRIMARY KEY, playlist_id INTEGER REFERENCES Playlists(id),
+    track_id INTEGER REFERENCES library(id), position INTEGER, pl_datetime_added);
+"""
+
+
+class Mixxx:
+    """Writes mixxxdb.sqlite as Mixxx does: tracks in the library, a set-log playlist (hidden=2) per
+    session, a row in it per play (pl_datetime_added in UTC)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.executescript(MIXXX_SCHEMA)
+        self.db.execute("INSERT INTO Playlists VALUES (1, 'Auto DJ', 0, 1, '', '', 0)")
+        self.db.execute("INSERT INTO Playlists VALUES (2, 'Milonga prep', 1, 0, '', '', 0)")
+        self.db.execute("INSERT INTO Playlists VALUES (3, '2026-12-01', 2, 2, '', '', 0)")
+
+    def track(self, artist: str, title: str, bpm: float = 0, key: str = "") -> int:
+        cur = self.db.execute(
+            "INSERT INTO library (artist, title, bpm, key, mixxx_deleted) VALUES (?, ?, ?, ?, 0)",
+            (artist, title, bpm, key),
+        )
+        return int(cur.lastrowid or 0)
+
+    def add(self, playlist: int, track: int, at: float) -> None:
+        added = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+        self.db.execute(
+            "INSERT INTO PlaylistTracks (playlist_id, track_id, position, pl_datetime_added) VALUES (?, ?, "
+            "(SELECT count(*) + 1 FROM PlaylistTracks WHERE playlist_id = ?), ?)",
+            (playlist, track, playlist, added),
+        )
+
+    def play(self, track: int, at: float) -> None:
+        self.add(3, track, at)
+
+
+@pytest.fixture
+def mixxx(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    db = Mixxx(tmp_path / ".mixxx" / "mixxxdb.sqlite")
+    yield db
+    db.db.close()
+
+
+def test_mixxx_reports_the_history_playlist_not_other_playlists(mixxx):
+    before, santa = mixxx.track("Old", "Before"), mixxx.track("Gotan", "Santa María", 116.5, "Am")
+    mixxx.play(before, START - 120)
+    source = open_source("mixxx", None, started_at=START, catch_up=False)
+    assert source.poll() == []
+    mixxx.play(santa, START + 10)
+    mixxx.add(1, before, START + 11)  # queued in Auto DJ
+    mixxx.add(2, before, START + 12)  # dragged into a crate-like playlist
+    [play] = source.poll()
+    assert (play.artist, play.title, play.played_at, play.bpm, play.key) == (
+        "Gotan",
+        "Santa María",
+        START + 10,
+        116.5,
+        "Am",
+    )
+    yumba = mixxx.track("Pugliese", "La Yumba")
+    mixxx.play(yumba, START + 200)
+    mixxx.play(santa, START + 400)
+    assert tracks(source.poll()) == [("Pugliese", "La Yumba"), ("Gotan", "Santa María")]
+    assert source.poll() == []
+
+
+def test_mixxx_catch_up_reports_the_last_play_before_the_start(mixxx):
+    mixxx.play(mixxx.track("A", "One"), START - 300)
+    mixxx.play(mixxx.track("B", "Two"), START - 30)
+    source = open_source("mixxx", None, started_at=START, catch_up=True)
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_mixxx_is_read_without_blocking_mixxx_and_an_open_write_waits_for_its_commit(mixxx):
+    source = open_source("mixxx", None, started_at=START, catch_up=False)
+    source.poll()
+    track = mixxx.track("A", "One")
+    mixxx.db.execute("BEGIN IMMEDIATE")
+    mixxx.play(track, START + 1)
+    assert source.poll() == []  # not committed yet: not a play yet, and no error
+    mixxx.db.execute("COMMIT")
+    mixxx.db.execute("BEGIN EXCLUSIVE")  # Mixxx can always take its database back between polls
+    mixxx.db.execute("COMMIT")
+    assert tracks(source.poll()) == [("A", "One")]
+    mixxx.db.execute("BEGIN EXCLUSIVE")
+    mixxx.play(mixxx.track("B", "Two"), START + 2)
+    assert source.poll() == []  # locked out for a moment: nothing now, nothing lost
+    mixxx.db.execute("COMMIT")
+    assert tracks(source.poll()) == [("B", "Two")]
+
+
+def test_mixxx_file_that_is_not_a_library_is_a_source_error(tmp_path):
+    path = tmp_path / "mixxxdb.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    with pytest.raises(SourceError) as err:
+        open_source("mixxx", path, started_at=START, catch_up=False).poll()
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    path.write_bytes(b"not a database at all " * 50)
+    with pytest.raises(SourceError):
+        open_source("mixxx", path, started_at=START, catch_up=False).poll()
+
+
+def test_mixxx_default_paths_cover_linux_macos_and_windows(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    places = [str(p.relative_to(tmp_path)) for p in default_paths("mixxx")]
+    assert ".mixxx/mixxxdb.sqlite" in places
+    assert any("Library/" in p for p in places) and any("AppData/Local/Mixxx" in p for p in places)

@@ -40,7 +40,7 @@ class Source(Protocol):
     def poll(self) -> list[Play]: ...
 
 
-SOURCES: tuple[str, ...] = ("virtualdj", "serato", "traktor", "m3u", "text", "stdin")
+SOURCES: tuple[str, ...] = ("virtualdj", "serato", "traktor", "mixxx", "m3u", "text", "stdin")
 
 
 def default_paths(name: str) -> list[Path]:
@@ -99,12 +99,13 @@ def _known(name: str) -> str:
 
 def _openers() -> dict[str, Callable[[Path | None, float, bool], Source]]:
     # Imported here: each module imports Play/SourceError from this one.
-    from . import lines, serato, traktor, virtualdj
+    from . import lines, mixxx, serato, traktor, virtualdj
 
     return {
         "virtualdj": virtualdj.open_virtualdj,
         "serato": serato.open_serato,
         "traktor": traktor.open_traktor,
+        "mixxx": mixxx.open_mixxx,
         "m3u": lines.open_m3u,
         "text": lines.open_text,
         "stdin": lines.open_stdin,
