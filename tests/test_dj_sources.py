@@ -146,10 +146,12 @@ def test_m3u_without_read_permission_says_so(tmp_path):
         open_source("m3u", path, started_at=time.time(), catch_up=False).poll()
 
 
-def test_m3u_file_created_after_start_is_all_new(tmp_path):
+def test_m3u_file_created_after_start_is_all_new_and_its_absence_is_told_meanwhile(tmp_path):
     path = tmp_path / "later.m3u"
     source = open_source("m3u", path, started_at=time.time(), catch_up=False)
     assert source.poll() == []
+    with pytest.raises(SourceError, match="not found; check --path"):
+        source.poll()
     append(path, "/m/A - One.mp3\n")
     assert tracks(source.poll()) == [("A", "One")]
 
@@ -190,6 +192,21 @@ def test_text_catch_up_reports_the_current_line(tmp_path):
     source = open_source("text", path, started_at=time.time(), catch_up=True)
     assert tracks(source.poll()) == [("Canaro", "Poema")]
     assert source.poll() == []
+
+
+def test_text_file_written_anew_is_no_error_while_it_is_briefly_gone(tmp_path):
+    path = tmp_path / "nowplaying.txt"
+    rewrite(path, "A - One\n")
+    source = open_source("text", path, started_at=time.time(), catch_up=False)
+    source.poll()
+    path.unlink()
+    assert source.poll() == []
+    rewrite(path, "B - Two\n")
+    assert tracks(source.poll()) == [("B", "Two")]
+    path.unlink()
+    source.poll()
+    with pytest.raises(SourceError, match="not found"):
+        source.poll()
 
 
 def test_text_half_written_line_waits_until_complete(tmp_path):
@@ -736,6 +753,10 @@ def test_mixxx_file_that_is_not_a_library_is_a_source_error(tmp_path):
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     path.write_bytes(b"not a database at all " * 50)
     with pytest.raises(SourceError):
+        open_source("mixxx", path, started_at=START, catch_up=False).poll()
+    path.unlink()
+    sqlite3.connect(path).close()  # an empty database: no Mixxx tables
+    with pytest.raises(SourceError, match="not a Mixxx library"):
         open_source("mixxx", path, started_at=START, catch_up=False).poll()
 
 

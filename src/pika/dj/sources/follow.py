@@ -120,6 +120,26 @@ def decode_line(raw: bytes) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
+class WrittenFile:
+    """One file the software writes, read whole each poll. A file written anew (deleted, then created) may
+    be missing for a moment: that is no error; missing on two polls in a row is, so a wrong --path or a
+    program that stopped writing shows."""
+
+    def __init__(self, path: Path, label: str) -> None:
+        self.path = path
+        self.label = label
+        self._missed = 0
+
+    def read(self) -> bytes | None:
+        data = read_bytes(self.path, self.label)
+        self._missed = 0 if data is not None else self._missed + 1
+        if self._missed >= 2:
+            raise SourceError(
+                f"{self.label} {self.path} not found; check --path (is the DJ software writing it?)"
+            )
+        return data
+
+
 def xml_elements(data: bytes, tag: str, path: Path, label: str) -> list[ET.Element]:
     """complete_elements, with a document that is not XML as a SourceError naming the file."""
     try:
@@ -191,7 +211,7 @@ class Folder:
         if self.path.is_file():
             return [self.path]
         if not self.path.is_dir():
-            raise SourceError(f"{self.label} {self.path} not found; pass --path")
+            raise SourceError(f"{self.label} {self.path} not found; check --path")
         try:
             newest = max(self.path.rglob(self.pattern), key=self.order, default=None)
         except OSError as err:

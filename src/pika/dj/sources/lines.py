@@ -17,10 +17,10 @@ from .follow import (
     LineTail,
     NewEntries,
     StartFilter,
+    WrittenFile,
     decode_line,
     file_stem,
     play_or_none,
-    read_bytes,
     split_artist_title,
 )
 
@@ -76,26 +76,18 @@ class M3USource:
     """Follows one M3U/M3U8 file that the software appends to (or rewrites with more entries)."""
 
     name = "m3u"
-    label = "playlist"
 
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
-        self.path = path
+        self._file = WrittenFile(path, "playlist")
         self._filter = StartFilter(started_at, catch_up)
         self._entries: NewEntries[tuple[str, ...]] = NewEntries()
         self._tail = LineTail()
         self._first = True
 
     def poll(self) -> list[Play]:
-        data = read_bytes(self.path, self.label)
+        data = self._file.read()
         first, self._first = self._first, False
-        if data is None:
-            if first:
-                self._filter.admit([])
-                return []
-            raise SourceError(
-                f"{self.label} {self.path} has disappeared; is the DJ software still writing it?"
-            )
-        fresh = self._entries.new(parse_m3u(self._tail.complete_lines(data)))
+        fresh = [] if data is None else self._entries.new(parse_m3u(self._tail.complete_lines(data)))
         return self._filter.admit([play for _, play in fresh], baseline=first)
 
 
@@ -109,14 +101,14 @@ class TextSource:
     name = "text"
 
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
-        self.path = path
+        self._file = WrittenFile(path, "now-playing file")
         self._filter = StartFilter(started_at, catch_up)
         self._current: str | None = None
         self._last_read: str | None = None
         self._first = True
 
     def poll(self) -> list[Play]:
-        data = read_bytes(self.path, "now-playing file") or b""
+        data = self._file.read() or b""
         line = next((x.strip() for x in decode_line(data).splitlines() if x.strip()), None)
         complete = data.endswith(b"\n") or line == self._last_read
         self._last_read = line

@@ -50,13 +50,16 @@ class MixxxSource:
 
     def poll(self) -> list[Play]:
         if not self.path.is_file():
-            raise SourceError(f"{LABEL} {self.path} not found; pass --path")
+            raise SourceError(f"{LABEL} {self.path} not found; check --path")
         try:
             rows = self._read()
         except sqlite3.OperationalError as err:
-            if getattr(err, "sqlite_errorname", "") in _BUSY:
+            code = getattr(err, "sqlite_errorname", "")
+            if code in _BUSY:
                 return []  # Mixxx is writing; the rows are there next time
-            raise SourceError(f"cannot read {LABEL} {self.path}: {err}") from None
+            if code != "SQLITE_ERROR":
+                raise SourceError(f"cannot read {LABEL} {self.path}: {err}") from None
+            raise SourceError(f"{LABEL} {self.path} is not a Mixxx library ({err})") from None
         except sqlite3.DatabaseError as err:
             raise SourceError(f"{LABEL} {self.path} is not a Mixxx library ({err})") from None
         if rows:
