@@ -17,6 +17,7 @@ from . import Play, SourceError
 
 UNKNOWN_ARTIST = "Unknown artist"
 K = TypeVar("K", bound=Hashable)
+S = TypeVar("S")
 
 
 class StartFilter:
@@ -194,21 +195,50 @@ def play_or_none(
     return Play(artist=artist, title=title, played_at=played_at, bpm=bpm, key=key or None)
 
 
-class Folder:
-    """The history file to follow in a folder where the software starts a new file now and then (a new day,
-    a new session): the newest by `order`. A path to a single file follows just that file."""
+class HistoryFolder(Generic[S]):
+    """The poll of a source whose software starts a new history file now and then (a new day, a new
+    session) in one folder: it follows the newest by `order`, and a path to one file follows that file.
 
-    def __init__(self, path: Path, pattern: str, label: str, order: Callable[[Path], Any]) -> None:
+    Each poll reads the files whole and asks `fresh(path, data, state)` for their new plays (`state` is
+    the file's own, made by `new_state`); when a newer file appears, the old one is read a last time, so
+    nothing written to it at the switch is lost.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        pattern: str,
+        label: str,
+        order: Callable[[Path], Any],
+        start: StartFilter,
+        new_state: Callable[[], S],
+        fresh: Callable[[Path, bytes, S], list[Play]],
+    ) -> None:
         self.path = path
         self.pattern = pattern
         self.label = label
         self.order = order
+        self._start = start
+        self._new_state = new_state
+        self._fresh = fresh
+        self._states: dict[Path, S] = {}
         self._current: Path | None = None
+        self._first = True
 
-    def files(self) -> list[Path]:
-        """The files to read this poll, oldest first: the one followed so far, and the newest when it is
-        another one (the old one is read a last time, so nothing written to it at the switch is lost)."""
+    def poll(self) -> list[Play]:
+        files = self._files()
+        first, self._first = self._first, False
+        plays: list[Play] = []
+        for path in files:
+            data = read_bytes(path, self.label)
+            if data is not None:
+                plays += self._fresh(path, data, self._states.setdefault(path, self._new_state()))
+        self._states = {p: s for p, s in self._states.items() if p == self._current}
+        return self._start.admit(plays, baseline=first)
+
+    def _files(self) -> list[Path]:
         if self.path.is_file():
+            self._current = self.path
             return [self.path]
         if not self.path.is_dir():
             raise SourceError(f"{self.label} {self.path} not found; check --path")

@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 
 from . import Play, SourceError, find_default
-from .follow import Folder, StartFilter, Unreported, file_stem, play_or_none, read_bytes, split_artist_title
+from .follow import HistoryFolder, StartFilter, Unreported, file_stem, play_or_none, split_artist_title
 
 LABEL = "Serato session history"
 
@@ -104,28 +104,20 @@ class SeratoSource:
     name = "serato"
 
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
-        self._folder = Folder(path, "*.session", LABEL, _session_order)
-        self._filter = StartFilter(started_at, catch_up)
-        self._files: dict[Path, Unreported[int]] = {}
-        self._first = True
+        start = StartFilter(started_at, catch_up)
+        self._history = HistoryFolder(path, "*.session", LABEL, _session_order, start, Unreported, _fresh)
 
     def poll(self) -> list[Play]:
-        files = self._folder.files()
-        first, self._first = self._first, False
-        fresh: list[Play] = []
-        for path in files:
-            data = read_bytes(path, LABEL)
-            if data is None:
-                continue
-            try:
-                entries = parse_session(data)
-            except NotASession as err:
-                raise SourceError(f"{LABEL} {path} is not a Serato session file ({err})") from None
-            played = [(e.row, p) for e in entries if (p := play_of(e)) is not None]
-            new = self._files.setdefault(path, Unreported()).new(played)
-            fresh += sorted(new, key=lambda p: p.played_at or 0.0)
-        self._files = {p: s for p, s in self._files.items() if p == files[-1]}
-        return self._filter.admit(fresh, baseline=first)
+        return self._history.poll()
+
+
+def _fresh(path: Path, data: bytes, reported: Unreported[int]) -> list[Play]:
+    try:
+        entries = parse_session(data)
+    except NotASession as err:
+        raise SourceError(f"{LABEL} {path} is not a Serato session file ({err})") from None
+    played = [(e.row, p) for e in entries if (p := play_of(e)) is not None]
+    return sorted(reported.new(played), key=lambda p: p.played_at or 0.0)
 
 
 def open_serato(path: Path | None, started_at: float, catch_up: bool) -> SeratoSource:

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import Play, find_default
-from .follow import Folder, StartFilter, Unreported, play_or_none, read_bytes, xml_elements
+from .follow import HistoryFolder, StartFilter, Unreported, play_or_none, xml_elements
 
 LABEL = "Traktor history"
 # MUSICAL_KEY VALUE: 0-11 the major keys from C up by semitones, 12-23 the minor ones.
@@ -85,22 +85,19 @@ class TraktorSource:
     name = "traktor"
 
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
-        self._folder = Folder(path, "history_*.nml", LABEL, lambda p: p.name)
-        self._filter = StartFilter(started_at, catch_up)
-        self._files: dict[Path, Unreported[Ident]] = {}
-        self._first = True
+        start = StartFilter(started_at, catch_up)
+        self._history = HistoryFolder(path, "history_*.nml", LABEL, _by_name, start, Unreported, _fresh)
 
     def poll(self) -> list[Play]:
-        files = self._folder.files()
-        first, self._first = self._first, False
-        fresh: list[Play] = []
-        for path in files:
-            data = read_bytes(path, LABEL)
-            if data is not None:
-                entries = parse_history(xml_elements(data, "ENTRY", path, LABEL))
-                fresh += self._files.setdefault(path, Unreported()).new(entries)
-        self._files = {p: s for p, s in self._files.items() if p == files[-1]}
-        return self._filter.admit(fresh, baseline=first)
+        return self._history.poll()
+
+
+def _fresh(path: Path, data: bytes, reported: Unreported[Ident]) -> list[Play]:
+    return reported.new(parse_history(xml_elements(data, "ENTRY", path, LABEL)))
+
+
+def _by_name(path: Path) -> str:
+    return path.name  # history_YYYY_MM_DD_HHhMMmSSs.nml: the name sorts by time
 
 
 def open_traktor(path: Path | None, started_at: float, catch_up: bool) -> TraktorSource:

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import Play, SourceError, find_default
-from .follow import Folder, LineTail, NewEntries, StartFilter, complete_elements, read_bytes
+from .follow import HistoryFolder, LineTail, NewEntries, StartFilter, complete_elements, read_bytes
 from .lines import parse_m3u
 
 LABEL = "VirtualDJ history"
@@ -66,30 +66,22 @@ class VirtualDJSource:
     name = "virtualdj"
 
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
-        self._folder = Folder(path, "*.m3u", LABEL, _day_order)
+        start = StartFilter(started_at, catch_up)
+        self._history = HistoryFolder(path, "*.m3u", LABEL, _day_order, start, _DayFile, self._fresh)
         home = path if path.is_dir() else path.parent
         self._database_path = home.parent / "database.xml"
         self._database: dict[str, Analysis] = {}
         self._database_stamp: tuple[int, int] | None = None
-        self._filter = StartFilter(started_at, catch_up)
-        self._files: dict[Path, tuple[NewEntries[tuple[str, ...]], LineTail]] = {}
-        self._first = True
 
     def poll(self) -> list[Play]:
-        files = self._folder.files()
-        first, self._first = self._first, False
-        fresh: list[Play] = []
-        for path in files:
-            data = read_bytes(path, LABEL)
-            if data is None:
-                continue
-            entries, tail = self._files.setdefault(path, (NewEntries(), LineTail()))
-            new = entries.new(parse_m3u(tail.complete_lines(data)))
-            if new:
-                database = self._analysis()
-                fresh += [_with(play, database.get(key[-1])) for key, play in new]
-        self._files = {p: s for p, s in self._files.items() if p == files[-1]}
-        return self._filter.admit(fresh, baseline=first)
+        return self._history.poll()
+
+    def _fresh(self, path: Path, data: bytes, day: _DayFile) -> list[Play]:
+        new = day.entries.new(parse_m3u(day.tail.complete_lines(data)))
+        if not new:
+            return []
+        database = self._analysis()
+        return [_with(play, database.get(key[-1])) for key, play in new]
 
     def _analysis(self) -> dict[str, Analysis]:
         try:
@@ -109,6 +101,12 @@ class VirtualDJSource:
 
 def open_virtualdj(path: Path | None, started_at: float, catch_up: bool) -> VirtualDJSource:
     return VirtualDJSource(path or find_default("virtualdj", LABEL), started_at, catch_up)
+
+
+@dataclasses.dataclass
+class _DayFile:
+    entries: NewEntries[tuple[str, ...]] = dataclasses.field(default_factory=NewEntries)
+    tail: LineTail = dataclasses.field(default_factory=LineTail)
 
 
 def _day_order(path: Path) -> tuple[bool, str]:
