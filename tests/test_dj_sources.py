@@ -310,6 +310,19 @@ def test_virtualdj_follows_the_next_day_file_without_losing_the_last_entry_of_th
     assert tracks(source.poll()) == [("Next", "Morning")]
 
 
+def test_virtualdj_unreadable_next_day_file_does_not_swallow_the_last_entry_of_the_old_one(vdj_home):
+    vdj_play(vdj_home, "2026-11-30", "Late", "Night", START + 1)
+    source = open_source("virtualdj", None, started_at=START, catch_up=False)
+    assert tracks(source.poll()) == [("Late", "Night")]
+    vdj_play(vdj_home, "2026-11-30", "Just Before", "Midnight", START + 2)
+    (vdj_home / "2026-12-01.m3u").mkdir()  # the new day's file, not readable yet
+    with pytest.raises(SourceError):
+        source.poll()
+    (vdj_home / "2026-12-01.m3u").rmdir()
+    vdj_play(vdj_home, "2026-12-01", "Just After", "Midnight", START + 3)
+    assert tracks(source.poll()) == [("Just Before", "Midnight"), ("Just After", "Midnight")]
+
+
 def test_virtualdj_takes_bpm_and_key_from_its_database(vdj_home):
     database = vdj_home.parent / "database.xml"
     database.write_text(

@@ -6,6 +6,7 @@ Kept apart from the parsers so that each format module is only its format.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
@@ -227,18 +228,23 @@ class HistoryFolder(Generic[S]):
 
     def poll(self) -> list[Play]:
         files = self._files()
-        first, self._first = self._first, False
+        # What is learnt from the files is kept only if the whole poll succeeds: a SourceError from one
+        # file must not swallow the new plays already read from another.
+        states = copy.deepcopy(self._states)
         plays: list[Play] = []
         for path in files:
             data = read_bytes(path, self.label)
             if data is not None:
-                plays += self._fresh(path, data, self._states.setdefault(path, self._new_state()))
-        self._states = {p: s for p, s in self._states.items() if p == self._current}
-        return self._start.admit(plays, baseline=first)
+                plays += self._fresh(path, data, states.setdefault(path, self._new_state()))
+        admitted = self._start.admit(plays, baseline=self._first)
+        self._first = False
+        self._current = files[-1] if files else None
+        self._states = {p: s for p, s in states.items() if p == self._current}
+        return admitted
 
     def _files(self) -> list[Path]:
+        """The files to read, oldest first: the one followed so far and, if another, the newest."""
         if self.path.is_file():
-            self._current = self.path
             return [self.path]
         if not self.path.is_dir():
             raise SourceError(f"{self.label} {self.path} not found; check --path")
@@ -246,6 +252,4 @@ class HistoryFolder(Generic[S]):
             newest = max(self.path.rglob(self.pattern), key=self.order, default=None)
         except OSError as err:
             raise SourceError(f"cannot list {self.label} folder {self.path}: {err.strerror}") from None
-        files = [f for f in (self._current, newest) if f is not None]
-        self._current = newest or self._current
-        return list(dict.fromkeys(files))
+        return list(dict.fromkeys(f for f in (self._current, newest) if f is not None))
