@@ -287,6 +287,23 @@ def test_virtualdj_catch_up_reports_the_track_on_the_decks_at_start(vdj_home):
     assert source.poll() == []
 
 
+def test_virtualdj_catch_up_reports_the_track_playing_at_start_even_when_logged_after_it(vdj_home):
+    source = open_source("virtualdj", None, started_at=START, catch_up=True)
+    assert source.poll() == []
+    vdj_play(vdj_home, "2026-12-01", "Playing", "At Start", START - 20)  # logged once it had played a while
+    assert tracks(source.poll()) == [("Playing", "At Start")]
+    vdj_play(vdj_home, "2026-12-01", "Next", "Track", START + 160)
+    vdj_play(vdj_home, "2026-12-01", "Stray", "Old Entry", START - 500)
+    assert tracks(source.poll()) == [("Next", "Track")]
+
+
+def test_virtualdj_without_catch_up_leaves_out_the_track_playing_at_start(vdj_home):
+    source = open_source("virtualdj", None, started_at=START, catch_up=False)
+    assert source.poll() == []
+    vdj_play(vdj_home, "2026-12-01", "Playing", "At Start", START - 20)
+    assert source.poll() == []
+
+
 def test_virtualdj_entry_waits_for_its_path_line(vdj_home):
     source = open_source("virtualdj", vdj_home, started_at=START, catch_up=False)
     assert source.poll() == []

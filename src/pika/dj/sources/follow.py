@@ -25,25 +25,26 @@ class StartFilter:
     """Leaves out plays from before the agent started.
 
     A play is from before the start when its software time is earlier than `started_at`, or, having no
-    time, when it was already in the history at the first poll (`baseline=True`). With `catch_up`, the first
-    call keeps the latest such play, so the dancers see what is on the decks right now.
+    time, when it was already in the history at the first poll (`baseline=True`). With `catch_up`, the
+    latest such play is kept, so the dancers see what is on the decks right now: the first time there are
+    any, as long as nothing newer has gone out (programs log a track some seconds after it started, so the
+    one playing at the start may appear only after it).
     """
 
     def __init__(self, started_at: float, catch_up: bool) -> None:
         self.started_at = started_at
-        self.catch_up = catch_up
-        self._first = True
+        self._catching_up = catch_up
 
     def admit(self, plays: Sequence[Play], *, baseline: bool = False) -> list[Play]:
         def early(play: Play) -> bool:
             return baseline if play.played_at is None else play.played_at < self.started_at
 
         keep = None
-        if self._first:
-            self._first = False
-            if self.catch_up:
-                keep = next((i for i in range(len(plays) - 1, -1, -1) if early(plays[i])), None)
-        return [p for i, p in enumerate(plays) if i == keep or not early(p)]
+        if self._catching_up:
+            keep = next((i for i in range(len(plays) - 1, -1, -1) if early(plays[i])), None)
+        admitted = [p for i, p in enumerate(plays) if i == keep or not early(p)]
+        self._catching_up = self._catching_up and not admitted
+        return admitted
 
 
 class NewEntries(Generic[K]):
