@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote
@@ -104,15 +104,20 @@ class LineTail:
         return [decode_line(line).strip() for line in raw]
 
 
-def complete_elements(data: bytes, tag: str) -> list[ET.Element]:
-    """The complete `tag` elements of an XML document, in document order. A document cut short (still being
-    written) gives those before the cut; one that is not XML raises ET.ParseError."""
+def complete_elements(data: bytes, tag: str) -> Iterator[ET.Element]:
+    """The complete `tag` elements of an XML document, in document order, parsed as they are reached (a
+    caller may `clear()` each one it is done with). A document cut short (still being written) gives those
+    before the cut; one that is not XML raises ET.ParseError when the iteration reaches the fault."""
     start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if start not in (b"", b"<"):
         raise ET.ParseError("it does not start with '<'")
     parser = ET.XMLPullParser(events=("end",))
-    parser.feed(data)  # a broken document's error comes out of read_events, after the events before it
-    return [elem for _, elem in parser.read_events() if elem.tag == tag]
+    for offset in range(0, len(data), _XML_STEP):
+        parser.feed(data[offset : offset + _XML_STEP])  # a fault comes out of read_events, in its place
+        yield from (elem for _, elem in parser.read_events() if elem.tag == tag)
+
+
+_XML_STEP = 1 << 16
 
 
 def decode_line(raw: bytes) -> str:
@@ -146,7 +151,7 @@ class WrittenFile:
 def xml_elements(data: bytes, tag: str, path: Path, label: str) -> list[ET.Element]:
     """complete_elements, with a document that is not XML as a SourceError naming the file."""
     try:
-        return complete_elements(data, tag)
+        return list(complete_elements(data, tag))
     except ET.ParseError as err:
         raise SourceError(f"{label} {path} is not readable XML ({err}); is it the right file?") from None
 

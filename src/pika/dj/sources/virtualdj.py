@@ -46,20 +46,23 @@ def parse_database(data: bytes) -> dict[str, Analysis]:
     writing it) gives the songs read before the cut."""
     songs: dict[str, Analysis] = {}
     try:
-        songs_read = complete_elements(data, "Song")
+        for song in complete_elements(data, "Song"):
+            analysis = _analysis_of(song)
+            if analysis is not None:
+                songs[song.get("FilePath", "")] = analysis
+            song.clear()  # a big library stays small in memory
     except ET.ParseError:
-        return songs  # not a database VirtualDJ wrote: the plays go out without BPM and key
-    for elem in songs_read:
-        scan, tags = elem.find("Scan"), elem.find("Tags")
-        bpm = bpm_from_vdj(scan.get("Bpm") if scan is not None else None)
-        if bpm is None and tags is not None:
-            bpm = bpm_from_vdj(tags.get("Bpm"))
-        key = (scan.get("Key") if scan is not None else None) or (
-            tags.get("Key") if tags is not None else None
-        )
-        if (bpm or key) and elem.get("FilePath"):
-            songs[elem.get("FilePath", "")] = Analysis(bpm, key or None)
+        pass  # not (or no longer) a database VirtualDJ wrote: what was read before the fault is kept
     return songs
+
+
+def _analysis_of(song: ET.Element) -> Analysis | None:
+    scan, tags = song.find("Scan"), song.find("Tags")
+    bpm = bpm_from_vdj(scan.get("Bpm") if scan is not None else None)
+    if bpm is None and tags is not None:
+        bpm = bpm_from_vdj(tags.get("Bpm"))
+    key = (scan.get("Key") if scan is not None else None) or (tags.get("Key") if tags is not None else None)
+    return Analysis(bpm, key or None) if (bpm or key) and song.get("FilePath") else None
 
 
 class VirtualDJSource:
