@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 
@@ -795,3 +796,48 @@ def test_mixxx_default_paths_cover_linux_macos_and_windows(tmp_path, monkeypatch
     places = [str(p.relative_to(tmp_path)) for p in default_paths("mixxx")]
     assert ".mixxx/mixxxdb.sqlite" in places
     assert any("Library/" in p for p in places) and any("AppData/Local/Mixxx" in p for p in places)
+
+
+# --- every history file: any moment of writing ------------------------------------------------------
+
+
+def vdj_bytes(played: list[tuple[str, str, float]]) -> bytes:
+    return "".join("".join(vdj_entry(a, t, at)) for a, t, at in played).encode("utf-8")
+
+
+def traktor_bytes(played: list[tuple[str, str, float]]) -> bytes:
+    return traktor_nml([(a, t, at, 1) for a, t, at in played]).encode("utf-8")
+
+
+def serato_bytes(played: list[tuple[str, str, float]]) -> bytes:
+    return SESSION_HEAD + b"".join(
+        oent(i + 1, a, t, start=at, played=True) for i, (a, t, at) in enumerate(played)
+    )
+
+
+HISTORIES = {
+    "virtualdj": ("2026-12-01.m3u", vdj_bytes),
+    "traktor": ("history_2026y12m01d_21h00m00s.nml", traktor_bytes),
+    "serato": ("41.session", serato_bytes),
+}
+
+
+@pytest.mark.parametrize("name", HISTORIES)
+@given(
+    played=st.lists(st.sampled_from(["Di Sarli", "Pugliese", "Biagi"]), min_size=1, max_size=5),
+    cut=st.floats(min_value=0, max_value=1),
+)
+def test_a_history_read_at_any_moment_of_its_writing_loses_and_doubles_nothing(name, played, cut):
+    file_name, render = HISTORIES[name]
+    set_list = [(artist, f"Track {i}", START + i) for i, artist in enumerate(played)]
+    full = render(set_list)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / file_name
+        path.write_bytes(b"")
+        source = open_source(name, Path(folder), started_at=START, catch_up=False)
+        got = source.poll()
+        path.write_bytes(full[: int(len(full) * cut)])
+        got += source.poll()
+        path.write_bytes(full)
+        got += source.poll()
+    assert tracks(got) == [(artist, title) for artist, title, _ in set_list]
