@@ -40,7 +40,7 @@ class Source(Protocol):
     def poll(self) -> list[Play]: ...
 
 
-SOURCES: tuple[str, ...] = ("m3u", "text", "stdin")
+SOURCES: tuple[str, ...] = ("virtualdj", "serato", "traktor", "mixxx", "m3u", "text", "stdin")
 
 
 def default_paths(name: str) -> list[Path]:
@@ -59,15 +59,14 @@ def open_source(name: str, path: Path | None, *, started_at: float, catch_up: bo
 
 
 def find_default(name: str, label: str) -> Path:
-    """The first of `default_paths(name)` that exists (globs resolved, newest match first)."""
+    """The first of `default_paths(name)` that exists (a glob: its most recently modified match)."""
     candidates = default_paths(name)
     for candidate in candidates:
         if "*" in str(candidate):
             anchor = Path(candidate.anchor)
-            matches = sorted(anchor.glob(str(candidate.relative_to(anchor))), reverse=True)
-            found = [m for m in matches if m.exists()]
-            if found:
-                return found[0]
+            matches = list(anchor.glob(str(candidate.relative_to(anchor))))
+            if matches:
+                return max(matches, key=lambda m: m.stat().st_mtime)
         elif candidate.exists():
             return candidate
     tried = ", ".join(str(c) for c in candidates)
@@ -100,9 +99,13 @@ def _known(name: str) -> str:
 
 def _openers() -> dict[str, Callable[[Path | None, float, bool], Source]]:
     # Imported here: each module imports Play/SourceError from this one.
-    from . import lines
+    from . import lines, mixxx, serato, traktor, virtualdj
 
     return {
+        "virtualdj": virtualdj.open_virtualdj,
+        "serato": serato.open_serato,
+        "traktor": traktor.open_traktor,
+        "mixxx": mixxx.open_mixxx,
         "m3u": lines.open_m3u,
         "text": lines.open_text,
         "stdin": lines.open_stdin,

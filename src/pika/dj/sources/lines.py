@@ -9,32 +9,31 @@ import queue
 import re
 import sys
 import threading
-from collections.abc import Hashable
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import unquote
 
 from . import Play, SourceError
 from .follow import (
     LineTail,
     NewEntries,
     StartFilter,
+    WrittenFile,
     decode_line,
+    file_stem,
     play_or_none,
-    read_bytes,
     split_artist_title,
 )
 
 _VDJ_TAG = re.compile(r"<(\w+)>(.*?)</\1>", re.DOTALL)
 
 
-def parse_m3u(lines: list[str]) -> list[tuple[Hashable, Play]]:
+def parse_m3u(lines: list[str]) -> list[tuple[tuple[str, ...], Play]]:
     """(key, play) for each complete entry: a path line with the `#EXTINF`/`#EXTVDJ` lines before it.
 
     The key is the entry's text, so a re-read tells old entries from new ones. Without tags the track is
     taken from `#EXTINF:len,Artist - Title`, else from the file name ("Artist - Title.mp3").
     """
-    entries: list[tuple[Hashable, Play]] = []
+    entries: list[tuple[tuple[str, ...], Play]] = []
     meta: list[str] = []
     for line in lines:
         if not line or line.upper() == "#EXTM3U":
@@ -70,40 +69,26 @@ def _m3u_entry(meta: list[str], path_line: str) -> Play | None:
             _, _, text = line.partition(",")
             if text.strip():
                 return play_or_none(*split_artist_title(text), None)
-    return play_or_none(*split_artist_title(_file_stem(path_line)), None)
-
-
-def _file_stem(path_line: str) -> str:
-    name = re.split(r"[\\/]", unquote(path_line.removeprefix("file://")))[-1]
-    stem, dot, ext = name.rpartition(".")
-    return stem if dot and stem and len(ext) <= 5 else name
+    return play_or_none(*split_artist_title(file_stem(path_line)), None)
 
 
 class M3USource:
     """Follows one M3U/M3U8 file that the software appends to (or rewrites with more entries)."""
 
     name = "m3u"
-    label = "playlist"
 
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
-        self.path = path
+        self._file = WrittenFile(path, "playlist")
         self._filter = StartFilter(started_at, catch_up)
-        self._entries = NewEntries()
+        self._entries: NewEntries[tuple[str, ...]] = NewEntries()
         self._tail = LineTail()
         self._first = True
 
     def poll(self) -> list[Play]:
-        data = read_bytes(self.path, self.label)
+        data = self._file.read()
         first, self._first = self._first, False
-        if data is None:
-            if first:
-                self._filter.admit([])
-                return []
-            raise SourceError(
-                f"{self.label} {self.path} has disappeared; is the DJ software still writing it?"
-            )
-        fresh = self._entries.new(parse_m3u(self._tail.complete_lines(data)))
-        return self._filter.admit(fresh, baseline=first)
+        fresh = [] if data is None else self._entries.new(parse_m3u(self._tail.complete_lines(data)))
+        return self._filter.admit([play for _, play in fresh], baseline=first)
 
 
 class TextSource:
@@ -116,14 +101,14 @@ class TextSource:
     name = "text"
 
     def __init__(self, path: Path, started_at: float, catch_up: bool) -> None:
-        self.path = path
+        self._file = WrittenFile(path, "now-playing file")
         self._filter = StartFilter(started_at, catch_up)
         self._current: str | None = None
         self._last_read: str | None = None
         self._first = True
 
     def poll(self) -> list[Play]:
-        data = read_bytes(self.path, "now-playing file") or b""
+        data = self._file.read() or b""
         line = next((x.strip() for x in decode_line(data).splitlines() if x.strip()), None)
         complete = data.endswith(b"\n") or line == self._last_read
         self._last_read = line
