@@ -4,22 +4,34 @@ restart, agent killed, Wi-Fi gone for a minute)."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import trio
 
 from pika.server import Running, serve
 from tests.conftest import rows, test_settings
 from tests.procs import ServerProcess, free_port
-from tests.test_dj_sources import append, rewrite
+from tests.test_dj_sources import (
+    SESSION_HEAD,
+    Mixxx,
+    append,
+    append_bytes,
+    oent,
+    rewrite,
+    traktor_nml,
+    vdj_play,
+)
 from tests.test_owned_sessions import signed_up
 from tests.wsclient import Peer, connect
 
@@ -59,10 +71,14 @@ class AgentProcess:
 
 
 @asynccontextmanager
-async def agent(url: str, *args: str, token: str | None = None) -> AsyncIterator[AgentProcess]:
+async def agent(
+    url: str, *args: str, token: str | None = None, home: Path | None = None
+) -> AsyncIterator[AgentProcess]:
     env = {k: v for k, v in os.environ.items() if k != "PIKA_DJ_TOKEN"}
     if token:
         env["PIKA_DJ_TOKEN"] = token
+    if home is not None:  # the DJ software's usual folders are found under it
+        env["HOME"] = str(home)
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(
             [*AGENT, "--url", url, *args],
@@ -142,6 +158,69 @@ async def test_a_now_playing_text_file_reaches_a_dancer_with_catch_up(
         rewrite(now, "Juan D'Arienzo - La Cumparsita\n")
         assert await now_playing(dancer) == "Juan D'Arienzo - La Cumparsita"
     assert titles(server.database_url, "agent_text01") == ["La Yumba", "La Cumparsita"]
+
+
+class DjSoftware:
+    """Writes one program's history in its usual folder under `home`, the way the program does
+    (the writers of test_dj_sources), so the agent finds it without --path."""
+
+    def __init__(self, name: str, home: Path) -> None:
+        self.name = name
+        self.home = home
+        self.played: list[tuple[str, str, float, int]] = []  # traktor's whole history so far
+        if name == "virtualdj":
+            self.folder = home / "Documents" / "VirtualDJ" / "History"
+            self.folder.mkdir(parents=True)
+        elif name == "traktor":
+            self.folder = home / "Documents" / "Native Instruments" / "Traktor 3.11.1" / "History"
+            self.folder.mkdir(parents=True)
+            self._traktor()
+        elif name == "serato":
+            self.folder = home / "Music" / "_Serato_" / "History" / "Sessions"
+            self.folder.mkdir(parents=True)
+            (self.folder / "41.session").write_bytes(SESSION_HEAD)
+        else:
+            self.mixxx = Mixxx(home / ".mixxx" / "mixxxdb.sqlite")
+
+    def play(self, row: int, artist: str, title: str, *, played: bool = True) -> None:
+        at = math.ceil(time.time())  # these programs log whole seconds
+        if self.name == "virtualdj":
+            vdj_play(self.folder, time.strftime("%Y-%m-%d", time.localtime(at)), artist, title, at)
+        elif self.name == "traktor":
+            self.played.append((artist, title, at, 1))
+            self._traktor()
+        elif self.name == "serato":
+            append_bytes(
+                self.folder / "41.session", oent(row, artist, title, start=at, played=played, bpm=118)
+            )
+        else:
+            self.mixxx.play(self.mixxx.track(artist, title, 116.5, "Am"), at)
+
+    def _traktor(self) -> None:
+        (self.folder / "history_2026y12m01d_21h00m00s.nml").write_text(
+            traktor_nml(self.played), encoding="utf-8"
+        )
+
+
+@pytest.mark.parametrize("software", ["virtualdj", "traktor", "serato", "mixxx"])
+async def test_each_dj_softwares_new_plays_reach_a_dancer(
+    server: Running, tmp_path: Path, software: str
+) -> None:
+    dj_software = DjSoftware(software, tmp_path)
+    args = ["--session", f"agent_{software}", "--source", software, "--queue", str(tmp_path / "q.sqlite")]
+    async with connect(server.url) as dancer, agent(server.url, *args, home=tmp_path) as dj:
+        await dj.wait_for(f"following {software}")
+        await dj.wait_for(f"live: agent_{software}")
+        await dancer.request("SUBSCRIBE", sessionId=f"agent_{software}", clientId="client_agent_08")
+        dj_software.play(1, "Carlos Di Sarli", "Bahia Blanca")
+        assert await now_playing(dancer) == "Carlos Di Sarli - Bahia Blanca"
+        if software == "serato":
+            dj_software.play(2, "Loaded", "Never Played", played=False)  # on a deck, never out loud
+        dj_software.play(3, "Osvaldo Pugliese", "La Yumba")
+        assert await now_playing(dancer) == "Osvaldo Pugliese - La Yumba"
+        assert await dj.stop() == 0
+    assert titles(server.database_url, f"agent_{software}") == ["Bahia Blanca", "La Yumba"]
+    assert "Never Played" not in dj.out["stdout"]
 
 
 # -- the DJ's terminal ----------------------------------------------------------------------------
