@@ -1,7 +1,8 @@
 """The agent's terminal: one line per event, and on a terminal a live status line under them (rich).
 
-Events go to stdout, problems to stderr as one `pika.dj: …` line each. When stdout is not a
-terminal (a log file, a test) only the event lines are written, flushed at once.
+Events go to stdout, problems as one `pika.dj: …` line each: on a terminal above the status
+line, otherwise to stderr. When stdout is not a terminal (a log file, a test) only these lines
+are written, flushed at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ PROG = "pika.dj"
 class View:
     def __init__(self, crowd: Crowd) -> None:
         self.crowd = crowd
-        self._out = Console(soft_wrap=True, highlight=False)
+        self._out = Console(highlight=False)
+        self._out.soft_wrap = not self._out.is_terminal  # a log keeps one line per event
         self._err = Console(stderr=True, soft_wrap=True, highlight=False)
         self._live: Live | None = None
         self._problem: str | None = None
@@ -43,7 +45,10 @@ class View:
         """A one-line problem, printed once until a different one (or `clear_problem`) comes."""
         if line != self._problem:
             self._problem = line
-            self._err.print(Text(f"{PROG}: {line}"))
+            if self._live is not None:  # on a terminal: above the status line, like the events
+                self._out.print(Text(f"{PROG}: {line}", style="yellow"))
+            else:
+                self._err.print(Text(f"{PROG}: {line}"))
         self.refresh()
 
     def clear_problem(self) -> None:
