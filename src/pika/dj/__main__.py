@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from pika.client import DEFAULT_URL, ClientError, tolerate_any_text, ws_url
+from pika.client import DEFAULT_URL, TOKEN_ENV, ClientError, tolerate_any_text, ws_url
 from pika.dj.agent import Agent, AgentConfig
 from pika.dj.crowd import Crowd
 from pika.dj.outbox import Outbox, default_queue_path
@@ -24,7 +24,6 @@ from pika.dj.sources import SOURCES, SourceError, open_source
 from pika.dj.view import PROG, View
 from pika.protocol import SESSION_ID
 
-TOKEN_ENV = "PIKA_DJ_TOKEN"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 

@@ -57,12 +57,20 @@ class InvalidInput(Exception):
     """A request this module refuses with 400 and one line naming the field and the rule."""
 
 
+class SessionNotFound(Exception):
+    """A session id with no session: 404."""
+
+
 def sessions_blueprint() -> Blueprint:
     bp = Blueprint("sessions", __name__)
 
     @bp.errorhandler(InvalidInput)
     async def bad_request(exc: InvalidInput) -> tuple[Response, int]:
         return jsonify(error=str(exc)), 400
+
+    @bp.errorhandler(SessionNotFound)
+    async def not_found(exc: SessionNotFound) -> tuple[Response, int]:
+        return jsonify(error=str(exc)), 404
 
     async def active() -> Response:
         return jsonify(active_sessions(_hub()))
@@ -83,9 +91,7 @@ def sessions_blueprint() -> Blueprint:
     async def recap(session_id: str) -> tuple[Response, int]:
         session_id = check_session_id(session_id)
         db = _db()
-        session = await db.one(READ_RECAP_SESSION, session_id=session_id)
-        if session is None:
-            return jsonify(error=f"Session {session_id} not found"), 404
+        session = await _session(db, session_id)
         owner = await _is_owner(db, session["dj_id"])
 
         def read(tx: Tx) -> tuple[list[Row], list[Row]]:
@@ -99,9 +105,7 @@ def sessions_blueprint() -> Blueprint:
     async def sync_fingerprints(session_id: str) -> tuple[Response, int]:
         session_id = check_session_id(session_id)
         db = _db()
-        session = await db.one(READ_RECAP_SESSION, session_id=session_id)
-        if session is None:
-            return jsonify(error=f"Session {session_id} not found"), 404
+        session = await _session(db, session_id)
         if session["dj_id"] is not None and not await _is_owner(db, session["dj_id"]):
             return jsonify(error="Authorization: the Bearer token of the session's DJ is required"), 401
         tracks = parse_sync_tracks(await request.get_json(force=True, silent=True))
@@ -349,6 +353,14 @@ def _db() -> Database:
 
 def _hub() -> Hub:
     return current_app.extensions["pika"]["hub"]
+
+
+async def _session(db: Database, session_id: str) -> Row:
+    """The session's row (live or ended), or SessionNotFound."""
+    session = await db.one(READ_RECAP_SESSION, session_id=session_id)
+    if session is None:
+        raise SessionNotFound(f"Session {session_id} not found")
+    return session
 
 
 async def _is_owner(db: Database, dj_id: int | None) -> bool:
