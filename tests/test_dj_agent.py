@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import trio
 
+from pika.dj.sources import SOURCES
 from pika.server import Running, serve
 from tests.conftest import rows, test_settings
 from tests.procs import ServerProcess, free_port
@@ -33,7 +34,7 @@ from tests.test_dj_sources import (
     vdj_play,
 )
 from tests.test_owned_sessions import signed_up
-from tests.wsclient import Peer, connect
+from tests.wsclient import Peer, connect, go_live
 
 AGENT = [sys.executable, "-m", "pika.dj", "live"]
 
@@ -264,18 +265,23 @@ async def test_an_unknown_source_is_one_line_and_exit_2(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr.decode() == "pika.dj: unknown source 'winamp'; choose one of m3u, text, stdin\n"
+    choices = ", ".join(SOURCES)
+    assert result.stderr.decode() == f"pika.dj: unknown source 'winamp'; choose one of {choices}\n"
 
 
-async def test_a_bad_token_or_no_server_is_one_line_and_plays_are_still_queued(
+async def test_a_bad_token_an_ended_session_or_no_server_is_one_line_and_plays_are_still_queued(
     server: Running, tmp_path: Path
 ) -> None:
     now = tmp_path / "nowplaying.txt"
     rewrite(now, "")
     nobody = f"http://127.0.0.1:{free_port()}"
+    async with connect(server.url) as earlier:  # a set that has already ended under that id
+        await go_live(earlier, "agent_bad12")
+        await earlier.request("END_SESSION", sessionId="agent_bad12")
     cases = [
         (server.url, "pk_dj_" + "0" * 32, "Invalid token (check PIKA_DJ_TOKEN: get a token at /dj/login)"),
         (nobody, None, "offline: cannot reach the server: "),
+        (server.url, None, "Session not available (it has ended, or belongs to another DJ: choose another"),
     ]
     for n, (url, token, said) in enumerate(cases):
         args = ["--session", f"agent_bad1{n}", "--source", "text", "--path", str(now)]

@@ -49,6 +49,12 @@ SYNC_CHUNK = 1000  # tracks per sync-fingerprints request (PROTOCOL.md §8)
 EXIT_OK = 0
 EXIT_FAILED = 1
 
+_REFUSAL_HINTS = {
+    "Invalid token": " (check PIKA_DJ_TOKEN: get a token at /dj/login)",
+    "Session not available": " (it has ended, or belongs to another DJ: choose another --session)",
+    "Session is live on another connection": " (another agent runs it: stop that one first)",
+}
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -206,7 +212,7 @@ class Agent:
         frames = await link.request("REGISTER_SESSION", fields)
         if frames[-1]["type"] == "NACK":
             error = str(frames[-1].get("error", "refused"))
-            hint = " (check PIKA_DJ_TOKEN: get a token at /dj/login)" if error == "Invalid token" else ""
+            hint = _REFUSAL_HINTS.get(error, "")
             raise LinkDown(f"the server refused the session: {error}{hint}")
         registered = next((f for f in frames if f.get("type") == "SESSION_REGISTERED"), {})
         if registered.get("resumeKey"):
