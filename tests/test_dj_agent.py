@@ -470,3 +470,51 @@ async def test_a_restarted_agent_resumes_the_session_and_end_on_exit_ends_it(
     assert "recap: BPM and keys of 0 of 2 track(s) synced" in second.out["stdout"]
     assert titles(server.database_url, "agent_again1") == ["One", "Two"]
     assert rows(server, "SELECT count(*) FROM sessions") == [(1,)]
+
+
+async def test_an_unreadable_or_half_written_history_is_one_line_and_loses_nothing(
+    server: Running, tmp_path: Path
+) -> None:
+    playlist = tmp_path / "set.m3u"
+    append(playlist, "#EXTM3U\n")
+    args = ["--session", "agent_file01", "--source", "m3u", "--path", str(playlist)]
+    async with (
+        connect(server.url) as dancer,
+        agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj,
+    ):
+        await dj.wait_for("following m3u")
+        await dj.wait_for("live: agent_file01")
+        await dancer.request("SUBSCRIBE", sessionId="agent_file01", clientId="client_agent_09")
+        append(playlist, "#EXTINF:200,Half - Writ")  # the software is still writing this entry
+        append(playlist, "ten\n/music/half.mp3\n")
+        assert await now_playing(dancer) == "Half - Written"
+        append(playlist, m3u_entry("Meanwhile", "Appended"))
+        playlist.rename(tmp_path / "aside.m3u")
+        playlist.mkdir()  # something unreadable where the history was
+        await dj.wait_for(f"{playlist} is a folder, not a file", "stderr")
+        playlist.rmdir()
+        (tmp_path / "aside.m3u").rename(playlist)
+        assert await now_playing(dancer) == "Meanwhile - Appended"
+    assert titles(server.database_url, "agent_file01") == ["Written", "Appended"]
+    problems = dj.out["stderr"].splitlines()
+    assert len(problems) == 1 and problems[0].startswith("pika.dj: ")  # one line, said once
+
+
+async def test_a_second_agent_on_the_same_account_takes_over_and_the_first_stops(
+    server: Running, tmp_path: Path
+) -> None:
+    token = await signed_up(server, "twice@example.com", "DJ Twice")
+    now = tmp_path / "nowplaying.txt"
+    rewrite(now, "")
+    args = ["--session", "agent_twice1", "--source", "text", "--path", str(now)]
+    async with agent(server.url, *args, "--queue", str(tmp_path / "q1.sqlite"), token=token) as first:
+        await first.wait_for("live: agent_twice1 as DJ Twice")
+        async with agent(server.url, *args, "--queue", str(tmp_path / "q2.sqlite"), token=token) as second:
+            await second.wait_for("live: agent_twice1 as DJ Twice")
+            with trio.fail_after(30):
+                assert await first.process.wait() == 1
+            assert (
+                "another connection of this DJ took the session over (closed by the server (code 4001"
+                in (first.out["stderr"])
+            )
+            assert second.process.returncode is None
