@@ -288,8 +288,12 @@ class Agent:
                 self.view.problem("offline: the command was not sent; try again once live")
             else:
                 fields = {"sessionId": self.config.session_id, **command.fields}
-                reply = await self._link.request(command.kind, fields)
-                if reply and reply[-1]["type"] == "NACK":
+                try:
+                    reply = await self._link.request(command.kind, fields)
+                except (LinkDown, ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.view.problem("the link dropped before the command was confirmed; try again")
+                    continue
+                if reply[-1]["type"] == "NACK":
                     self.view.problem(f"{command.kind}: {reply[-1].get('error', 'refused')}")
 
     async def _on_signals(self) -> None:
