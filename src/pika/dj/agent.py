@@ -41,7 +41,8 @@ from pika.protocol import encode
 __all__ = ["Agent", "AgentConfig", "LinkDown", "http_origin", "link_down"]
 
 POLL_SECONDS = 1.0  # how often the source is asked for new plays
-REPLY_SECONDS = 15.0  # an ACK slower than this means the link is dead: reconnect and resend
+REPLY_SECONDS = 15.0  # no handshake, registration or pong within this: the link is dead
+ACK_SECONDS = 30.0  # an ACK slower than this too (a saturated server still ACKs within seconds)
 PING_SECONDS = 10.0  # a quiet link is checked this often (a pong must come within REPLY_SECONDS)
 HEALTH_SECONDS = 5.0  # how often /health is asked whether the database is up
 SYNC_CHUNK = 1000  # tracks per sync-fingerprints request (PROTOCOL.md §8)
@@ -372,12 +373,12 @@ class _Link:
         self._waiting[message_id] = (done, frames)
         try:
             await self.ws.send_message(encode({"type": kind, "messageId": message_id, **fields}))
-            with trio.move_on_after(REPLY_SECONDS):
+            with trio.move_on_after(ACK_SECONDS):
                 await done.wait()
         finally:
             self._waiting.pop(message_id, None)
         if not done.is_set():
-            self.died(f"no answer to {kind} within {REPLY_SECONDS:g} s")
+            self.died(f"no answer to {kind} within {ACK_SECONDS:g} s")
         return frames
 
     def died(self, reason: str) -> NoReturn:
