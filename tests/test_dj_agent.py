@@ -21,7 +21,7 @@ import trio
 
 from pika.dj.sources import SOURCES
 from pika.server import Running, serve
-from tests.conftest import rows, test_settings
+from tests.conftest import PgCluster, rows, test_settings
 from tests.procs import ServerProcess, free_port
 from tests.test_dj_sources import (
     SESSION_HEAD,
@@ -518,3 +518,21 @@ async def test_a_second_agent_on_the_same_account_takes_over_and_the_first_stops
                 in (first.out["stderr"])
             )
             assert second.process.returncode is None
+
+
+async def test_the_agent_says_when_the_servers_database_is_unavailable_and_back(
+    server: Running, pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    database = psycopg.conninfo.conninfo_to_dict(server.database_url)["dbname"]
+    now = tmp_path / "nowplaying.txt"
+    rewrite(now, "")
+    args = ["--session", "agent_db0001", "--source", "text", "--path", str(now)]
+    async with agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj:
+        await dj.wait_for("live: agent_db0001")
+        pg_cluster.admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        pg_cluster.admin(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        )
+        await dj.wait_for("the server's database is unavailable")
+        pg_cluster.admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await dj.wait_for("the server's database is back", timeout=120)  # the pool reconnects with backoff

@@ -262,7 +262,7 @@ class Agent:
             down = status == 503
             if down != self.crowd.database_down:
                 self.crowd.database_down = down
-                self.view.refresh()
+                self.view.event(f"the server's database is {'unavailable' if down else 'back'}")
             await trio.sleep(HEALTH_SECONDS)
 
     # -- the DJ's commands and signals -----------------------------------------------------------
