@@ -99,6 +99,19 @@ async def agent(
             await process.wait()
 
 
+@asynccontextmanager
+async def live_with_dancer(
+    server: Running, session_id: str, tmp_path: Path, *source: str, home: Path | None = None
+) -> AsyncIterator[tuple[AgentProcess, Peer]]:
+    """An agent live on `session_id` with `source` args, following it, and a dancer subscribed."""
+    args = ["--session", session_id, *source, "--queue", str(tmp_path / "q.sqlite")]
+    async with connect(server.url) as dancer, agent(server.url, *args, home=home) as dj:
+        await dj.wait_for("following ")
+        await dj.wait_for(f"live: {session_id}")
+        await dancer.request("SUBSCRIBE", sessionId=session_id, clientId=f"client_{session_id}")
+        yield dj, dancer
+
+
 async def now_playing(dancer: Peer, timeout: float = 30) -> str:
     frame = await dancer.recv_type("NOW_PLAYING", timeout)
     return f"{frame['track']['artist']} - {frame['track']['title']}"
@@ -123,14 +136,8 @@ def m3u_entry(artist: str, title: str) -> str:
 async def test_each_m3u_play_reaches_a_dancer_once_in_order(server: Running, tmp_path: Path) -> None:
     playlist = tmp_path / "set.m3u8"
     append(playlist, "#EXTM3U\n" + m3u_entry("Old", "Before The Set"))
-    args = ["--session", "agent_m3u01", "--source", "m3u", "--path", str(playlist)]
-    async with (
-        connect(server.url) as dancer,
-        agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj,
-    ):
-        await dj.wait_for("following m3u")
-        await dj.wait_for("live: agent_m3u01")
-        await dancer.request("SUBSCRIBE", sessionId="agent_m3u01", clientId="client_agent_01")
+    source = ("--source", "m3u", "--path", str(playlist))
+    async with live_with_dancer(server, "agent_m3u01", tmp_path, *source) as (dj, dancer):
         append(playlist, m3u_entry("Gotan Project", "Santa Maria"))
         assert await now_playing(dancer) == "Gotan Project - Santa Maria"
         append(playlist, m3u_entry("Gotan Project", "Santa Maria"))  # reported twice in a row
@@ -208,11 +215,11 @@ async def test_each_dj_softwares_new_plays_reach_a_dancer(
     server: Running, tmp_path: Path, software: str
 ) -> None:
     dj_software = DjSoftware(software, tmp_path)
-    args = ["--session", f"agent_{software}", "--source", software, "--queue", str(tmp_path / "q.sqlite")]
-    async with connect(server.url) as dancer, agent(server.url, *args, home=tmp_path) as dj:
-        await dj.wait_for(f"following {software}")
-        await dj.wait_for(f"live: agent_{software}")
-        await dancer.request("SUBSCRIBE", sessionId=f"agent_{software}", clientId="client_agent_08")
+    session = f"agent_{software}"
+    async with live_with_dancer(server, session, tmp_path, "--source", software, home=tmp_path) as (
+        dj,
+        dancer,
+    ):
         dj_software.play(1, "Carlos Di Sarli", "Bahia Blanca")
         assert await now_playing(dancer) == "Carlos Di Sarli - Bahia Blanca"
         if software == "serato":
@@ -477,14 +484,8 @@ async def test_an_unreadable_or_half_written_history_is_one_line_and_loses_nothi
 ) -> None:
     playlist = tmp_path / "set.m3u"
     append(playlist, "#EXTM3U\n")
-    args = ["--session", "agent_file01", "--source", "m3u", "--path", str(playlist)]
-    async with (
-        connect(server.url) as dancer,
-        agent(server.url, *args, "--queue", str(tmp_path / "q.sqlite")) as dj,
-    ):
-        await dj.wait_for("following m3u")
-        await dj.wait_for("live: agent_file01")
-        await dancer.request("SUBSCRIBE", sessionId="agent_file01", clientId="client_agent_09")
+    source = ("--source", "m3u", "--path", str(playlist))
+    async with live_with_dancer(server, "agent_file01", tmp_path, *source) as (dj, dancer):
         append(playlist, "#EXTINF:200,Half - Writ")  # the software is still writing this entry
         append(playlist, "ten\n/music/half.mp3\n")
         assert await now_playing(dancer) == "Half - Written"
