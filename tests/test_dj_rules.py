@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from trio_websocket import CloseReason, ConnectionClosed, ConnectionRejected
 
 from pika.dj import commands
@@ -14,13 +12,10 @@ from pika.dj.agent import http_origin, link_down
 from pika.dj.crowd import Crowd
 from pika.dj.outbox import Outbox, default_queue_path
 from pika.dj.rules import (
-    BACKOFF_CAP,
     Close,
     Nack,
     close_verdict,
     nack_verdict,
-    parse_retry_after,
-    reconnect_delay,
     track_of,
 )
 from pika.dj.sources import Play
@@ -48,24 +43,6 @@ def test_only_a_takeover_stops_the_agent_every_other_close_means_come_back() -> 
     assert close_verdict(4001) is Close.REPLACED
     for code in (None, 1000, 1001, 1006, 1011, 1012, 1013, 4003):
         assert close_verdict(code) is Close.RECONNECT
-
-
-@given(st.integers(1, 50), st.floats(0, 1), st.one_of(st.none(), st.floats(0, 600)))
-def test_the_backoff_grows_to_its_cap_never_undercuts_retry_after_and_is_jittered(
-    failures: int, rand: float, retry_after: float | None
-) -> None:
-    delay = reconnect_delay(failures, retry_after, rand=lambda: rand)
-    floor = min(BACKOFF_CAP, 0.5 * 2 ** (failures - 1))
-    if retry_after is not None:
-        floor = max(floor, retry_after)
-    assert floor <= delay <= floor * 1.5
-    assert reconnect_delay(failures, retry_after, rand=lambda: 0.0) == floor
-
-
-def test_retry_after_is_read_as_seconds() -> None:
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after(" 12 ") == 12.0
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
 
 
 # -- the queue ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import math
 import secrets
 import signal
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -31,9 +32,10 @@ from trio_websocket import (
 )
 
 from pika import __version__
-from pika.dj import commands, rules
+from pika.backoff import parse_retry_after, reconnect_delay
+from pika.dj import commands
 from pika.dj.outbox import Outbox
-from pika.dj.rules import Close, Nack, close_verdict, nack_verdict, reconnect_delay, track_of
+from pika.dj.rules import Close, Nack, close_verdict, nack_verdict, track_of
 from pika.dj.sources import Source, SourceError
 from pika.dj.view import View
 from pika.protocol import encode
@@ -449,7 +451,7 @@ def link_down(exc: BaseException) -> LinkDown | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in exc.headers}
         return LinkDown(
             f"the server refused the connection (HTTP {exc.status_code})",
-            retry_after=rules.parse_retry_after(headers.get("retry-after")),
+            retry_after=parse_retry_after(headers.get("retry-after"), time.time()),
         )
     if isinstance(exc, HandshakeError):
         cause = exc.__cause__

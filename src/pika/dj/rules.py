@@ -1,33 +1,23 @@
-"""The agent's decisions, without I/O: which play becomes which track, what a NACK or a close code
-means for the queue, and how long to wait before trying again.
+"""The agent's decisions, without I/O: which play becomes which track, and what a NACK or a close
+code means for the queue (how long to wait is pika.backoff's rule, shared by every client).
 
-Pure functions (randomness passed in), so the reliability rules are tested in microseconds; the
-sender in `link.py` only carries them out.
+Pure functions, so the reliability rules are tested in microseconds; the agent only carries them out.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from enum import Enum
 
 from pika.dj.sources import Play
 from pika.protocol import TrackInfo
 
 __all__ = [
-    "BACKOFF_BASE",
-    "BACKOFF_CAP",
     "Close",
     "Nack",
     "close_verdict",
     "nack_verdict",
-    "reconnect_delay",
     "track_of",
 ]
-
-BACKOFF_BASE = 0.5  # seconds before the first retry
-BACKOFF_CAP = 15.0  # the backoff grows no further (a server's Retry-After may ask for more)
-JITTER = 0.5  # each wait is stretched by up to this share of itself, so agents do not return in step
 
 _TEXT_MAX = 500
 _KEY_MAX = 10
@@ -68,21 +58,3 @@ def close_verdict(code: int | None) -> Close:
     """1012 (restarting), 1013 (busy), 4003 (token revoked: grace starts), a lost network: all
     mean "come back later". Only 4001, another agent or console taking over, stops this one."""
     return Close.REPLACED if code == 4001 else Close.RECONNECT
-
-
-def reconnect_delay(
-    failures: int, retry_after: float | None = None, *, rand: Callable[[], float] = random.random
-) -> float:
-    """Seconds to wait after `failures` failures in a row (1 for the first): exponential from
-    BACKOFF_BASE up to BACKOFF_CAP, never sooner than the server's Retry-After, plus jitter."""
-    floor = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, failures - 1))
-    if retry_after is not None:
-        floor = max(floor, retry_after)
-    return floor * (1 + JITTER * rand())
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """A Retry-After of delta-seconds (what the server sends); None when absent or unreadable."""
-    if value is None or not value.strip().isdigit():
-        return None
-    return float(value.strip())
