@@ -46,6 +46,12 @@ def _common(parser: argparse.ArgumentParser, *, target: bool = True, quiet: bool
         "--workers", type=int, default=default_workers(), help="dancer worker processes (default: CPUs - 1)"
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed for the dancers' choices")
+    parser.add_argument(
+        "--transport",
+        choices=("live", "asgi"),
+        default="live",
+        help="spawned server: clients open the live listener's /ws (default) or the plain ASGI one",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
 
 
@@ -145,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _target(args: argparse.Namespace, rooms: int) -> Iterator[spawn.Target]:
     if args.spawn:
         env = {**scenarios.SPAWN_ENV, "capacity": capacity.SPAWN_ENV}.get(args.scenario)
-        with spawn.pika_server(max_sessions=rooms, extra_env=env) as target:
+        with spawn.pika_server(max_sessions=rooms, extra_env=env, transport=args.transport) as target:
             yield target
         return
     host, port = spawn.parse_url(args.url)
@@ -253,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         check_fits(dancers, rooms, min(args.workers, dancers))  # before a server is started for nothing
         if args.scenario == "compare":
             options = Options(quiet=True, workers=args.workers, seed=args.seed)  # the yardstick only fans out
-            with spawn.pika_server(max_sessions=rooms) as target:
+            with spawn.pika_server(max_sessions=rooms, transport=args.transport) as target:
                 pika = run(target, options)
             print(report.render(pika), flush=True)
             with spawn.yardstick_server() as target:

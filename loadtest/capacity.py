@@ -155,7 +155,7 @@ def _step(run: Run, rate: int, seconds: float, shares: list[int], tracks: int) -
         for r in steps.split(rate, shares)
     ]
     run.pool.send(run.dancer_ids, "step", args)
-    inside = scrape.scrape(run.target.host, run.target.port)
+    inside = scrape.scrape(run.target.host, run.target.http)
     time.sleep(max(0.0, start_at - time.monotonic()))
     before, host = run.server.sample(), procstat.host_cpu()
     run.pool.gather(run.dancer_ids, "sent", 2 * seconds + 30, run.tick)
@@ -168,7 +168,7 @@ def _step(run: Run, rate: int, seconds: float, shares: list[int], tracks: int) -
     step = steps.figures(rate, seconds, list(replies.values()), cpu_s, wall or seconds, generator)
     step["host_busy_percent"] = host_busy  # every process on the machine while the frames went out
     step["load_average"] = round(os.getloadavg()[0], 2)
-    step["inside_server"] = scrape.delta(inside, scrape.scrape(run.target.host, run.target.port))
+    step["inside_server"] = scrape.delta(inside, scrape.scrape(run.target.host, run.target.http))
     return step
 
 

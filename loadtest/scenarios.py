@@ -466,7 +466,7 @@ def run_logins(
     side: Side | None = None
     try:
         side = Side(
-            "login clients", logins_main, {"host": target.host, "port": target.port, "max_seconds": budget}
+            "login clients", logins_main, {"host": target.host, "port": target.http, "max_seconds": budget}
         )
         run.register()
         _connect_quiet(run, n)

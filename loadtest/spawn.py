@@ -1,7 +1,8 @@
 """Start the server under test as a subprocess, so that one command runs a whole scenario.
 
 `python -m pika serve` gets a throwaway PIKA_DATA_DIR (its embedded PostgreSQL lives there),
-a free loopback port, and per-IP and per-client limits raised: every simulated dancer connects
+free loopback ports (HTTP and the live listener, whose /ws the clients open unless told
+`--transport asgi`), and per-IP and per-client limits raised: every simulated dancer connects
 from 127.0.0.1, where a real venue's phones would share one public IP only in part.  The
 yardstick (`python -m loadtest.yardstick`) is started the same way for `compare`.
 """
@@ -46,11 +47,16 @@ class Target:
 
     name: str  # "pika" or "yardstick"
     host: str
-    port: int
+    port: int  # where dancers and DJs open /ws
     pid: int | None = None
     database_url: str | None = None
     spawned: bool = False
     log: Path | None = None
+    http_port: int | None = None  # HTTP (logins), when not `port`
+
+    @property
+    def http(self) -> int:
+        return self.http_port or self.port
 
 
 def free_port() -> int:
@@ -60,7 +66,8 @@ def free_port() -> int:
 
 
 def parse_url(url: str) -> tuple[str, int]:
-    """`http://127.0.0.1:3001` or `ws://…/ws` → (host, port); only loopback is allowed."""
+    """`http://127.0.0.1:3001`, or a `ws://…/ws` (the live port or the HTTP port) → (host, port);
+    only loopback is allowed."""
     rest = url.split("://", 1)[-1].split("/", 1)[0]
     host, _, port = rest.rpartition(":")
     if host not in ("127.0.0.1", "localhost") or not port.isdigit():
@@ -69,10 +76,13 @@ def parse_url(url: str) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def pika_server(max_sessions: int, extra_env: dict[str, str] | None = None) -> Iterator[Target]:
-    """`python -m pika serve` on a free port with a fresh embedded PostgreSQL; stopped on exit."""
+def pika_server(
+    max_sessions: int, extra_env: dict[str, str] | None = None, transport: str = "live"
+) -> Iterator[Target]:
+    """`python -m pika serve` on free ports with a fresh embedded PostgreSQL; stopped on exit.
+    Clients open the live listener's /ws, or with `transport="asgi"` the plain one on the HTTP port."""
     tmp = Path(tempfile.mkdtemp(prefix="pika-loadtest-"))
-    port = free_port()
+    port, live_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIKA_")}
     env.update(RAISED_LIMITS)
     env.update(
@@ -80,6 +90,7 @@ def pika_server(max_sessions: int, extra_env: dict[str, str] | None = None) -> I
             "PIKA_DATA_DIR": str(tmp / "data"),
             "PIKA_HOST": HOST,
             "PIKA_PORT": str(port),
+            "PIKA_LIVE_PORT": str(live_port),
             "PIKA_LOG_LEVEL": "WARNING",
             "PIKA_MAX_SESSIONS": str(max(1000, max_sessions + 10)),
         }
@@ -90,7 +101,8 @@ def pika_server(max_sessions: int, extra_env: dict[str, str] | None = None) -> I
         with _process([sys.executable, "-m", "pika", "serve"], env, log) as proc:
             _wait_http(f"http://{HOST}:{port}/health", proc, log)
             url = _database_url(tmp / "data" / "pgdata")
-            yield Target("pika", HOST, port, proc.pid, url, spawned=True, log=log)
+            ws_port = live_port if transport == "live" else port
+            yield Target("pika", HOST, ws_port, proc.pid, url, spawned=True, log=log, http_port=port)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

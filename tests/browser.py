@@ -299,6 +299,7 @@ class Dancer:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.sent: list[dict[str, Any]] = []
+        self.sockets: list[str] = []  # the URL of every WebSocket the page opened, in order
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.on("console", self._watch_console)
         self.page.on("websocket", self._watch_socket)
@@ -308,6 +309,8 @@ class Dancer:
             self.errors.append(message.text)
 
     def _watch_socket(self, ws: Any) -> None:
+        self.sockets.append(ws.url)
+
         def sent(payload: str | bytes) -> None:
             with suppress(ValueError):
                 self.sent.append(json.loads(payload))

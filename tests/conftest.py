@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from pika.config import SQL_DIR, Settings
 from pika.embedded import embedded_postgres
 from pika.server import Running, serve
 from tests.browser import Dancer, Server, chromium, running_server
+from tests.wsclient import ASGI_TRANSPORT
 
 _counter = itertools.count()
+StartServer = Callable[..., Awaitable[Running]]
 
 
 class PgCluster:
@@ -79,8 +81,14 @@ def db_url(pg_cluster: PgCluster, migrated_template: str) -> str:
 
 
 def test_settings(db_url: str, **overrides: object) -> Settings:
-    """Settings for a server under test: its own database, any free port, short timers."""
-    base = {"database_url": db_url, "port": 0, "dj_grace_seconds": 3.0, "log_level": "WARNING"}
+    """Settings for a server under test: its own database, any free ports, short timers."""
+    base = {
+        "database_url": db_url,
+        "port": 0,
+        "live_port": 0,
+        "dj_grace_seconds": 3.0,
+        "log_level": "WARNING",
+    }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
@@ -88,10 +96,56 @@ def test_settings(db_url: str, **overrides: object) -> Settings:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
+#: Modules whose tests speak the wire protocol: each of their tests using `server` runs twice,
+#: on the live listener and on the plain ASGI `/ws` of the HTTP port (PROTOCOL.md §1: both speak
+#: the whole contract).  Tests elsewhere use the live listener, as pages do.
+BOTH_TRANSPORTS = {
+    "test_client",
+    "test_fuzz_ws",
+    "test_interactions",
+    "test_listener",
+    "test_live",
+    "test_owned_sessions",
+    "test_resume",
+    "test_security",
+    "test_server",
+    "test_sessions",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "transport" in metafunc.fixturenames and module in BOTH_TRANSPORTS:
+        metafunc.parametrize("transport", ["live", "asgi"], indirect=True)
+
+
 @pytest.fixture
-async def server(nursery: trio.Nursery, db_url: str) -> Running:
-    """The real server (HTTP + /ws) on a free port, on its own fresh database."""
-    return await nursery.start(serve, test_settings(db_url))
+def transport(request: pytest.FixtureRequest) -> str:
+    """Which `/ws` the test's clients open: "live" (the live listener) or "asgi"."""
+    return getattr(request, "param", "live")
+
+
+@pytest.fixture
+async def start_server(nursery: trio.Nursery, db_url: str, transport: str) -> AsyncIterator[StartServer]:
+    """`await start_server(**settings)`: the real server on free ports and a fresh database,
+    its test clients on the test's transport."""
+    plain: list[str] = []
+
+    async def start(**overrides: object) -> Running:
+        running: Running = await nursery.start(serve, test_settings(db_url, **overrides))
+        if transport == "asgi":
+            ASGI_TRANSPORT.add(running.url)
+            plain.append(running.url)
+        return running
+
+    yield start
+    ASGI_TRANSPORT.difference_update(plain)
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> Running:
+    """The real server (HTTP and both `/ws`) on free ports, on its own fresh database."""
+    return await start_server()
 
 
 # -- the browser tests (tests/browser.py): Chromium, `python -m pika serve`, phones -------------

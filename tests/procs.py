@@ -31,7 +31,13 @@ class ServerProcess:
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pika", "serve"],
-            env={**os.environ, **env, "PIKA_PORT": str(port), "PIKA_LOG_LEVEL": "INFO"},
+            env={
+                "PIKA_LIVE_PORT": "0",
+                **os.environ,
+                **env,
+                "PIKA_PORT": str(port),
+                "PIKA_LOG_LEVEL": "INFO",
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

@@ -1,6 +1,6 @@
 """A bare WebSocket client on a trio socket and wsproto, for what a polite client never does:
-stop reading with a tiny receive buffer, or vanish without a close frame; and `upgrade`, a
-handshake written by hand, lean enough to open thousands of sockets from one test."""
+stop reading with a tiny receive buffer, send broken frames, or vanish without a close frame;
+and `upgrade`, a handshake written by hand, lean enough to open thousands of sockets from one test."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,8 @@ import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Message, Ping, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
+
+from tests.wsclient import ws_url_for
 
 
 class RawPeer:
@@ -28,7 +31,8 @@ class RawPeer:
 
     @classmethod
     async def connect(cls, url: str, *, rcvbuf: int | None = None, offer_deflate: bool = False) -> RawPeer:
-        host, port = url.removeprefix("http://").split(":")
+        """Connect to the `/ws` of the server at `url` (http://host:port) that tests use."""
+        host, port = (await ws_url_for(url)).removeprefix("ws://").removesuffix("/ws").split(":")
         sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -62,6 +66,20 @@ class RawPeer:
                     await self._write(event.response())
             await self._read_more()
 
+    async def send_frame(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
+        """One masked frame built by hand, whatever it says: for frames wsproto would refuse."""
+        mask = os.urandom(4)
+        size = len(payload)
+        head = bytes((0x80 * fin | opcode,))
+        if size < 126:
+            head += bytes((0x80 | size,))
+        elif size < 65536:
+            head += struct.pack("!BH", 0x80 | 126, size)
+        else:
+            head += struct.pack("!BQ", 0x80 | 127, size)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        await self.stream.send_all(head + mask + masked)
+
     async def abort(self) -> None:
         """Vanish: close the TCP connection without a WebSocket close frame."""
         await self.stream.aclose()
@@ -89,9 +107,10 @@ class Answer:
 
 
 async def upgrade(url: str, origin: str | None = None) -> Answer:
-    """Send a WebSocket upgrade request by hand and read the answer, without a client library
-    in between: exactly what the server says before any upgrade (101 or an HTTP error)."""
-    parts = urlsplit(url)
+    """Send a WebSocket upgrade request by hand to the `/ws` of the server at `url` that tests use
+    (conftest's transport) and read the answer, without a client library in between: exactly
+    what the server says before any upgrade (101 or an HTTP error)."""
+    parts = urlsplit(await ws_url_for(url))
     assert parts.hostname and parts.port
     stream = await trio.open_tcp_stream(parts.hostname, parts.port)
     head = [

@@ -15,7 +15,7 @@ import trio
 
 from pika.server import Running, serve
 from tests.conftest import test_settings
-from tests.wsclient import connect
+from tests.wsclient import connect, ws_url_for
 
 CLIENT = [sys.executable, "-m", "pika.client"]
 
@@ -82,7 +82,7 @@ async def listening(options: str) -> AsyncIterator[Listener]:
 
 
 async def test_a_dj_plays_a_set_and_a_listener_sees_it_in_order(server: Running) -> None:
-    url = server.url
+    url = await ws_url_for(server.url)  # the live listener's URL, or the HTTP port's /ws
     async with listening(
         f"--session cli_session_1 --url {url} --type NOW_PLAYING --count 2 --timeout 20"
     ) as listener:

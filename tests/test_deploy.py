@@ -157,12 +157,13 @@ def test_the_image_has_a_healthcheck_on_the_health_endpoint(containerfile):
     assert "urllib" in check
 
 
-def test_the_image_finds_its_sql_listens_on_all_interfaces_and_exposes_3001(containerfile):
+def test_the_image_finds_its_sql_listens_on_all_interfaces_and_exposes_both_ports(containerfile):
     env = _env(containerfile)
     assert env["PIKA_SQL_DIR"] == "/app/sql"
     assert env["PIKA_HOST"] == "0.0.0.0"
     assert env["PIKA_DATA_DIR"] == "/var/lib/pika"
-    assert "3001" in [port for kw, args in containerfile if kw == "EXPOSE" for port in args.split()]
+    exposed = [port for kw, args in containerfile if kw == "EXPOSE" for port in args.split()]
+    assert "3001" in exposed and "3002" in exposed  # HTTP and the live listener
     copied = " ".join(args for kw, args in containerfile if kw == "COPY")
     assert "sql/" in copied and "src/" in copied
 
@@ -224,9 +225,30 @@ def test_the_server_port_is_published_on_loopback_only(compose):
             assert not service.get("ports"), f"{name} publishes a port"
 
 
+def test_both_ports_are_published_for_the_proxy(compose):
+    published = [
+        str(p.get("target") if isinstance(p, dict) else p).rsplit(":", 1)[-1]
+        for p in compose["services"]["pika"]["ports"]
+    ]
+    assert sorted(published) == ["3001", "3002"]
+
+
+def test_the_cloudflare_tunnel_routes_ws_to_the_live_port_before_the_catch_all():
+    ingress = yaml.safe_load((ROOT / "deploy" / "cloudflared.yml").read_text())["ingress"]
+    services = [(rule.get("path"), rule["service"]) for rule in ingress]
+    assert services.index(("^/ws", "http://localhost:3002")) < services.index((None, "http://localhost:3001"))
+    assert ingress[-1] == {"service": "http_status:404"}
+
+
+def test_caddy_routes_ws_to_the_live_port():
+    lines = [line.split() for line in (ROOT / "deploy" / "Caddyfile").read_text().splitlines()]
+    assert ["reverse_proxy", "/ws", "127.0.0.1:3002"] in lines
+    assert ["reverse_proxy", "127.0.0.1:3001"] in lines
+
+
 def test_origins_and_proxies_come_from_the_environment(compose):
     env = env_of(compose["services"]["pika"])
-    for key in ("PIKA_PUBLIC_ORIGIN", "PIKA_ALLOWED_ORIGINS", "PIKA_TRUSTED_PROXIES"):
+    for key in ("PIKA_PUBLIC_ORIGIN", "PIKA_PUBLIC_LIVE_URL", "PIKA_ALLOWED_ORIGINS", "PIKA_TRUSTED_PROXIES"):
         assert is_reference(env[key]), f"{key}={env[key]!r}"
 
 

@@ -1,18 +1,78 @@
-"""Frames written straight into sockets (live/wire.py) stay whole and in order.
+"""Frames encoded once (live/wire.py) are valid WebSocket frames at every length, and stay
+whole and in order when written straight into sockets.
 
 A phone that reads slowly makes the kernel take a frame in part; the rest must go out before
-anything else, pings included.  These tests use a raw client with a tiny receive buffer that
-reads in bursts, and a ping every 50 ms, so partial writes, queued frames and pings all meet.
+anything else, pings included.  The socket tests use a raw client with a tiny receive buffer
+that reads in bursts, and a ping every 50 ms, so partial writes, queued frames and pings meet.
 """
 
 from __future__ import annotations
 
+import pytest
 import trio
+from wsproto.connection import Connection as WsFrames
+from wsproto.connection import ConnectionType
+from wsproto.events import TextMessage
 
+from pika.live.wire import PING, frame, joined
+from pika.protocol import encode
 from pika.server import serve
 from tests.conftest import test_settings
 from tests.rawws import RawPeer
 from tests.wsclient import connect, go_live, track
+
+BOUNDARIES = [0, 1, 125, 126, 127, 65535, 65536, 70000]  # payload bytes: the header changes at 126 and 65536
+
+
+def message_of(size: int, filler: str = "a") -> dict[str, str]:
+    """A message whose encoded text is exactly `size` bytes (at least the bare message's)."""
+    bare = len(encode({"type": "T", "p": ""}).encode())
+    return {"type": "T", "p": filler * max(0, size - bare)}
+
+
+def read_back(wire: bytes) -> list[str]:
+    """What a client (wsproto) reads from these bytes: the texts of whole messages."""
+    client = WsFrames(ConnectionType.CLIENT)
+    client.receive_data(wire)
+    texts, part = [], ""
+    for event in client.events():
+        assert isinstance(event, TextMessage), event
+        part += event.data
+        if event.message_finished:
+            texts.append(part)
+            part = ""
+    assert part == ""
+    return texts
+
+
+@pytest.mark.parametrize("size", BOUNDARIES)
+def test_a_frame_of_any_length_reads_back_as_its_text(size: int) -> None:
+    message = message_of(size)
+    encoded = frame(message)
+    assert len(encoded.texts[0].encode()) == max(size, len(encode(message_of(0)).encode()))
+    assert read_back(encoded.wire) == [encode(message)]
+
+
+def test_a_multibyte_text_is_framed_by_its_bytes_not_its_characters() -> None:
+    message = message_of(200, "é")  # ~100 characters, ~200 bytes: a two-byte length header
+    assert read_back(frame(message).wire) == [encode(message)]
+
+
+def test_joined_frames_read_back_in_order_with_one_write() -> None:
+    frames = [frame(message_of(size, str(k % 10))) for k, size in enumerate(BOUNDARIES)]
+    both = joined(frames)
+    assert both.texts == tuple(f.texts[0] for f in frames)
+    assert both.wire == b"".join(f.wire for f in frames)
+    assert read_back(both.wire) == list(both.texts)
+    assert joined(frames[:1]) is frames[0]  # one frame: no copy
+
+
+def test_the_ping_frame_is_an_empty_unmasked_ping() -> None:
+    client = WsFrames(ConnectionType.CLIENT)
+    client.receive_data(PING.wire)
+    (event,) = list(client.events())
+    assert type(event).__name__ == "Ping" and event.payload == b""
+    assert PING.texts == ()
 
 
 async def test_a_slow_reader_gets_every_frame_whole_and_in_order(nursery: trio.Nursery, db_url: str) -> None:

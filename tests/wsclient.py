@@ -1,9 +1,14 @@
-"""A small Pika! protocol client over trio-websocket, for tests: real sockets, real frames."""
+"""A small Pika! protocol client over trio-websocket, for tests: real sockets, real frames.
+
+`connect(server.url)` opens the live listener's `/ws`, found the way pages find it (`GET
+/api/live`), unless the test runs on the plain ASGI transport (`ws_url_for`, set by the
+`server` fixture of conftest.py)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -72,10 +77,25 @@ def types(messages: list[dict[str, Any]]) -> list[str]:
     return [m["type"] for m in messages]
 
 
+#: HTTP URLs of servers whose tests use the plain ASGI `/ws` on the HTTP port (conftest.py).
+ASGI_TRANSPORT: set[str] = set()
+
+
+async def ws_url_for(url: str) -> str:
+    """The WebSocket URL a test client of the server at `url` (http://host:port) opens."""
+    if url in ASGI_TRANSPORT:
+        return url.replace("http://", "ws://") + "/ws"
+
+    def ask() -> str:
+        with urllib.request.urlopen(url + "/api/live", timeout=5) as response:
+            return json.loads(response.read())["url"]
+
+    return await trio.to_thread.run_sync(ask)
+
+
 @asynccontextmanager
 async def connect(url: str, **kwargs: Any) -> AsyncIterator[Peer]:
-    ws_url = url.replace("http://", "ws://") + "/ws"
-    async with open_websocket_url(ws_url, **kwargs) as ws:
+    async with open_websocket_url(await ws_url_for(url), **kwargs) as ws:
         yield Peer(ws)
 
 

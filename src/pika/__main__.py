@@ -102,6 +102,9 @@ def _leaf(exc: BaseException, kind: type[E]) -> E | None:
 
 
 async def _serve_until_signalled(settings: Settings, migrate: bool) -> None:
+    """Serve until SIGINT or SIGTERM, with the interpreter tuned for thousands of sockets: a
+    process-wide choice, made here and not by `serve()`, so embedders and tests keep theirs."""
+    from pika import interpreter
     from pika.server import serve
 
     shutdown = trio.Event()
@@ -113,10 +116,15 @@ async def _serve_until_signalled(settings: Settings, migrate: bool) -> None:
                 shutdown.set()
                 return
 
+        async def run(task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
+            await serve(settings, migrate=migrate, shutdown=shutdown, task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+        interpreter.tune()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch)
-            await serve(settings, migrate=migrate, shutdown=shutdown)
-            nursery.cancel_scope.cancel()
+            await nursery.start(run)
+            interpreter.freeze_startup()
 
 
 if __name__ == "__main__":

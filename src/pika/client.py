@@ -35,7 +35,7 @@ from pika.protocol import encode
 
 __all__ = ["DEFAULT_URL", "ClientError", "Track", "build_parser", "main", "parse_track", "ws_url"]
 
-DEFAULT_URL = "ws://127.0.0.1:3001/ws"
+DEFAULT_URL = "ws://127.0.0.1:3002/ws"  # the live listener; the HTTP port's /ws works too
 TOKEN_ENV = "PIKA_DJ_TOKEN"
 PROG = "pika.client"
 
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code. Errors are one line on stderr, never a traceback."""
     args = build_parser().parse_args(argv)
-    _tolerate_any_text(sys.stdout)
+    tolerate_any_text(sys.stdout)
     try:
         if args.command == "dj":
             tracks = [parse_track(text) for text in args.tracks]  # all checked before going live
@@ -472,7 +472,7 @@ def _status(line: str) -> None:
     print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
-def _tolerate_any_text(stream: TextIO) -> None:
+def tolerate_any_text(stream: TextIO) -> None:
     """A track title in any script must not crash a terminal set to ASCII."""
     reconfigure = getattr(stream, "reconfigure", None)
     if reconfigure is not None:

@@ -63,6 +63,13 @@ def _opt_str(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _ws_url(raw: str) -> str | None:
+    value = raw.strip()
+    if value and not (value.startswith(("ws://", "wss://")) and len(value.split("/", 3)[2]) > 0):
+        raise ValueError("is not a ws:// or wss:// URL")
+    return value or None
+
+
 def _list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
 
@@ -101,7 +108,13 @@ class Settings:
         Path(".pika"), lambda r: Path(r.strip()), "state dir (embedded database in pgdata/)"
     )
     host: str = setting("127.0.0.1", _str, "address to listen on")
-    port: int = setting(3001, _int(0, 65535), "port to listen on (0 = any free port)")
+    port: int = setting(3001, _int(0, 65535), "HTTP port to listen on (0 = any free port)")
+    live_port: int = setting(
+        3002, _int(0, 65535), "live WebSocket port on the same host, the fast /ws (0 = any free port)"
+    )
+    public_live_url: str | None = setting(
+        None, _ws_url, "the live WebSocket URL pages use behind a proxy (e.g. wss://pika.example/ws)"
+    )
     public_origin: str | None = setting(
         None, _opt_str, "the server's own origin as browsers see it (e.g. https://pika.example)"
     )
@@ -196,6 +209,9 @@ class Settings:
     )
     ping_interval: float = setting(20.0, _float(0.1, 3600), "WebSocket protocol ping interval (s)", "limits")
     idle_timeout: float = setting(60.0, _float(1, 86400), "close a connection silent for (s)", "limits")
+    write_stall_seconds: float = setting(
+        30.0, _float(0.1, 86400), "close with 1013 a connection that takes no byte for (s)", "limits"
+    )
     login_failures_per_email: int = setting(5, _int(1, 10**6), "failed logins per email per window", "limits")
     login_attempts_per_ip: int = setting(20, _int(1, 10**6), "login attempts per IP per window", "limits")
     login_window: float = setting(900.0, _float(1, 86400), "login limit window (s)", "limits")

@@ -50,6 +50,7 @@ __all__ = [
     "iso",
     "nack",
     "parse",
+    "read_track",
     "safe_dj_name",
 ]
 
@@ -539,6 +540,16 @@ def _object(obj: Mapping[str, Any], key: str, where: str, what: str) -> Mapping[
 
 def _track(obj: Mapping[str, Any], key: str, where: str = "") -> TrackInfo:
     return _track_value(_object(obj, key, where, "with title and artist"), f"{where}{key}.")
+
+
+def read_track(raw: Any, where: str) -> TrackInfo:
+    """A TrackInfo from JSON outside a frame (an HTTP body); ProtocolError names the field and rule."""
+    try:
+        if not isinstance(raw, dict):
+            raise _Invalid(f"{where.rstrip('.')}: must be an object with title and artist")
+        return _track_value(raw, where)
+    except _Invalid as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def _track_value(raw: Mapping[str, Any], where: str) -> TrackInfo:

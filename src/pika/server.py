@@ -1,9 +1,10 @@
-"""The server's lifecycle: database, migrations, the live hub, then HTTP and WebSocket.
+"""The server's lifecycle: database, migrations, the live hub, HTTP (hypercorn, with the plain
+ASGI `/ws`) and the live listener (the fast `/ws` on its own port).
 
-`serve()` is the one entry point, used by `python -m pika serve` and by the tests (which
-run it in their own nursery on port 0).  Everything it starts lives in its nursery and stops
-in reverse order: sockets close with 1012 first (clients reconnect and resume), live sessions
-stay live in PostgreSQL, then the pool closes and the embedded PostgreSQL stops.
+`serve()` is the one entry point, used by `python -m pika serve` and by the tests (which run it
+in their own nursery on free ports).  Everything it starts stops in reverse order: sockets close
+with 1012 first (clients reconnect and resume), live sessions stay live in PostgreSQL, then the
+pool closes and the embedded PostgreSQL stops.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from dataclasses import dataclass
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.protocol import ws_stream
 from hypercorn.trio import serve as hypercorn_serve
-from wsproto.extensions import PerMessageDeflate
 
-from pika import __version__, interpreter
+from pika import __version__
 from pika.config import Settings
 from pika.db import Database, open_database
 from pika.embedded import embedded_postgres
@@ -27,6 +26,7 @@ from pika.errors import MigrationRefused
 from pika.http.app import create_app
 from pika.live.endpoint import LiveEndpoint
 from pika.live.hub import Hub
+from pika.live.listener import LiveListener
 from pika.migrate import Migrator
 from pika.queries import load_queries
 
@@ -39,6 +39,8 @@ class Running:
 
     url: str  # http://host:port
     port: int
+    live_url: str  # ws://host:live_port/ws, the live listener
+    live_port: int
     hub: Hub
     db: Database
     database_url: str
@@ -55,7 +57,6 @@ async def serve(
     """Run Pika! until `shutdown` is set (or the task is cancelled)."""
     if shutdown is None:
         shutdown = trio.Event()
-    interpreter.tune()
     async with _database_url(settings) as url:
         await _migrate(url, settings, apply=migrate)
         queries = load_queries(settings.sql_dir / "queries")
@@ -65,14 +66,19 @@ async def serve(
         ):
             hub = Hub(settings, db)
             await nursery.start(hub.run)
+            listener = LiveListener(settings, hub)
+            live_port = await nursery.start(listener.run)
             web_db = db.lane(settings.db_pool_size // 2)  # the live rooms keep the other half
-            app = _Dispatcher(LiveEndpoint(settings, hub), create_app(settings, web_db, hub))
+            app = _Dispatcher(LiveEndpoint(settings, hub), create_app(settings, web_db, hub, live_port))
             async with trio.open_nursery() as http:
                 binds = await http.start(_serve_http, app, settings, hub, shutdown)
-                port = int(binds[0].rsplit(":", 1)[1])
-                interpreter.freeze_startup()
-                log.info("serving", extra={"fields": {"url": binds[0], "version": __version__}})
-                task_status.started(Running(binds[0], port, hub, db, url, shutdown))
+                port = listener.http_port = int(binds[0].rsplit(":", 1)[1])
+                live_url = f"ws://{binds[0].split('://', 1)[1].rsplit(':', 1)[0]}:{live_port}/ws"
+                log.info(
+                    "serving",
+                    extra={"fields": {"url": binds[0], "live_url": live_url, "version": __version__}},
+                )
+                task_status.started(Running(binds[0], port, live_url, live_port, hub, db, url, shutdown))
             # hypercorn has returned: every socket was closed with 1012; live sessions stay live.
             nursery.cancel_scope.cancel()
 
@@ -87,12 +93,14 @@ async def _serve_http(
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.websocket_max_message_size = settings.max_frame_bytes
-    config.websocket_ping_interval = None  # the hub pings every connection on one timer (live/wire.py)
-    config.read_timeout = int(settings.idle_timeout)  # nothing received (pongs included) → closed
+    # No protocol pings on the plain ASGI /ws: hypercorn 0.18's ping task races its own close
+    # (`send_eof` beside a ping's `send_all`) and the BusyResourceError ends the whole HTTP server.
+    # Its clients stay open by sending (pages PING every 10 s); the silent ones are closed here:
+    config.websocket_ping_interval = None
+    config.read_timeout = int(settings.idle_timeout)
     config.graceful_timeout = 2.0
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    _set_compression(settings.ws_compression)
 
     async def stopping() -> None:
         await shutdown.wait()
@@ -100,20 +108,6 @@ async def _serve_http(
         await hub.shutdown()  # close every socket with 1012 before hypercorn stops listening
 
     await hypercorn_serve(app, config, shutdown_trigger=stopping, task_status=task_status, mode="asgi")
-
-
-class _DeflateDeclined(PerMessageDeflate):
-    """Per-message deflate that declines every offer.  Browsers always offer it, and it costs
-    a zlib context (~64 KB+) and CPU per connection; our frames are small JSON."""
-
-    def accept(self, offer: str) -> bool:
-        return False
-
-
-def _set_compression(enabled: bool) -> None:
-    # hypercorn offers no setting for this: it builds `PerMessageDeflate()` at each handshake
-    # from its module namespace, so we choose which class that name means (process-wide).
-    ws_stream.PerMessageDeflate = PerMessageDeflate if enabled else _DeflateDeclined  # type: ignore[misc]
 
 
 class _Dispatcher:

@@ -18,6 +18,7 @@ from pika.db import Database, DatabaseStalled
 from pika.http.auth import auth_blueprint
 from pika.http.cors import install_cors
 from pika.http.health import health_blueprint
+from pika.http.live import live_blueprint
 from pika.http.pages import pages_blueprint
 from pika.http.sessions import sessions_blueprint
 from pika.http.stats import stats_blueprint
@@ -27,12 +28,13 @@ from pika.live.hub import Hub
 log = logging.getLogger("pika.http")
 
 
-def create_app(settings: Settings, db: Database, hub: Hub) -> QuartTrio:
+def create_app(settings: Settings, db: Database, hub: Hub, live_port: int = 0) -> QuartTrio:
     app = QuartTrio("pika", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1 * 2**20
     app.config["JSON_SORT_KEYS"] = False
-    app.extensions["pika"] = {"settings": settings, "db": db, "hub": hub}
+    app.extensions["pika"] = {"settings": settings, "db": db, "hub": hub, "live_port": live_port}
     app.register_blueprint(health_blueprint())
+    app.register_blueprint(live_blueprint())
     app.register_blueprint(auth_blueprint())
     install_cors(app, settings)
     app.register_blueprint(sessions_blueprint())

@@ -1,4 +1,4 @@
-"""The dancers' web app: the static pages of `pika/web/`, and the QR code of a live page.
+"""The dancers' web app: the static pages of `pika/web/`, and the QR code of a live page (segno).
 
 Pages are plain HTML that fetch and subscribe by themselves, so they are served as files: read
 once at start, kept in memory with an ETag, `no-cache` (revalidated on every load) and a strict
@@ -9,14 +9,14 @@ hour; every page names them with `?v=<digest>`, so a new release is picked up at
 from __future__ import annotations
 
 import hashlib
+import io
 import mimetypes
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import segno
 from quart import Blueprint, Response, current_app, request
-
-from pika.http import qr
 
 __all__ = ["PAGE_CSP", "WEB_DIR", "pages_blueprint"]
 
@@ -109,7 +109,7 @@ def pages_blueprint(web_dir: Path = WEB_DIR) -> Blueprint:
         if not _SESSION_ID.fullmatch(session_id):
             return not_found()
         url = f"{_origin()}/live/{session_id}"
-        body = qr.svg(qr.encode(url), title=url).encode("utf-8")
+        body = qr_svg(url)
         file = _File(body, _TYPES[".svg"], _etag(body))
         return _respond(file, ASSET_CACHE, headers={"Content-Security-Policy": "default-src 'none'"})
 
@@ -117,6 +117,16 @@ def pages_blueprint(web_dir: Path = WEB_DIR) -> Blueprint:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def qr_svg(text: str) -> bytes:
+    """A QR code of `text` (level M, or higher when the symbol has room) as a scalable SVG: dark
+    modules on white, a 4-module quiet zone, a viewBox and no fixed size, so it prints as large
+    as the page makes it."""
+    out = io.BytesIO()
+    code = segno.make(text, error="m", micro=False)
+    code.save(out, kind="svg", xmldecl=False, title=text, border=4, omitsize=True, light="#fff")
+    return out.getvalue()
 
 
 def _respond(file: _File, cache: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:

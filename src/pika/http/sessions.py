@@ -1,5 +1,5 @@
-"""The read side of sessions over HTTP (PROTOCOL.md §8): live and recent sessions, a session's
-history and recap, a DJ's page, a client's likes, and Web Push subscriptions.
+"""Sessions over HTTP (PROTOCOL.md §8): live and recent sessions, a session's history and recap,
+a DJ's page, a client's likes, Web Push subscriptions, and the DJ's end-of-set analytics sync.
 
 Live data (`/active`) comes from the hub's rooms in memory; everything else is one or two
 statements from `sql/queries/read_*.sql`, never cached.  Every session route answers under the
@@ -17,7 +17,16 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from pika.db import Database, Row, Tx
 from pika.live.hub import Hub
-from pika.protocol import ANALYTICS_FIELDS, SESSION_ID, iso, safe_dj_name, storable
+from pika.protocol import (
+    ANALYTICS_FIELDS,
+    SESSION_ID,
+    ProtocolError,
+    TrackInfo,
+    iso,
+    read_track,
+    safe_dj_name,
+    storable,
+)
 from pika.queries import query
 from pika.security.tokens import account_for_token
 
@@ -32,12 +41,14 @@ READ_DJ_PROFILE = query("read_dj_profile")
 READ_DJ_SESSIONS = query("read_dj_sessions")
 READ_CLIENT_LIKES = query("read_client_likes")
 UPSERT_PUSH_SUBSCRIPTION = query("upsert_push_subscription")
+SYNC_PLAY_ANALYTICS = query("sync_play_analytics")
 
 SESSION_ID_RULE = "sessionId: must be 8-64 characters of A-Z a-z 0-9 _ -"
 CLIENT_ID_RULE = "clientId: must be 8-256 characters"
 SLUG_RULE = "slug: must be 2-32 characters of a-z 0-9 and inner hyphens"
 ENDPOINT_MAX = 2048
 PUSH_KEY_MAX = 512
+SYNC_MAX_TRACKS = 1000
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,30}[a-z0-9]")
 
@@ -46,12 +57,20 @@ class InvalidInput(Exception):
     """A request this module refuses with 400 and one line naming the field and the rule."""
 
 
+class SessionNotFound(Exception):
+    """A session id with no session: 404."""
+
+
 def sessions_blueprint() -> Blueprint:
     bp = Blueprint("sessions", __name__)
 
     @bp.errorhandler(InvalidInput)
     async def bad_request(exc: InvalidInput) -> tuple[Response, int]:
         return jsonify(error=str(exc)), 400
+
+    @bp.errorhandler(SessionNotFound)
+    async def not_found(exc: SessionNotFound) -> tuple[Response, int]:
+        return jsonify(error=str(exc)), 404
 
     async def active() -> Response:
         return jsonify(active_sessions(_hub()))
@@ -72,9 +91,7 @@ def sessions_blueprint() -> Blueprint:
     async def recap(session_id: str) -> tuple[Response, int]:
         session_id = check_session_id(session_id)
         db = _db()
-        session = await db.one(READ_RECAP_SESSION, session_id=session_id)
-        if session is None:
-            return jsonify(error=f"Session {session_id} not found"), 404
+        session = await _session(db, session_id)
         owner = await _is_owner(db, session["dj_id"])
 
         def read(tx: Tx) -> tuple[list[Row], list[Row]]:
@@ -85,7 +102,35 @@ def sessions_blueprint() -> Blueprint:
         tracks, polls = await db.run(read)
         return jsonify(recap_body(session, tracks, polls if owner else None)), 200
 
+    async def sync_fingerprints(session_id: str) -> tuple[Response, int]:
+        session_id = check_session_id(session_id)
+        db = _db()
+        session = await _session(db, session_id)
+        if session["dj_id"] is not None and not await _is_owner(db, session["dj_id"]):
+            return jsonify(error="Authorization: the Bearer token of the session's DJ is required"), 401
+        tracks = parse_sync_tracks(await request.get_json(force=True, silent=True))
+
+        def apply(tx: Tx) -> int:
+            synced = 0
+            for track in tracks:
+                fields = track.analytics()
+                if any(value is not None for value in fields.values()):
+                    matched = tx.execute(
+                        SYNC_PLAY_ANALYTICS, session_id=session_id, match_key=track.match_key, **fields
+                    )
+                    synced += matched > 0
+            return synced
+
+        synced = await db.run(apply)
+        return jsonify(synced=synced, total=len(tracks), sessionId=session_id), 200
+
     for prefix in PREFIXES:
+        bp.add_url_rule(
+            f"{prefix}/<session_id>/sync-fingerprints",
+            "sync_fingerprints",
+            sync_fingerprints,
+            methods=["POST"],
+        )
         bp.add_url_rule(f"{prefix}/active", "active", active, methods=["GET"])
         bp.add_url_rule(f"{prefix}/recent", "recent", recent, methods=["GET"])
         bp.add_url_rule(f"{prefix}/<session_id>/history", "history", history, methods=["GET"])
@@ -254,6 +299,17 @@ def check_slug(value: str) -> str:
     return slug
 
 
+def parse_sync_tracks(body: Any) -> list[TrackInfo]:
+    """`{tracks:[TrackInfo…]}` with at most SYNC_MAX_TRACKS tracks, each checked as on the wire."""
+    tracks = body.get("tracks") if isinstance(body, Mapping) else None
+    if not isinstance(tracks, list) or len(tracks) > SYNC_MAX_TRACKS:
+        raise InvalidInput(f"tracks: must be a list of at most {SYNC_MAX_TRACKS} tracks")
+    try:
+        return [read_track(raw, f"tracks[{i}].") for i, raw in enumerate(tracks)]
+    except ProtocolError as exc:
+        raise InvalidInput(exc.error) from None
+
+
 def parse_push_subscription(body: Any) -> dict[str, Any]:
     """`{endpoint, keys:{p256dh, auth}, clientId?, sessionId?}` → the upsert's parameters."""
     if not isinstance(body, Mapping):
@@ -297,6 +353,14 @@ def _db() -> Database:
 
 def _hub() -> Hub:
     return current_app.extensions["pika"]["hub"]
+
+
+async def _session(db: Database, session_id: str) -> Row:
+    """The session's row (live or ended), or SessionNotFound."""
+    session = await db.one(READ_RECAP_SESSION, session_id=session_id)
+    if session is None:
+        raise SessionNotFound(f"Session {session_id} not found")
+    return session
 
 
 async def _is_owner(db: Database, dj_id: int | None) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
+from pika.security.admission import UPGRADE_REQUIRED
+
 
 def ws_probe_blueprint() -> Blueprint:
     bp = Blueprint("ws_probe", __name__)
@@ -17,7 +19,7 @@ def ws_probe_blueprint() -> Blueprint:
     async def probe() -> tuple[Response, int]:
         refusal = current_app.extensions["pika"]["hub"].admission(request.scope, peek=True)
         if refusal is None:
-            answer = jsonify(error="Upgrade required: /ws is a WebSocket endpoint")
+            answer = jsonify(error=UPGRADE_REQUIRED)
             answer.headers["Upgrade"] = "websocket"
             return answer, 426
         answer = jsonify(error=refusal.error)

@@ -1,65 +1,95 @@
-"""One WebSocket connection: its identity, its audience, and a bounded outbox.
+"""One WebSocket connection as the rooms see it: identity, audience, a bounded outbox.
 
-Nothing that publishes ever awaits a connection.  `send()` writes an already-encoded `Frame`
-straight into the socket when nothing is queued ahead of it and the kernel has room (see
-wire.py); otherwise it appends to the outbox, and a writer task drains it.  The writer is
-started in the connection's nursery (see endpoint.py) only when there is something to write,
-and ends when the outbox is empty: most phones keep up, and an idle task per connection would
-cost memory for nothing.  A full outbox means the phone stopped reading; it is closed with 1013
-("try again later") and counted, and the room goes on.
+Publishing never awaits a connection.  On a socket Pika! owns (listener.py), `send()` writes an
+encoded `Frame` straight into the socket when nothing is ahead of it; what the kernel does not
+take waits in the outbox for a writer task, started only while there is a backlog.  On the plain
+ASGI path (endpoint.py) every frame goes through the outbox and the writer.  A full outbox, or a
+socket that takes no byte for `write_stall_seconds`, is a slow consumer: closed with 1013.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from pika import metrics
 from pika.live.timers import start_soon_unless_closing
-from pika.live.wire import DirectSocket, Frame, direct_socket, frame
+from pika.live.wire import PING, Frame, frame
 
 if TYPE_CHECKING:
     from pika.live.room import Room
 
-AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
-
-CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008
+CLOSE_ABNORMAL = 1006  # never sent: marks a socket that went away, so nothing more is written
 CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
 CLOSE_RESTARTING = 1012
 CLOSE_TRY_AGAIN = 1013
 CLOSE_REPLACED = 4001
 
-_ids = itertools.count(1)
+CLOSE_DEADLINE = 5.0  # s from asking for a close to giving up on the close handshake
 BATCH_FRAMES = 64  # queued frames joined into one socket write at most
+
+_ids = itertools.count(1)
+
+
+class Transport(Protocol):
+    """How a connection's bytes reach its peer: an owned socket or hypercorn's ASGI `send`."""
+
+    direct: bool  # frames may be written without awaiting (and pinged by the hub)
+
+    def try_write(self, data: bytes) -> int | None:
+        """Write what the kernel takes now: bytes written, or None when the socket is gone."""
+
+    async def write(self, frames: list[Frame] | bytes, close_by: float) -> bytes | None:
+        """Write frames (or the rest of one); returns b"" when all went out, the unwritten rest
+        when the peer took nothing for the stall time or `close_by` passed, None when gone."""
+
+    async def close(self, code: int, reason: str, close_by: float) -> None:
+        """Send the close frame and let the reader wait for the peer's reply until `close_by`."""
+
+    def abort(self) -> None:
+        """Drop the connection now, without a close handshake."""
 
 
 class Connection:
-    """A WebSocket peer as the rooms see it: send frames, close it, know who it is."""
+    """A WebSocket peer: send frames, close it, know who it is."""
 
-    def __init__(
-        self, asgi_send: AsgiSend, outbox_frames: int, peer: str = "?", *, fast: bool = True
-    ) -> None:
+    __slots__ = (
+        "_close_by",
+        "_nursery",
+        "_outbox",
+        "_outbox_frames",
+        "_partial",
+        "_transport",
+        "_writing",
+        "client_id",
+        "close_code",
+        "close_reason",
+        "dj_room",
+        "heard",
+        "id",
+        "peer",
+        "subscribed",
+    )
+
+    def __init__(self, transport: Transport, outbox_frames: int, peer: str = "?") -> None:
         self.id = next(_ids)
         self.peer = peer
-        self._asgi_send = asgi_send
-        self._direct: DirectSocket | None = direct_socket(asgi_send) if fast else None
-        self._outbox: deque[Frame] = deque()
+        self._transport = transport
+        self._outbox: deque[Frame] | None = None  # made when a frame must wait, dropped when drained
         self._outbox_frames = outbox_frames
-        self._partial = b""  # the rest of a frame the kernel took in part; the gate is ours till it is out
+        self._partial = b""  # the rest of a frame the kernel took in part: it goes out first
         self._nursery: trio.Nursery | None = None  # where the writer runs, while the socket is served
         self._writing = False
+        self._close_by = float("inf")
+        self.heard = trio.current_time()  # when the peer last sent anything (owned sockets)
         self.client_id: str | None = None  # bound once: the first valid clientId presented
         self.subscribed: str | None = None  # the session whose audience this connection is in
         self.dj_room: Room | None = None  # the live session this connection is the DJ of
         self.close_code: int | None = None
         self.close_reason = ""
-        self._flush_before_close = False
 
     @property
     def listener_id(self) -> str:
@@ -78,38 +108,39 @@ class Connection:
         """Write or queue one encoded frame; never waits.  A full outbox closes with 1013."""
         if self.close_code is not None:
             return
-        direct = self._direct
-        # Straight into the socket only when nothing is ahead of this frame: not a queued frame,
-        # not the rest of a partial one, not hypercorn (handshake not done, a ping going out).
-        if (
-            direct is not None
-            and not self._outbox
-            and not self._partial
-            and direct.open
-            and direct.gate.try_take()
-        ):
-            written = direct.try_write(frame.wire)
-            if written == len(frame.wire):
-                direct.gate.release()
+        if self._transport.direct and not self._writing and not self._outbox:
+            wire = frame.wire
+            written = self._transport.try_write(wire)
+            if written == len(wire):
                 return
             if written is None:
-                direct.gate.release()
                 self._gone()
                 return
             if written:
-                self._partial = frame.wire[written:]  # keep the gate: nothing may split this frame
+                self._partial = wire[written:]
                 self._start_writer()
                 return
-            direct.gate.release()
-        if len(self._outbox) >= self._outbox_frames:
-            metrics.SLOW_CONSUMERS.inc()
-            self.close_soon(CLOSE_TRY_AGAIN, "slow consumer")
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        elif len(outbox) >= self._outbox_frames:
+            self._slow()
             return
-        self._outbox.append(frame)
+        outbox.append(frame)
         self._start_writer()
 
     def send_message(self, message: dict[str, Any]) -> None:
         self.send(frame(message))
+
+    def keep_alive(self, now: float, idle_timeout: float) -> None:
+        """The hub's pinger, once per ping interval: ping an owned socket, or drop it when the
+        peer has sent nothing (pongs included) for `idle_timeout`.  hypercorn pings its own."""
+        if not self._transport.direct or self.close_code is not None:
+            return
+        if now - self.heard > idle_timeout:
+            self._transport.abort()
+        else:
+            self.send(PING)
 
     def close_soon(self, code: int, reason: str = "", *, after_queued: bool = False) -> None:
         """Ask the writer to close with `code`.  Frames still queued are dropped (a slow consumer
@@ -119,9 +150,9 @@ class Connection:
             return
         self.close_code = code
         self.close_reason = reason
-        self._flush_before_close = after_queued
+        self._close_by = trio.current_time() + CLOSE_DEADLINE
         if not after_queued:
-            self._outbox.clear()
+            self._outbox = None
         self._start_writer()
 
     def serve_in(self, nursery: trio.Nursery | None) -> None:
@@ -135,53 +166,52 @@ class Connection:
             self._writing = start_soon_unless_closing(self._nursery, self._write)
 
     async def _write(self) -> None:
-        """Send what `send` could not write at once, in order; then the close frame, if any."""
+        """Send what `send` could not write at once, in order; then the close frame, if any.
+
+        Each step takes what it writes from the outbox before it awaits, so a close that empties
+        the outbox meanwhile only shortens what comes next."""
+        transport = self._transport
         try:
-            while self._partial or self._outbox:
+            while self.close_code != CLOSE_ABNORMAL:
                 if self._partial:
-                    await self._finish_partial()
+                    data: list[Frame] | bytes = self._partial
+                    self._partial = b""
+                elif self._outbox:
+                    data = self._batch(self._outbox)
                 else:
-                    await self._write_queued()
-            if self.close_code is not None:
+                    break
+                rest = await transport.write(data, self._close_by)
+                if rest is None:
+                    self._gone()
+                elif rest:
+                    self._partial = rest
+                    if self.close_code is not None:  # the close handshake ran out of time
+                        transport.abort()
+                        self._gone()
+                    else:
+                        self._slow()  # the peer took nothing for the stall time
+            self._outbox = None
+            if self.close_code is not None and self.close_code != CLOSE_ABNORMAL:
                 metrics.CLOSES.labels(str(self.close_code)).inc()
-                await self._asgi_send(
-                    {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
-                )
+                await transport.close(self.close_code, self.close_reason, self._close_by)
         finally:
             self._writing = False
 
-    async def _finish_partial(self) -> None:
-        assert self._direct is not None
-        rest, self._partial = self._partial, b""
-        try:
-            if not await self._direct.write_all(rest):
-                self._gone()
-        finally:
-            self._direct.gate.release()
+    @staticmethod
+    def _batch(outbox: deque[Frame]) -> list[Frame]:
+        """The queued frames (up to BATCH_FRAMES), taken from the outbox."""
+        batch = [outbox.popleft()]
+        while outbox and len(batch) < BATCH_FRAMES:
+            batch.append(outbox.popleft())
+        return batch
 
-    async def _write_queued(self) -> None:
-        direct = self._direct
-        if direct is None:
-            for text in self._outbox.popleft().texts:  # a control frame has none: not for ASGI
-                await self._asgi_send({"type": "websocket.send", "text": text})
-            return
-        await direct.gate.take()
-        try:
-            batch = self._batch()
-            if not direct.open or not await direct.write_all(batch):
-                self._gone()
-        finally:
-            direct.gate.release()
-
-    def _batch(self) -> bytes:
-        """The queued frames (up to BATCH_FRAMES) as one write."""
-        wires = [self._outbox.popleft().wire]
-        while self._outbox and len(wires) < BATCH_FRAMES:
-            wires.append(self._outbox.popleft().wire)
-        return wires[0] if len(wires) == 1 else b"".join(wires)
+    def _slow(self) -> None:
+        metrics.SLOW_CONSUMERS.inc()
+        self.close_soon(CLOSE_TRY_AGAIN, "slow consumer")
 
     def _gone(self) -> None:
-        """The socket closed under us: nothing more can be written; the writer stops and the
-        reader, which sees the disconnect, cleans up."""
-        self._outbox.clear()
-        self.close_code = self.close_code or CLOSE_INTERNAL
+        """The socket closed under us: nothing more can be written; the reader, which sees the
+        disconnect, cleans up."""
+        self._outbox = None
+        self._partial = b""
+        self.close_code = CLOSE_ABNORMAL

@@ -1,10 +1,10 @@
 """Dispatch: one inbound frame → parse → dedupe → handler → ACK, NACK or ERROR.
 
-`dispatch` is the one entry point for a frame.  It parses once (pika.protocol), binds the
-clientId, answers an already-applied messageId with a bare ACK, runs the handler, and turns a
-`Refusal` into NACK (or ERROR when there is no messageId).  A handler's writes and the claim
-of its messageId commit in one transaction, before anything is broadcast: an ACK always means
-durable, and a refused message is never remembered (a retry is processed anew).
+`receive` is the one entry point for a frame, from either transport.  It parses once
+(pika.protocol), binds the clientId, answers an already-applied messageId with a bare ACK, runs
+the handler, and turns a `Refusal` into NACK (or ERROR when there is no messageId).  A handler's
+writes and the claim of its messageId commit in one transaction, before anything is broadcast:
+an ACK always means durable, and a refused message is never remembered (a retry is processed anew).
 
 A closing socket (or a server shutting down) must not cut a handler between its commit and its
 broadcast, so handlers run shielded from cancellation, except the dancer actions: their only
@@ -88,6 +88,14 @@ UNSHIELDED = frozenset({SendLike, SendBulkLike, RemoveLike, SendTempoRequest, Se
 # Every state change is deduplicated by messageId, except REGISTER_SESSION: registering again
 # is already idempotent (it resumes), and a bare ACK would leave the retrying DJ without a session.
 DEDUPLICATED = STATE_CHANGING - {RegisterSession}
+
+
+async def receive(hub: Hub, conn: Connection, frame: str | bytes) -> None:
+    """One inbound frame from either transport.  While the loop lags, a dancer's frame waits for
+    a turn (loop_guard.py); a DJ's never does."""
+    if not hub.guard.open and conn.dj_room is None:
+        await hub.guard.turn()
+    await dispatch(hub, conn, frame)
 
 
 async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:

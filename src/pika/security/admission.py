@@ -19,10 +19,11 @@ from pika.security.clientip import client_ip
 from pika.security.origins import origin_allowed
 from pika.security.ratelimit import KeyedLimiter
 
-__all__ = ["UpgradeRefusal", "WsAdmission"]
+__all__ = ["UPGRADE_REQUIRED", "UpgradeRefusal", "WsAdmission"]
 
 _SCOPE_KEY = "pika.admitted_ip"  # set on an admitted connection's scope, popped by release()
 TOO_MANY = "Too many connections from this address"
+UPGRADE_REQUIRED = "Upgrade required: /ws is a WebSocket endpoint"  # a plain GET /ws that may upgrade
 
 
 @dataclass(frozen=True, slots=True)

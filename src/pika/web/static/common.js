@@ -192,7 +192,26 @@
   }
 
   /**
-   * A WebSocket to /ws that comes back by itself.
+   * Where to open the live socket: the URL the server gives (GET /api/live: its live listener, or
+   * the public URL a proxy routes), else this page's own /ws, which every server also serves.
+   */
+  async function liveUrl(sameOriginOnly) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const sameOrigin = `${scheme}//${location.host}/ws`;
+    if (sameOriginOnly) return sameOrigin;
+    try {
+      const response = await fetch("/api/live", { cache: "no-store" });
+      const body = response.ok ? await response.json() : null;
+      if (body && typeof body.url === "string") return body.url;
+    } catch (e) {
+      /* offline or an old server: the page's own origin */
+    }
+    return sameOrigin;
+  }
+
+  /**
+   * A WebSocket to the live URL that comes back by itself.  When an attempt fails before it
+   * opens, the next one tries the other URL (the live one, or the page's own /ws).
    *   onOpen()        — connected (subscribe here)
    *   onClose(code)   — the socket closed (the WebSocket close code, when the server sent one)
    *   onMessage(msg)  — every frame, parsed
@@ -207,6 +226,8 @@
       this.retryTimer = null;
       this.asking = false; // a GET /ws is asking how long to wait
       this.pending = new Map();
+      this.resolving = false;
+      this.sameOriginOnly = false;
       this.seq = 0;
       this.lastPong = Date.now();
       this.openedAt = 0;
@@ -247,21 +268,31 @@
     connect() {
       clearTimeout(this.retryTimer);
       this.retryTimer = null;
-      if (this.ws !== null) return;
+      if (this.ws !== null || this.resolving) return;
       if (navigator.onLine === false) {
         this.retryLater();
         return;
       }
-      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      this.resolving = true;
+      liveUrl(this.sameOriginOnly).then((url) => {
+        this.resolving = false;
+        if (this.ws === null) this.openSocket(url);
+      });
+    }
+
+    openSocket(url) {
       let ws;
+      let opened = false;
       try {
-        ws = new WebSocket(`${scheme}//${location.host}/ws`);
+        ws = new WebSocket(url);
       } catch (e) {
+        this.sameOriginOnly = !this.sameOriginOnly;
         this.retryLater();
         return;
       }
       this.ws = ws;
       ws.onopen = () => {
+        opened = true;
         if (this.ws !== ws) return;
         this.attempt = 0;
         this.everConnected = true;
@@ -286,11 +317,10 @@
         }
         this.handlers.onMessage && this.handlers.onMessage(msg);
       };
-      let opened = false;
-      ws.addEventListener("open", () => (opened = true));
       ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.ws = null;
+        if (!opened) this.sameOriginOnly = !this.sameOriginOnly; // try the other URL next
         this.failPending();
         this.handlers.onClose && this.handlers.onClose(event.code);
         if (opened) this.retryLater();
