@@ -1,13 +1,16 @@
-"""Run `python -m pika serve` as a real process, the way ops do, and wait until it is healthy."""
+"""Real processes for tests: `python -m pika serve` run the way ops do (waiting until it is
+healthy), and PostgreSQL's process tree, to stall it with SIGSTOP as a hung database would."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import trio
@@ -68,3 +71,45 @@ class ServerProcess:
                 await trio.sleep(0.05)
         self._log.close()
         return self.proc.returncode
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a running process from /proc; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return None if state == "Z" else (state, int(ppid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants, parents first."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := proc_stat(int(entry.name))):
+            parents[int(entry.name)] = stat[1]
+    tree = [pid]
+    for member in tree:
+        tree.extend(child for child, parent in parents.items() if parent == member)
+    return tree
+
+
+@contextlib.contextmanager
+def stalled(postmaster: int) -> Iterator[None]:
+    """PostgreSQL frozen (postmaster and backends stopped): nothing answers, nothing fails.
+    Resumed on exit, whatever happens (a test suite shares one cluster)."""
+    frozen = process_tree(postmaster)
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def postmaster_pid(pgdata: Path) -> int:
+    """The postmaster's pid, from the data directory's postmaster.pid."""
+    return int((pgdata / "postmaster.pid").read_text().splitlines()[0])

@@ -271,3 +271,25 @@ async def test_a_dj_takeover_or_drop_leaves_the_console_attached(server: Running
             assert resumed[-1]["type"] == "ACK"
             await laptop_back.request("BROADCAST_TRACK", sessionId=SID, track=track("Resumed"))
             assert (await console.recv_type("NOW_PLAYING"))["track"]["title"] == "Resumed"
+
+
+async def test_the_dj_and_a_console_playing_at_once_share_one_flood_guard(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    server = await nursery.start(serve, test_settings(db_url, track_rate=0.001))  # no refill meanwhile
+    token = await signed_up(server, "pace@example.com", "DJ Pace")
+    async with connect(server.url) as dj, connect(server.url) as console:
+        await live(dj, token)
+        await attach(console, token)
+        answers: list[str] = []
+
+        async def play(peer: Peer, who: str) -> None:
+            for i in range(8):
+                replies = await peer.request("BROADCAST_TRACK", sessionId=SID, track=track(f"{who} {i}"))
+                answers.append(replies[-1].get("error", replies[-1]["type"]))
+
+        async with trio.open_nursery() as both:  # 16 tracks at once, from two connections
+            both.start_soon(play, dj, "DJ")
+            both.start_soon(play, console, "Console")
+    assert sorted(answers) == ["ACK"] * 10 + ["Rate limit exceeded"] * 6  # one burst, however many hands
+    assert rows(server, "SELECT count(*) FROM played_tracks") == [(10,)]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import trio
 
+from pika.protocol import iso
 from pika.server import Running
 from tests.conftest import rows
 from tests.wsclient import connect, go_live, track, types
@@ -177,3 +180,26 @@ async def test_end_session_tells_everyone_and_closes_the_row(server: Running) ->
         await dj.request("END_SESSION", sessionId="conf_end")
         assert (await bystander.recv_type("SESSION_ENDED"))["sessionId"] == "conf_end"
     assert rows(server, "SELECT ended_at IS NOT NULL, end_reason FROM sessions") == [(True, "dj_ended")]
+
+
+async def test_the_flood_guard_judges_tracks_when_the_dj_played_them(server: Running) -> None:
+    async with connect(server.url) as dj, connect(server.url) as held:
+        await go_live(dj, "conf_pace")
+        await go_live(held, "conf_held")
+        start = time.time() - 300
+        for i in range(15):  # sent at once by both; `held` says it played one every 20 s
+            fresh = await dj.request("BROADCAST_TRACK", sessionId="conf_pace", track=track(f"Fresh {i}"))
+            assert fresh[-1]["type"] == ("ACK" if i < 10 else "NACK"), fresh[-1]  # burst of 10, then 1/s
+            replies = await held.request(
+                "BROADCAST_TRACK",
+                sessionId="conf_held",
+                track=track(f"Held {i}"),
+                playedAt=iso(start + 20 * i),
+            )
+            assert replies[-1]["type"] == "ACK", replies[-1]  # a backlog the DJ's client held is no flood
+        assert fresh[-1]["error"] == "Rate limit exceeded"
+    titles = [
+        r[0]
+        for r in rows(server, "SELECT title FROM played_tracks WHERE session_id = 'conf_held' ORDER BY id")
+    ]
+    assert titles == [f"Held {i}" for i in range(15)]

@@ -85,6 +85,12 @@ VALID: list[tuple[dict[str, Any], Message]] = [
     ),
     ({"type": "BROADCAST_TRACK", "sessionId": SID, "track": TRACK}, BroadcastTrack(SID, TrackInfo(**TRACK))),
     (
+        {"type": "BROADCAST_TRACK", "sessionId": SID, "track": TRACK, "playedAt": "2026-01-15T21:04:05.123Z"},
+        BroadcastTrack(
+            SID, TrackInfo(**TRACK), played_at=datetime(2026, 1, 15, 21, 4, 5, 123000, UTC).timestamp()
+        ),
+    ),
+    (
         {"type": "METADATA_UPDATED", "sessionId": SID, "track": {**TRACK, "bpm": 117, "key": "F#m"}},
         MetadataUpdated(SID, TrackInfo("Billie Jean", "Michael Jackson", bpm=117.0, key="F#m")),
     ),
@@ -361,6 +367,19 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"type": "REGISTER_SESSION", "resumeKey": "k" * 129}, "resumeKey: must be at most 128 characters"),
     ({"type": "REGISTER_SESSION", "version": "v" * 51}, "version: must be at most 50 characters"),
     ({"type": "REGISTER_SESSION", "version": 3}, "version: must be a string"),
+    # when the DJ played a track
+    (
+        {"type": "BROADCAST_TRACK", "sessionId": SID, "track": TRACK, "playedAt": "2026-01-15T21:04:05"},
+        "playedAt: must be an ISO-8601 UTC time ending in Z",
+    ),
+    (
+        {"type": "BROADCAST_TRACK", "sessionId": SID, "track": TRACK, "playedAt": 1768511045},
+        "playedAt: must be an ISO-8601 UTC time ending in Z",
+    ),
+    (
+        {"type": "BROADCAST_TRACK", "sessionId": SID, "track": TRACK, "playedAt": "yesterdayZ"},
+        "playedAt: must be an ISO-8601 UTC time ending in Z",
+    ),
 ]
 
 
@@ -462,7 +481,7 @@ TYPES = [cls.TYPE for cls in get_args(Message)]
 FIELD_NAMES = [
     "sessionId", "djName", "token", "resumeKey", "version", "track", "message", "durationSeconds", "push",
     "question", "options", "pollId", "optionIndex", "payload", "preference", "reaction", "messageId",
-    "clientId", "title", "artist", "bpm", "key", "energy", "tracks",
+    "clientId", "title", "artist", "bpm", "key", "energy", "tracks", "playedAt",
 ]  # fmt: skip
 field_values = st.recursive(
     json_values | st.sampled_from([SID, "thank_you", "faster", "pk_dj_x", 0, 60, 120, -1, 2**70]),

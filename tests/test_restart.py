@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import trio
 
 from tests.procs import ServerProcess, free_port
 from tests.wsclient import connect, go_live, track, types
@@ -55,3 +56,45 @@ async def test_after_a_restart_the_dj_resumes_and_dancers_get_the_current_track(
         live = conn.execute("SELECT ended_at IS NULL FROM sessions").fetchall()
     assert titles == ["Before", "After"]
     assert live == [(True,)]
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "sigkill"])
+async def test_dancers_connected_before_a_restart_still_count_after_it(
+    db_url: str, tmp_path: Path, how: signal.Signals
+) -> None:
+    env = {"PIKA_DATABASE_URL": db_url, "PIKA_DJ_GRACE_SECONDS": "30", "PIKA_LISTENER_FLUSH_SECONDS": "0.2"}
+    port = free_port()
+    server = await ServerProcess.start(env, port, tmp_path / "server.log")
+    async with connect(server.url) as dj, connect(server.url) as one, connect(server.url) as two:
+        await go_live(dj, "conf_count")
+        await one.request("SUBSCRIBE", sessionId="conf_count", clientId="client_count01")
+        await two.request("SUBSCRIBE", sessionId="conf_count", clientId="client_count02")
+        async with connect(server.url) as gone:  # left a minute ago: it still counts (§7)
+            await gone.request("SUBSCRIBE", sessionId="conf_count", clientId="client_count03")
+        with trio.fail_after(10):  # a kill -9 keeps what the last flush wrote, no more
+            while _saved_listeners(db_url) != [
+                ("client_count01", True),
+                ("client_count02", True),
+                ("client_count03", False),
+            ]:
+                await trio.sleep(0.05)
+        await server.stop(how)
+
+    server = await ServerProcess.start(env, port, tmp_path / "server.log")
+    try:
+        async with connect(server.url) as newcomer:
+            replies = await newcomer.request("SUBSCRIBE", sessionId="conf_count", clientId="client_count04")
+            assert next(r for r in replies if r["type"] == "LISTENER_COUNT")["count"] == 4
+            async with connect(server.url) as back:  # a dancer coming back is not counted twice
+                await back.request("SUBSCRIBE", sessionId="conf_count", clientId="client_count01")
+                listed = await newcomer.request("GET_SESSIONS")
+                assert listed[0]["sessions"][0]["listenerCount"] == 4
+    finally:
+        await server.stop()
+
+
+def _saved_listeners(db_url: str) -> list[tuple[str, bool]]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT client_id, left_at IS NULL FROM session_listeners ORDER BY client_id"
+        ).fetchall()

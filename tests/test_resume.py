@@ -63,6 +63,64 @@ async def test_the_resume_key_takes_over_a_connection_that_still_looks_open(serv
         assert await stale.closed_with() == 4001
 
 
+async def test_a_stranger_who_takes_a_dropped_session_keyless_cannot_lock_out_its_dj(
+    server: Running,
+) -> None:
+    async with connect(server.url) as dancer:
+        await dancer.request("SUBSCRIBE", sessionId="conf_hijack", clientId="client_hijack01")
+        async with connect(server.url) as dj:
+            registered = await go_live(dj, "conf_hijack", "DJ Real")
+        await _until_dj_gone(server, "conf_hijack")  # a Wi-Fi blip: the DJ connection is gone
+        async with connect(server.url) as stranger:
+            # The session id is public (SESSIONS_LIST): an old-style keyless register takes it.
+            taken = await stranger.request("REGISTER_SESSION", sessionId="conf_hijack", djName="Stranger")
+            assert types(taken)[0] == "SESSION_REGISTERED"
+            assert "resumeKey" not in taken[0]  # omitted, never null: the stranger learns no key
+            await stranger.request("BROADCAST_TRACK", sessionId="conf_hijack", track=track("Hijacked"))
+            assert (await dancer.recv_type("NOW_PLAYING"))["track"]["title"] == "Hijacked"
+            async with connect(server.url) as dj_back:
+                back = await dj_back.request(
+                    "REGISTER_SESSION", sessionId="conf_hijack", resumeKey=registered["resumeKey"]
+                )
+                assert types(back)[0] == "SESSION_REGISTERED"
+                assert back[0]["resumeKey"] == registered["resumeKey"]
+                assert await stranger.closed_with() == 4001
+                refused = await _stranger_again(server.url)
+                assert refused == "Session is live on another connection"
+                await dj_back.request("BROADCAST_TRACK", sessionId="conf_hijack", track=track("Mine again"))
+                assert (await dancer.recv_type("NOW_PLAYING"))["track"]["title"] == "Mine again"
+        await _until_dj_gone(server, "conf_hijack")
+        async with connect(server.url) as dj_later:  # the key still works afterwards
+            later = await dj_later.request(
+                "REGISTER_SESSION", sessionId="conf_hijack", resumeKey=registered["resumeKey"]
+            )
+            assert types(later)[0] == "SESSION_REGISTERED"
+    with trio.fail_after(5):  # telemetry is written off the hot path
+        while not (
+            takeovers := rows(
+                server,
+                "SELECT session_id FROM session_events "
+                "WHERE event_type = 'reconnect' AND (metadata->>'keyless')::boolean",
+            )
+        ):
+            await trio.sleep(0.05)
+    assert takeovers == [("conf_hijack",)]
+
+
+async def _stranger_again(url: str) -> str:
+    async with connect(url) as stranger:
+        replies = await stranger.request("REGISTER_SESSION", sessionId="conf_hijack", djName="Stranger")
+        return replies[-1]["error"]
+
+
+async def _until_dj_gone(running: Running, session_id: str) -> None:
+    with trio.fail_after(5):
+        while rows(running, "SELECT dj_disconnected_at IS NULL FROM sessions WHERE id = %s", session_id) != [
+            (False,)
+        ]:
+            await trio.sleep(0.02)
+
+
 async def test_without_a_comeback_the_session_ends_after_the_grace_period(
     nursery: trio.Nursery, db_url: str
 ) -> None:

@@ -32,6 +32,7 @@ from pika.embedded import embedded_postgres
 from pika.migrate import Migrator
 from pika.server import Running, serve
 from tests.conftest import test_settings as settings_for
+from tests.procs import proc_stat, process_tree
 from tests.wsclient import connect
 
 HEALTH_FIELDS = {"status", "version", "timestamp", "activeSessions", "connections", "database"}
@@ -102,31 +103,9 @@ async def private_postgres(tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
             await trio.to_thread.run_sync(embedded.__exit__, None, None, None)
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, parent pid) of a running process from /proc; None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-    return None if state == "Z" else (state, int(ppid))
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants, parents first."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))):
-            parents[int(entry.name)] = stat[1]
-    tree = [pid]
-    for member in tree:
-        tree.extend(child for child, parent in parents.items() if parent == member)
-    return tree
-
-
 async def wait_until_gone(pid: int, timeout: float = 15.0) -> None:
     with trio.fail_after(timeout):
-        while _stat(pid) is not None:
+        while proc_stat(pid) is not None:
             await trio.sleep(0.05)
 
 

@@ -25,6 +25,20 @@ async def test_tabs_of_one_browser_count_once(server: Running) -> None:
         assert next(r for r in replies if r["type"] == "LISTENER_COUNT")["count"] == 2
 
 
+async def test_a_subscriber_gets_its_replies_before_the_rooms_listener_count(
+    start_server: StartServer,
+) -> None:
+    running = await start_server(listener_count_window=0.01)
+    async with connect(running.url) as dj:
+        await go_live(dj, "conf_order")
+        await trio.sleep(0.1)  # not a synchronisation: the room's count window lies quiet, the case here
+        async with connect(running.url) as dancer:
+            replies = await dancer.request("SUBSCRIBE", sessionId="conf_order", clientId="client_order01")
+            assert types(replies) == ["SESSIONS_LIST", "LISTENER_COUNT", "ACK"]  # PROTOCOL.md §3.2
+            assert replies[1]["count"] == 1
+        assert (await dj.recv_type("LISTENER_COUNT"))["count"] == 1  # and the room hears the change
+
+
 async def test_a_closed_client_counts_until_its_linger_passes(start_server: StartServer) -> None:
     running = await start_server(listener_linger_seconds=1.0, listener_count_window=0.1)
     async with connect(running.url) as dj:

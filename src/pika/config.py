@@ -125,8 +125,14 @@ class Settings:
     )
     log_level: str = setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR")
     db_pool_size: int = setting(10, _int(1, 200), "PostgreSQL connections (and worker threads) for queries")
+    db_deadline_seconds: float = setting(
+        3.0, _float(0.1, 600), "a database call not done by then is refused, nothing applied (s)"
+    )
     sql_dir: Path = setting(SQL_DIR, lambda r: Path(r.strip()), "folder with migrations/ and queries/")
     ws_compression: bool = setting(False, _bool, "accept per-message deflate (costs memory and CPU)")
+    listener_flush_seconds: float = setting(
+        5.0, _float(0.05, 3600), "how often listeners are saved for a restart (s; a crash loses less)"
+    )
     migration_lock_timeout: float = setting(
         30.0, _float(0.1, 3600), "a migration waiting longer than this for a lock gives up (s)"
     )
@@ -159,6 +165,9 @@ class Settings:
     )
     track_rate: float = setting(
         1.0, _float(0.001, 10**6), "track broadcasts per second after the burst", "limits"
+    )
+    track_backlog_seconds: float = setting(
+        600.0, _float(0, 86400), "how far back a track's playedAt counts for the flood guard (s)", "limits"
     )
     likes_per_minute: int = setting(10, _int(1, 10**6), "likes per client per minute", "limits")
     bulk_likes_per_minute: int = setting(

@@ -48,6 +48,11 @@ DB_QUERY_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+DB_STALLS = Counter(
+    "pika_db_stalls_total",
+    "Times PostgreSQL missed a call's deadline and calls began to fail fast",
+    registry=REGISTRY,
+)
 
 GROUP_COMMIT_SIZE = Histogram(
     "pika_group_commit_actions",

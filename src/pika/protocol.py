@@ -161,6 +161,7 @@ class BroadcastTrack:
     TYPE: ClassVar[str] = "BROADCAST_TRACK"
     session_id: str
     track: TrackInfo
+    played_at: float | None = None  # epoch seconds: when the DJ played it (optional `playedAt`)
     message_id: str | None = None
     client_id: str | None = None
 
@@ -500,6 +501,20 @@ def _number(obj: Mapping[str, Any], key: str, where: str, low: float, high: floa
     return float(value)
 
 
+def _time(obj: Mapping[str, Any], key: str) -> float | None:
+    """An optional ISO-8601 UTC timestamp with `Z` (PROTOCOL.md's format), as epoch seconds."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    rule = f"{key}: must be an ISO-8601 UTC time ending in Z, e.g. 2026-01-15T21:04:05.123Z"
+    if not isinstance(value, str) or not value.endswith("Z") or len(value) > 40:
+        raise _Invalid(rule)
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise _Invalid(rule) from None
+
+
 def _boolean(obj: Mapping[str, Any], key: str) -> bool:
     value = obj.get(key)
     if value is None:
@@ -608,6 +623,10 @@ def _read_session_track(d: Mapping[str, Any], s: Settings) -> _Fields:
     return {"session_id": _session_id(d), "track": _track(d, "track")}
 
 
+def _read_broadcast_track(d: Mapping[str, Any], s: Settings) -> _Fields:
+    return {"session_id": _session_id(d), "track": _track(d, "track"), "played_at": _time(d, "playedAt")}
+
+
 def _read_session_only(d: Mapping[str, Any], s: Settings) -> _Fields:
     return {"session_id": _session_id(d)}
 
@@ -693,7 +712,7 @@ def _read_reaction(d: Mapping[str, Any], s: Settings) -> _Fields:
 _READERS: dict[str, Callable[[Mapping[str, Any], Settings], _Fields]] = {
     RegisterSession.TYPE: _read_register,
     AttachSession.TYPE: _read_attach,
-    BroadcastTrack.TYPE: _read_session_track,
+    BroadcastTrack.TYPE: _read_broadcast_track,
     MetadataUpdated.TYPE: _read_session_track,
     TrackStopped.TYPE: _read_session_only,
     EndSession.TYPE: _read_session_only,

@@ -60,7 +60,10 @@ async def serve(
     async with _database_url(settings) as url:
         await _migrate(url, settings, apply=migrate)
         queries = load_queries(settings.sql_dir / "queries")
-        async with open_database(url, queries, settings.db_pool_size) as db, trio.open_nursery() as nursery:
+        async with (
+            open_database(url, queries, settings.db_pool_size, settings.db_deadline_seconds) as db,
+            trio.open_nursery() as nursery,
+        ):
             hub = Hub(settings, db)
             await nursery.start(hub.run)
             listener = LiveListener(settings, hub)

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from pika import metrics
 from pika.config import Settings
-from pika.db import Database
+from pika.db import Database, DatabaseStalled
 from pika.http.auth import auth_blueprint
 from pika.http.cors import install_cors
 from pika.http.health import health_blueprint
@@ -45,6 +45,10 @@ def create_app(settings: Settings, db: Database, hub: Hub, live_port: int = 0) -
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[Response, int]:
         return jsonify(error=exc.description or exc.name), exc.code or 500
+
+    @app.errorhandler(DatabaseStalled)
+    async def database_stalled(exc: DatabaseStalled) -> tuple[Response, int]:
+        return jsonify(error=str(exc)), 503  # nothing was applied: retrying is safe
 
     @app.errorhandler(Exception)
     async def internal_error(exc: Exception) -> tuple[Response, int]:

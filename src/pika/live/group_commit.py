@@ -37,7 +37,7 @@ import outcome
 import trio
 
 from pika import metrics
-from pika.db import Database, Tx
+from pika.db import Database, DatabaseStalled, Tx
 from pika.live.requests import Duplicate, Refusal, claim
 from pika.queries import Query, query
 
@@ -133,6 +133,8 @@ class GroupCommit:
         try:
             try:
                 results = await self._db.run(lambda tx: _write_batch(tx, batch))
+            except DatabaseStalled:  # rolled back: every action in it is refused, none is kept
+                results = [outcome.Error(DatabaseStalled()) for _ in batch]
             except Exception:
                 log.warning("a batch failed; writing its actions one by one", exc_info=True)
                 results = [await outcome.acapture(self._db.run, _alone(item)) for item in batch]

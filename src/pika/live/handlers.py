@@ -20,6 +20,7 @@ import time
 import trio
 
 from pika import metrics
+from pika.db import DatabaseStalled
 from pika.live import dancer_handlers, poll_handlers, session_handlers, track_handlers
 from pika.live.connection import Connection
 from pika.live.hub import Hub
@@ -124,6 +125,9 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         _refuse(conn, str(exc), message_id)
         if exc.close_code is not None:
             conn.close_soon(exc.close_code, str(exc), after_queued=True)
+        return
+    except DatabaseStalled as exc:  # nothing was applied: a retry with the same messageId is safe
+        _refuse(conn, str(exc), message_id)
         return
     except Exception:
         log.exception("handler failed", extra={"fields": {"type": msg.TYPE, "conn": conn.id}})

@@ -18,17 +18,19 @@ from typing import Any
 import trio
 
 from pika.config import Settings
-from pika.db import Database, Tx, timestamptz
+from pika.db import Database, DatabaseStalled, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
 from pika.live.connection import CLOSE_RESTARTING, Connection
 from pika.live.group_commit import GroupCommit
+from pika.live.listener_journal import ListenerJournal
 from pika.live.loop_guard import LoopGuard
 from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
 from pika.live.room import NowPlaying, Room, RoomInfo, Windows
 from pika.live.tempo import TempoTally
+from pika.live.track_pace import TrackPace
 from pika.live.wire import frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
@@ -47,16 +49,19 @@ RECENT_APPLIED_MESSAGES = query("recent_applied_messages")
 SET_DJ_DISCONNECTED = query("set_dj_disconnected")
 END_SESSION = query("end_session")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
+LIVE_SESSION_LISTENERS = query("live_session_listeners")
+PURGE_SESSION_LISTENERS = query("purge_session_listeners")
 
+RESTORE_DEADLINE = 300.0  # s: reading every live room back at start may take longer than a call
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 PING_TICK = 0.25  # s between two slices of the connections being pinged
 
 
 class Limits:
-    """The per-client and per-session rate limits of PROTOCOL.md §9 (in memory, never blocking)."""
+    """The per-client rate limits of PROTOCOL.md §9 (in memory, never blocking); the tracks'
+    flood guard is per room (live/track_pace.py)."""
 
     def __init__(self, s: Settings) -> None:
-        self.tracks = KeyedLimiter(1, 1.0 / s.track_rate, burst=s.track_burst, name="tracks")
         self.likes = KeyedLimiter(s.likes_per_minute, 60.0, name="likes")
         self.bulk_likes = KeyedLimiter(s.bulk_likes_per_minute, 60.0, name="bulk likes")
         self.tempo = KeyedLimiter(s.tempo_per_minute, 60.0, name="tempo votes")
@@ -72,6 +77,7 @@ class Hub:
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
+        self.listener_journal = ListenerJournal(db, settings.listener_flush_seconds, self._connected_sessions)
         self.guard = LoopGuard()
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
@@ -96,6 +102,7 @@ class Hub:
             await nursery.start(self.telemetry.run)
             await nursery.start(self.writes.run)
             await nursery.start(self.guard.run)
+            await nursery.start(self.listener_journal.run)
             await self._restore()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)
@@ -186,8 +193,16 @@ class Hub:
     async def open_room(self, info: RoomInfo) -> Room:
         """Make a live session's room and start its nursery inside the hub's."""
         assert self._nursery is not None
+        s = self.settings
         audience = self._audiences.setdefault(info.session_id, set())
-        room = Room(info, audience, linger=self.settings.listener_linger_seconds, windows=self._windows)
+        room = Room(
+            info,
+            audience,
+            linger=self.settings.listener_linger_seconds,
+            windows=self._windows,
+            journal=self.listener_journal,
+            track_pace=TrackPace(s.track_burst, s.track_rate, s.track_backlog_seconds),
+        )
         self.rooms[info.session_id] = room
         await self._nursery.start(room.run)
         return room
@@ -199,7 +214,10 @@ class Hub:
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
         if self.closing:
             return  # after the restart, the rebuilt room starts a fresh grace period
-        await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(now))
+        try:
+            await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(now))
+        except DatabaseStalled:  # only informative: a rebuilt room starts its grace period afresh
+            log.warning("DJ disconnection not stored", extra={"fields": {"session": room.session_id}})
         room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
 
     async def end_session(
@@ -247,6 +265,10 @@ class Hub:
         room.controllers.clear()
         room.close()
 
+    def _connected_sessions(self) -> list[str]:
+        """Live sessions with a client connected now (their listeners' flush time is stamped)."""
+        return [sid for sid, room in self.rooms.items() if room.listeners.connected]
+
     def room_of_poll(self, poll_id: int) -> Room | None:
         """The live room whose active poll this is (a handful of rooms with polls: a scan is fine)."""
         for room in self.rooms.values():
@@ -258,7 +280,9 @@ class Hub:
         """Rebuild every live session's room from PostgreSQL (after a restart or a crash):
         current track, tempo votes, active poll with its votes, active announcement, timers."""
 
-        def load(tx: Tx) -> tuple[list, list, list, list, list, list]:
+        since = timestamptz(time.time() - self.settings.listener_linger_seconds)
+
+        def load(tx: Tx) -> tuple[list, list, list, list, list, list, list]:
             return (
                 tx.all(RECENT_APPLIED_MESSAGES),
                 tx.all(LIVE_SESSIONS),
@@ -266,15 +290,21 @@ class Hub:
                 tx.all(LIVE_POLLS),
                 tx.all(LIVE_POLL_VOTES),
                 tx.all(LIVE_ANNOUNCEMENTS),
+                tx.all(LIVE_SESSION_LISTENERS, since=since),
             )
 
-        applied, sessions, tempo_votes, polls, poll_votes, announcements = await self.db.run(load)
+        applied, sessions, tempo_votes, polls, poll_votes, announcements, listeners = await self.db.run(
+            load, deadline=RESTORE_DEADLINE
+        )
         self.applied.load((r["sender"], r["message_id"], r["applied_at"]) for r in applied)
         tallies: dict[str, list[tuple[str, str, float]]] = {}
         for v in tempo_votes:
             tallies.setdefault(v["session_id"], []).append(
                 (v["client_id"], v["preference"], v["cast_at"].timestamp())
             )
+        lingering: dict[str, list[tuple[str, float]]] = {}
+        for v in listeners:
+            lingering.setdefault(v["session_id"], []).append((v["client_id"], v["left_at"].timestamp()))
         ballots: dict[int, dict[str, int]] = {}
         for v in poll_votes:
             ballots.setdefault(v["poll_id"], {})[v["client_id"]] = v["option_index"]
@@ -293,6 +323,7 @@ class Hub:
                     current=current,
                     dj_disconnected_at=time.time(),
                     tempo=TempoTally.from_votes(tallies.get(row["id"], [])),
+                    lingering=lingering.get(row["id"], []),
                 )
             )
             room.start_grace(
@@ -355,12 +386,16 @@ class Hub:
 
     async def _housekeeping(self) -> None:
         while True:
-            await self.expire_sessions(time.time())
+            try:
+                await self.expire_sessions(time.time())
+            except DatabaseStalled:
+                log.warning("session expiry waits for the database")
             self.applied.prune(time.time())
             try:
                 await self.db.execute(PURGE_APPLIED_MESSAGES)
+                await self.db.execute(PURGE_SESSION_LISTENERS)
             except Exception:
-                log.exception("could not purge applied message ids")
+                log.exception("could not purge applied message ids or ended sessions' listeners")
             await trio.sleep(min(HOUSEKEEPING_INTERVAL, self.settings.session_idle_seconds / 4))
 
     async def expire_sessions(self, now: float) -> None:

@@ -2,7 +2,7 @@
 
 A listener is a distinct clientId in a live session's audience.  Several tabs of one browser
 count once; a client whose last connection closed still counts for `linger` seconds, because
-phones sleep in pockets and come back.
+phones sleep in pockets and come back (a server restart included: `restore`).
 """
 
 from __future__ import annotations
@@ -16,23 +16,38 @@ class Listeners:
         self._open: dict[str, int] = {}
         self._left: dict[str, float] = {}
 
-    def join(self, client: str) -> None:
-        self._open[client] = self._open.get(client, 0) + 1
+    def join(self, client: str) -> bool:
+        """One connection of `client` joined; True when it is the client's first open one."""
+        opened = self._open.get(client, 0)
+        self._open[client] = opened + 1
         self._left.pop(client, None)
+        return opened == 0
 
-    def leave(self, client: str, now: float) -> None:
-        """One connection of `client` left; the client lingers once its last connection is gone."""
+    def leave(self, client: str, now: float) -> bool:
+        """One connection of `client` left; True when it was the last: the client lingers from now."""
         remaining = self._open.get(client, 0) - 1
         if remaining > 0:
             self._open[client] = remaining
-            return
+            return False
         self._open.pop(client, None)
         if remaining == 0:
             self._left[client] = now
+        return remaining == 0
+
+    def restore(self, client: str, left: float) -> None:
+        """A client that left at `left` as a previous server run saw it: it lingers from then,
+        unless it is connected again or already lingers from later."""
+        if client not in self._open and self._left.get(client, left) <= left:
+            self._left[client] = left
 
     def count(self, now: float) -> int:
         self._forget(now)
         return len(self._open) + len(self._left)
+
+    @property
+    def connected(self) -> int:
+        """Clients with at least one open connection."""
+        return len(self._open)
 
     def next_expiry(self) -> float | None:
         """When the earliest lingering client stops counting (None when nobody lingers)."""

@@ -19,14 +19,19 @@ from typing import Any
 import trio
 
 from pika import metrics
+from pika.db import DatabaseStalled
 from pika.live.announcements import Announcement
 from pika.live.connection import Connection
+from pika.live.listener_journal import ListenerJournal
 from pika.live.listeners import Listeners
 from pika.live.polls import Poll
 from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
+from pika.live.track_pace import TrackPace
 from pika.live.wire import frame, joined
 from pika.protocol import TrackInfo, iso
+
+TIMER_RETRY = 1.0  # s before a timer's action runs again when the database did not answer in time
 
 
 @dataclass
@@ -50,6 +55,7 @@ class RoomInfo:
     tempo: TempoTally = field(default_factory=TempoTally)
     poll: Poll | None = None
     announcement: Announcement | None = None
+    lingering: list[tuple[str, float]] = field(default_factory=list)  # (clientId, left at, epoch s)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,16 @@ class Windows:
 
 
 class Room:
-    def __init__(self, info: RoomInfo, audience: set[Connection], *, linger: float, windows: Windows) -> None:
+    def __init__(
+        self,
+        info: RoomInfo,
+        audience: set[Connection],
+        *,
+        linger: float,
+        windows: Windows,
+        journal: ListenerJournal,
+        track_pace: TrackPace,
+    ) -> None:
         self.session_id = info.session_id
         self.dj_name = info.dj_name
         self.dj_id = info.dj_id
@@ -78,10 +93,16 @@ class Room:
         self.poll = info.poll
         self.announcement = info.announcement
         self.windows = windows
+        self.track_pace = track_pace  # the flood guard on the DJ's tracks
+        self.track_lock = trio.Lock()  # one track change at a time, from the DJ or a controller
         self.dj_conn: Connection | None = None
         self.controllers: set[Connection] = set()  # DJ consoles (ATTACH_SESSION): hear what the DJ hears
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
         self.listeners = Listeners(linger)
+        self._journal = journal
+        wall, clock = time.time(), trio.current_time()  # epoch -> the trio clock the timers use
+        for client, left in info.lingering:
+            self.listeners.restore(client, clock - max(0.0, wall - left))
         self.ended = False
         self._nursery: trio.Nursery | None = None
         self._grace: trio.CancelScope | None = None
@@ -111,11 +132,10 @@ class Room:
             self._poll_update = Coalescer(
                 nursery, self._audience_window(w.poll_update), self._send_poll_update
             )
-            now = trio.current_time()
             for member in self.audience:
-                self.listeners.join(member.listener_id)
+                self._join(member)
             task_status.started()
-            self._poke_listeners(now)
+            self._poke_listeners(trio.current_time())
             await trio.sleep_forever()
 
     def close(self) -> None:
@@ -124,16 +144,23 @@ class Room:
             self._nursery.cancel_scope.cancel()
 
     def start_timer(self, delay: float, action: Callable[[], Any]) -> trio.CancelScope:
-        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, unless cancelled."""
+        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, unless cancelled.
+        An action the database could not complete in time (nothing of it applied) runs again
+        a little later, until it completes or the timer is cancelled."""
         assert self._nursery is not None
         scope = trio.CancelScope()
 
         async def timer() -> None:
             with scope:
                 await trio.sleep(delay)
-                result = action()
-                if hasattr(result, "__await__"):
-                    await result
+                while True:
+                    try:
+                        result = action()
+                        if hasattr(result, "__await__"):
+                            await result
+                        return
+                    except DatabaseStalled:
+                        await trio.sleep(TIMER_RETRY)
 
         if not start_soon_unless_closing(self._nursery, timer):
             scope.cancel()
@@ -210,13 +237,21 @@ class Room:
     # -- listeners ------------------------------------------------------------------------------
 
     def listener_joined(self, conn: Connection) -> None:
-        self.listeners.join(conn.listener_id)
-        self._poke_listeners(trio.current_time())
+        self._join(conn)
+        # Counted at the next tick, not now: the subscriber's SUBSCRIBE replies go first (§3.2).
+        if self._listener_count is not None:
+            self._listener_count.poke_at(trio.current_time())
 
     def listener_left(self, conn: Connection) -> None:
         now = trio.current_time()
-        self.listeners.leave(conn.listener_id, now)
+        if self.listeners.leave(conn.listener_id, now) and conn.client_id is not None:
+            self._journal.left(self.session_id, conn.client_id, time.time())
         self._poke_listeners(now)
+
+    def _join(self, conn: Connection) -> None:
+        # Only a clientId is kept across a restart: a bare connection is not recognisable again.
+        if self.listeners.join(conn.listener_id) and conn.client_id is not None:
+            self._journal.opened(self.session_id, conn.client_id)
 
     def listener_count(self) -> int:
         return self.listeners.count(trio.current_time())

@@ -37,12 +37,14 @@ async def register_session(req: Request) -> AfterAck | None:
         raise Refusal("Server busy", close_code=CLOSE_TRY_AGAIN)
     dj_name = account["display_name"] if account else (msg.dj_name or "DJ")
     resume_key = secrets.token_urlsafe(24)
-    row = await hub.db.one(
-        INSERT_SESSION,
-        session_id=session_id,
-        dj_id=account["id"] if account else None,
-        dj_name=dj_name,
-        resume_key_sha256=sha256(resume_key),
+    row = await hub.db.run(  # a transaction: given up at the deadline, it never commits later
+        lambda tx: tx.one(
+            INSERT_SESSION,
+            session_id=session_id,
+            dj_id=account["id"] if account else None,
+            dj_name=dj_name,
+            resume_key_sha256=sha256(resume_key),
+        )
     )
     if row is None:
         raise Refusal("Session not available")  # the id belongs to an ended (or just-taken) session
@@ -69,7 +71,12 @@ async def register_session(req: Request) -> AfterAck | None:
 
 
 async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> None:
-    """REGISTER_SESSION for a live session: the ownership rules of PROTOCOL.md §3.1."""
+    """REGISTER_SESSION for a live session: the ownership rules of PROTOCOL.md §3.1.
+
+    A keyless takeover of an anonymous session (old clients never send a key) is allowed only
+    while its DJ connection is gone, and it never learns or changes the resumeKey: whoever holds
+    the key can take the session back at any time, closing the keyless connection with 4001.
+    """
     hub, conn, msg = req.hub, req.conn, req.msg
     key_ok = msg.resume_key is not None and secrets.compare_digest(
         sha256(msg.resume_key), room.resume_key_sha256
@@ -84,13 +91,15 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
     previous = room.dj_conn
     disconnected_at = room.dj_disconnected_at
     dj_name = account["display_name"] if account else (msg.dj_name or room.dj_name)
-    resume_key = msg.resume_key if key_ok else secrets.token_urlsafe(24)
+    keyless = room.dj_id is None and not key_ok
+    resume_key = None if keyless else msg.resume_key if key_ok else secrets.token_urlsafe(24)
+    resume_key_sha256 = room.resume_key_sha256 if resume_key is None else sha256(resume_key)
     await hub.db.execute(
-        RESUME_SESSION, session_id=room.session_id, dj_name=dj_name, resume_key_sha256=sha256(resume_key)
+        RESUME_SESSION, session_id=room.session_id, dj_name=dj_name, resume_key_sha256=resume_key_sha256
     )
     await _leave_previous_session(hub, conn, room.session_id)
     room.dj_name = dj_name
-    room.resume_key_sha256 = sha256(resume_key)
+    room.resume_key_sha256 = resume_key_sha256
     room.last_activity = time.time()
     room.cancel_grace()
     room.dj_disconnected_at = None
@@ -99,7 +108,11 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
         previous.dj_room = None
         previous.close_soon(CLOSE_REPLACED, "replaced by a newer connection of the same DJ")
     reconnect_ms = 0 if disconnected_at is None else max(0, round((time.time() - disconnected_at) * 1000))
-    hub.telemetry.emit(room.session_id, "reconnect", reconnectMs=reconnect_ms)
+    if keyless and previous is None:  # a takeover without proof: kept for audit
+        hub.telemetry.emit(room.session_id, "reconnect", reconnectMs=reconnect_ms, keyless=True)
+        log.warning("keyless takeover", extra={"fields": {"session": room.session_id, "conn": conn.id}})
+    else:
+        hub.telemetry.emit(room.session_id, "reconnect", reconnectMs=reconnect_ms)
     conn.send_message(_registered(room, room.dj_id is not None, resume_key))
     for message in room.state_messages(conn):
         conn.send_message(message)
@@ -119,14 +132,17 @@ async def _leave_previous_session(hub: Hub, conn: Connection, keep: str) -> None
         await hub.dj_left(old, "switched_session")
 
 
-def _registered(room: Room, authenticated: bool, resume_key: str) -> dict[str, Any]:
-    return {
+def _registered(room: Room, authenticated: bool, resume_key: str | None) -> dict[str, Any]:
+    """SESSION_REGISTERED; a keyless takeover gets no `resumeKey` (omitted, never null)."""
+    message = {
         "type": "SESSION_REGISTERED",
         "sessionId": room.session_id,
         "djName": room.dj_name,
         "authenticated": authenticated,
-        "resumeKey": resume_key,
     }
+    if resume_key is not None:
+        message["resumeKey"] = resume_key
+    return message
 
 
 async def _authenticate(hub: Hub, token: str | None) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from pika.db import Tx
+from pika.db import DatabaseStalled, Tx
 from pika.live import store
 from pika.live.requests import Refusal, Request, require_dj
 from pika.live.room import NowPlaying, Room
@@ -25,13 +25,20 @@ async def broadcast_track(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, BroadcastTrack)
     room = require_dj(req, msg.session_id)
+    async with room.track_lock:
+        await _broadcast_track(req, room, msg)
+
+
+async def _broadcast_track(req: Request, room: Room, msg: BroadcastTrack) -> None:
     if room.current is not None and room.current.track.same_track(msg.track):
         if _merged(room.current.track, msg.track) != room.current.track:
             await _update_metadata(req, room, msg.track)
         elif msg.message_id:
             await req.hub.db.run(req.claim)
         return
-    if not req.hub.limits.tracks.allow(room.session_id):
+    now = time.time()
+    pace = room.track_pace.take(now, msg.played_at)  # judged when the DJ played it, not when handled
+    if pace is None:
         raise Refusal("Rate limit exceeded")
     previous = room.current
     tempo = room.tempo_counts()
@@ -53,9 +60,14 @@ async def broadcast_track(req: Request) -> None:
             raise Refusal("Session not available")
         return int(row["play_id"])
 
-    play_id = await req.hub.db.run(work)
+    try:
+        play_id = await req.hub.db.run(work)
+    except DatabaseStalled:
+        room.track_pace = room.track_pace.database_away(now)  # what is played meanwhile is owed
+        raise
+    room.track_pace = pace  # charged once stored: a refused or failed track costs nothing
     room.current = NowPlaying(play_id, track)
-    room.last_activity = time.time()
+    room.last_activity = now
     message = room.now_playing_message()
     assert message is not None
     if previous is None:
@@ -69,11 +81,12 @@ async def metadata_updated(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, MetadataUpdated)
     room = require_dj(req, msg.session_id)
-    if room.current is None:
-        raise Refusal("No track is playing")
-    if not room.current.track.same_track(msg.track):
-        raise Refusal("Track is not the current track")
-    await _update_metadata(req, room, msg.track)
+    async with room.track_lock:
+        if room.current is None:
+            raise Refusal("No track is playing")
+        if not room.current.track.same_track(msg.track):
+            raise Refusal("Track is not the current track")
+        await _update_metadata(req, room, msg.track)
 
 
 async def _update_metadata(req: Request, room: Room, track: TrackInfo) -> None:
@@ -103,6 +116,11 @@ async def track_stopped(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, TrackStopped)
     room = require_dj(req, msg.session_id)
+    async with room.track_lock:
+        await _track_stopped(req, room)
+
+
+async def _track_stopped(req: Request, room: Room) -> None:
     previous = room.current
     tempo = room.tempo_counts()
 
