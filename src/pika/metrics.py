@@ -82,6 +82,13 @@ GC_PAUSE_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
+PUSH_RESULTS = Counter(
+    "pika_push_deliveries_total",
+    "Web Push deliveries by result: sent, gone (404/410, deleted), retried, expired, failed, dropped",
+    ["result"],
+    registry=REGISTRY,
+)
+
 
 def render() -> bytes:
     return generate_latest(REGISTRY)
