@@ -18,6 +18,7 @@ import trio
 
 from pika import admin
 from pika.config import Settings
+from pika.errors import ConfigError
 from pika.metrics import PUSH_RESULTS
 from pika.push.keys import key_file, load_keys
 from pika.server import Running
@@ -169,3 +170,7 @@ def test_admin_vapid_creates_once_and_prints_env_lines(
     )
     keys = load_keys(settings)
     assert keys is not None and keys.public_key == lines["PIKA_VAPID_PUBLIC_KEY"] != public_key
+    with pytest.raises(ConfigError, match="PIKA_VAPID_PUBLIC_KEY"):
+        load_keys(settings.replace(vapid_public_key=public_key))
+    with pytest.raises(ConfigError, match="PIKA_VAPID_SUBJECT"):
+        load_keys(settings.replace(vapid_subject="pika@example.org"))

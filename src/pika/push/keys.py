@@ -83,4 +83,6 @@ def load_keys(settings: Settings) -> VapidKeys | None:
         vapid = create_key_file(key_file(settings))
     else:
         return None
+    if not settings.vapid_subject.startswith(("mailto:", "https://")):
+        raise ConfigError("PIKA_VAPID_SUBJECT: must be a mailto: or https:// URL (RFC 8292 §2.1)")
     return VapidKeys(vapid, public_key_of(vapid), settings.vapid_subject)

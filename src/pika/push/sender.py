@@ -121,7 +121,9 @@ class PushSender:
         if ttl <= 0:
             PUSH_RESULTS.labels("expired").inc()
             return
-        status, retry_after = await trio.to_thread.run_sync(self._post, delivery, ttl, limiter=self._limiter)
+        status, retry_after = await trio.to_thread.run_sync(
+            self._post, delivery, ttl, limiter=self._limiter, abandon_on_cancel=True
+        )
         if status is not None and 200 <= status < 300:
             PUSH_RESULTS.labels("sent").inc()
         elif status in (404, 410):
