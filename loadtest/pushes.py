@@ -23,6 +23,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from loadtest.side import answer_commands
+
 SUBSCRIBERS = 8  # concurrent POST /api/push/subscribe while setting up (not measured)
 
 
@@ -86,22 +88,16 @@ def subscribe(host: str, port: int, session: str, base: str, count: int) -> list
 
 def pushes_main(args: dict[str, Any], pipe: Connection) -> None:
     """'subscribe' → 'subscribed'; 'collect' → 'pushed' (when all arrived or the time is up)."""
-    deadline = time.monotonic() + args["max_seconds"]
     sink = Sink()
-    while time.monotonic() < deadline:
-        if not pipe.poll(0.25):
-            continue
-        try:
-            name, cmd = pipe.recv()
-        except EOFError:
-            return
-        if name == "subscribe":
-            failed = subscribe(args["host"], args["port"], cmd["session"], sink.base, cmd["count"])
-            pipe.send(("subscribed", {"failed": failed[:5], "n_failed": len(failed)}))
-        elif name == "collect":
-            until = time.monotonic() + cmd["timeout"]
-            while len(sink.times) < cmd["expected"] and time.monotonic() < until:
-                time.sleep(0.05)
-            pipe.send(("pushed", {"times": list(sink.times)}))
-        elif name == "stop":
-            return
+
+    def subscribe_all(cmd: dict[str, Any]) -> tuple[str, Any]:
+        failed = subscribe(args["host"], args["port"], cmd["session"], sink.base, cmd["count"])
+        return "subscribed", {"failed": failed[:5], "n_failed": len(failed)}
+
+    def collect(cmd: dict[str, Any]) -> tuple[str, Any]:
+        until = time.monotonic() + cmd["timeout"]
+        while len(sink.times) < cmd["expected"] and time.monotonic() < until:
+            time.sleep(0.05)
+        return "pushed", {"times": list(sink.times)}
+
+    answer_commands(pipe, args["max_seconds"], {"subscribe": subscribe_all, "collect": collect})
