@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ class PushSender:
         self.keys: VapidKeys | None = None
         self._queue_in, self._queue_out = trio.open_memory_channel[Push](ANNOUNCEMENTS_QUEUED)
         self._limiter = trio.CapacityLimiter(settings.push_concurrency)
+        self._local = threading.local()  # one requests.Session per worker thread: kept connections
 
     @property
     def public_key(self) -> str | None:
@@ -143,6 +145,12 @@ class PushSender:
             log.warning("push refused", extra={"fields": {"status": status}})
             PUSH_RESULTS.labels("failed").inc()
 
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
     def _post(self, delivery: Delivery, ttl: int) -> tuple[int | None, float | None]:
         """Encrypt and POST one push (in a worker thread): the status and any Retry-After."""
         assert self.keys is not None
@@ -157,6 +165,7 @@ class PushSender:
                 ttl=ttl,
                 headers={"Urgency": "high"},
                 timeout=REQUEST_TIMEOUT,
+                requests_session=self._session(),
             )
         except WebPushException as exc:
             response = exc.response
