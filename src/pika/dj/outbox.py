@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id TEXT NOT NULL,
     message_id TEXT NOT NULL UNIQUE,
-    track      TEXT NOT NULL
+    track      TEXT NOT NULL,
+    played_at  REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS setlist (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,6 +52,7 @@ class Entry:
     session_id: str
     message_id: str
     track: dict[str, Any]  # the wire TrackInfo: title, artist, bpm?, key?
+    played_at: float  # epoch seconds the DJ played it: the server's flood guard judges this timeline
 
     def __str__(self) -> str:
         return f"{self.track['artist']} - {self.track['title']}"
@@ -84,7 +86,7 @@ class Outbox:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, session_id: str, track: TrackInfo) -> Entry | None:
+    def add(self, session_id: str, track: TrackInfo, played_at: float) -> Entry | None:
         """Queue a play, unless it is the same track as the session's last one (reported twice in a
         row: sent once). Returns the new entry, or None when it was a repeat."""
         with self._transaction():
@@ -101,19 +103,20 @@ class Outbox:
             message_id = f"pika-dj-{secrets.token_hex(12)}"
             wire = json.dumps(track.to_wire(), ensure_ascii=False)
             cur = self._db.execute(
-                "INSERT INTO outbox (session_id, message_id, track) VALUES (?, ?, ?)",
-                (session_id, message_id, wire),
+                "INSERT INTO outbox (session_id, message_id, track, played_at) VALUES (?, ?, ?, ?)",
+                (session_id, message_id, wire, played_at),
             )
             assert cur.lastrowid is not None
-            return Entry(cur.lastrowid, session_id, message_id, track.to_wire())
+            return Entry(cur.lastrowid, session_id, message_id, track.to_wire(), played_at)
 
     def pending(self, session_id: str) -> list[Entry]:
         """Everything not yet confirmed for this session, oldest first."""
         rows = self._db.execute(
-            "SELECT seq, session_id, message_id, track FROM outbox WHERE session_id = ? ORDER BY seq",
+            "SELECT seq, session_id, message_id, track, played_at FROM outbox"
+            " WHERE session_id = ? ORDER BY seq",
             (session_id,),
         ).fetchall()
-        return [Entry(seq, sid, mid, json.loads(track)) for seq, sid, mid, track in rows]
+        return [Entry(seq, sid, mid, json.loads(track), at) for seq, sid, mid, track, at in rows]
 
     def confirmed(self, entry: Entry) -> None:
         """The server ACKed it: off the queue, onto the set list."""
