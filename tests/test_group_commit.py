@@ -17,6 +17,8 @@ from pika.queries import load_queries, query
 
 INSERT_SESSION = query("insert_session")
 INSERT_REACTIONS = query("insert_reactions")
+INSERT_PLAYED_TRACK = query("insert_played_track")
+INSERT_LIKES = query("insert_likes")
 QUERIES = Path(__file__).resolve().parents[1] / "sql" / "queries"
 SESSION = "GROUPCOMMIT1"
 
@@ -118,6 +120,72 @@ async def test_a_refusal_or_a_duplicate_changes_nothing_and_leaves_the_others_al
     assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("a",), ("c",), ("d",)]
     claimed = stored(db_url, "SELECT sender, message_id FROM applied_messages ORDER BY message_id")
     assert claimed == [("client:a", "m1"), ("client:c", "m3")]  # the refused m2 can be retried
+
+
+def like(client: str, match_key: str) -> Row:
+    """A like as an answering Row: the statement says, per like, whether it was written."""
+
+    def answer(returned: dict[str, bool]) -> str:
+        if not returned["played"]:
+            raise Refusal("not played")
+        if not returned["liked"]:
+            raise Refusal("already liked")
+        return f"{client} likes {match_key}"
+
+    values = {"session_id": SESSION, "client_id": client, "match_key": match_key}
+    return Row(INSERT_LIKES, values, answer=answer)
+
+
+async def test_rows_with_an_answer_each_get_their_own_result_from_one_statement(
+    db: Database, db_url: str
+) -> None:
+    song = {"title": "Song", "artist": "A", "match_key": "a\x1fsong"}
+    extra = dict.fromkeys(("bpm", "key", "energy", "danceability", "brightness", "acousticness", "groove"))
+    await db.one(INSERT_PLAYED_TRACK, session_id=SESSION, **song, **extra)
+    writes = GroupCommit(db)
+    hold = threading.Event()
+    results: dict[str, object] = {}
+
+    def slow(tx: Tx) -> None:
+        hold.wait(10)
+
+    async def act(key: str, sender: str, message_id: str, work: Callable[[Tx], object] | Row) -> None:
+        try:
+            results[key] = await writes.write(sender, message_id, work)
+        except (Refusal, Duplicate) as exc:
+            results[key] = exc
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        await act("earlier", "client:c3", "m0", like("client-3", "a\x1fsong"))
+        nursery.start_soon(act, "first", "client:x", "mx", slow)
+        await trio.sleep(0.2)  # the first batch holds in its worker thread; the rest queue as one
+        for key, sender, message_id, work in [
+            ("new", "client:c1", "m1", like("client-1", "a\x1fsong")),
+            ("twice in the batch", "client:c1", "m2", like("client-1", "a\x1fsong")),
+            ("same id again", "client:c1", "m1", like("client-1", "a\x1fsong")),
+            ("not played", "client:c2", "m3", like("client-2", "b\x1fother")),
+            ("liked before", "client:c3", "m4", like("client-3", "a\x1fsong")),
+            ("thanks", "client:c4", "m5", row("client-4")),
+        ]:
+            nursery.start_soon(act, key, sender, message_id, work)
+            await trio.sleep(0.01)  # queued in this order
+        hold.set()
+        with trio.fail_after(10):
+            while len(results) < 8:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+    assert results["new"] == "client-1 likes a\x1fsong"
+    assert str(results["twice in the batch"]) == "already liked"
+    assert isinstance(results["same id again"], Duplicate)
+    assert str(results["not played"]) == "not played"
+    assert str(results["liked before"]) == "already liked"
+    assert results["thanks"] is None
+    likes = stored(db_url, "SELECT client_id FROM likes ORDER BY client_id")
+    assert likes == [("client-1",), ("client-3",)]
+    claimed = stored(db_url, "SELECT message_id FROM applied_messages ORDER BY message_id")
+    assert claimed == [("m0",), ("m1",), ("m5",), ("mx",)]  # refused likes can be retried
 
 
 async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written(
