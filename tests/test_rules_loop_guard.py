@@ -49,6 +49,17 @@ def test_after_spikes_a_moderately_busy_loop_gets_its_ration_back():
     assert not admission.open  # frames still wait: the gate stays closed until lag is low
 
 
+def test_under_steady_load_the_gate_reopens_once_lag_is_low_and_one_ration_covers_the_wait():
+    """Frames keep arriving between ticks, so some always wait at a tick: waiting for nobody
+    to wait kept the gate closed for good, and every frame paid a park and up to a tick."""
+    admission = Admission(per_tick=64, step=8)
+    admission.observe(1.0, waiting=500)  # closed, ration 32
+    assert admission.observe(LOW_LAG / 2, waiting=50) == 40 and not admission.open  # 50 > 40: still rationed
+    assert admission.observe(LOW_LAG / 2, waiting=30) == 0  # 30 <= 48: all go, and the gate opens
+    assert admission.open
+    assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=0) == 0 and admission.open
+
+
 def test_the_ration_grows_no_further_than_its_ceiling():
     admission = Admission(per_tick=64, step=8, ceiling=100)
     admission.observe(1.0, waiting=10_000)
@@ -58,7 +69,7 @@ def test_the_ration_grows_no_further_than_its_ceiling():
 def test_never_more_turns_than_frames_waiting():
     admission = Admission(per_tick=64)
     admission.observe(1.0, waiting=3)
-    assert admission.observe(LOW_LAG / 2, waiting=3) == 3
+    assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=3) == 3
 
 
 @given(st.lists(st.tuples(lags, st.integers(min_value=0, max_value=10_000)), max_size=200))

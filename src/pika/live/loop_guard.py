@@ -23,7 +23,7 @@ from pika import metrics
 
 TICK = 0.010  # s between two lag measurements
 HIGH_LAG = 0.020  # s: above this, turns are rationed (and halved); at or below it, the ration grows
-LOW_LAG = 0.005  # s: below this, with nobody waiting, the guard opens
+LOW_LAG = 0.005  # s: below this, once one ration covers everyone waiting, the guard opens
 
 
 @dataclass
@@ -37,13 +37,14 @@ class Admission:
     open: bool = True
 
     def observe(self, lag: float, waiting: int) -> int:
-        """Record one tick's lag; return how many waiting frames to let go now."""
+        """Record one tick's lag; return how many waiting frames to let go now (once `open`,
+        every one of them goes)."""
         if lag > HIGH_LAG:
             self.open = False
             self.per_tick = max(self.floor, self.per_tick // 2)
         else:
             self.per_tick = min(self.ceiling, self.per_tick + self.step)
-            if lag < LOW_LAG and not waiting:
+            if lag < LOW_LAG and waiting <= self.per_tick:  # this tick's ration lets them all go
                 self.open = True
         return 0 if self.open else min(waiting, self.per_tick)
 
@@ -71,7 +72,7 @@ class LoopGuard:
             metrics.LOOP_LAG_SECONDS.observe(lag)
             let_go = self.admission.observe(lag, len(self._lot))
             if self.admission.open:
-                if self._lot:  # a straggler parked in the tick that opened the gate
+                if self._lot:  # the last ration, or a straggler parked in the tick that opened the gate
                     self._lot.unpark_all()
             elif let_go:
                 self._lot.unpark(count=let_go)
