@@ -587,6 +587,18 @@ def test_iso_always_ends_with_z_and_has_millis(ts: Any) -> None:
     assert timedelta(0) <= expected - parsed < timedelta(milliseconds=1)
 
 
+@given(
+    st.lists(
+        st.floats(min_value=0, max_value=4_102_444_800) | st.datetimes(timezones=st.just(UTC)), max_size=20
+    )
+)
+def test_iso_gives_each_time_its_own_text_whatever_came_before(stamps: list[Any]) -> None:
+    """iso() reuses the text of the second it formatted last: never for another second."""
+    for ts in stamps:
+        dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
+        assert iso(ts) == dt.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
 def test_encode_drops_none_and_is_compact() -> None:
     text = encode(
         {"type": "NOW_PLAYING", "sessionId": SID, "endsAt": None, "track": {"title": "é", "bpm": None}}

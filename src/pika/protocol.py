@@ -722,14 +722,21 @@ assert _CLASSES.keys() == _READERS.keys()
 def iso(ts: datetime | float) -> str:
     """ISO-8601 UTC with milliseconds and `Z`, e.g. `2026-01-15T21:04:05.123Z`. A float is epoch seconds;
     a naive datetime is taken as UTC."""
+    global _last_second
     if isinstance(ts, datetime):
         dt = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     else:
         dt = datetime.fromtimestamp(ts, UTC)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-        f".{dt.microsecond // 1000:03d}Z"
-    )
+    second = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    last = _last_second
+    if last[0] != second:  # most frames are stamped within the second of the previous one
+        text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        last = _last_second = (second, text)
+    return f"{last[1]}.{dt.microsecond // 1000:03d}Z"
+
+
+# The last second iso() formatted and its text: one tuple, replaced whole (safe across threads).
+_last_second: tuple[tuple[int, ...], str] = ((), "")
 
 
 def encode(message: Mapping[str, Any]) -> str:
