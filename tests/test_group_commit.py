@@ -19,6 +19,7 @@ INSERT_SESSION = query("insert_session")
 INSERT_REACTIONS = query("insert_reactions")
 INSERT_PLAYED_TRACK = query("insert_played_track")
 INSERT_LIKES = query("insert_likes")
+DELETE_LIKE = query("delete_like")
 QUERIES = Path(__file__).resolve().parents[1] / "sql" / "queries"
 SESSION = "GROUPCOMMIT1"
 
@@ -186,6 +187,46 @@ async def test_rows_with_an_answer_each_get_their_own_result_from_one_statement(
     assert likes == [("client-1",), ("client-3",)]
     claimed = stored(db_url, "SELECT message_id FROM applied_messages ORDER BY message_id")
     assert claimed == [("m0",), ("m1",), ("m5",), ("mx",)]  # refused likes can be retried
+
+
+async def test_a_like_and_its_undo_in_one_batch_keep_their_order(db: Database, db_url: str) -> None:
+    """Rows are written together, but never after a work that came later: a like then its
+    undo (REMOVE_LIKE, a work of its own) leaves no like, as written one after the other."""
+    song = {"title": "Song", "artist": "A", "match_key": "a\x1fsong"}
+    extra = dict.fromkeys(("bpm", "key", "energy", "danceability", "brightness", "acousticness", "groove"))
+    await db.one(INSERT_PLAYED_TRACK, session_id=SESSION, **song, **extra)
+    writes = GroupCommit(db)
+    hold = threading.Event()
+    answered: list[str] = []
+
+    def slow(tx: Tx) -> None:
+        hold.wait(10)
+
+    def undo(tx: Tx) -> None:
+        tx.execute(DELETE_LIKE, session_id=SESSION, client_id="client-1", match_key="a\x1fsong")
+
+    async def act(message_id: str, work: Callable[[Tx], object] | Row) -> None:
+        await writes.write("client:c1", message_id, work)
+        answered.append(message_id)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        nursery.start_soon(act, "m0", slow)
+        await trio.sleep(0.2)  # the first batch holds; the like and its undo queue as one
+        nursery.start_soon(act, "m1", like("client-1", "a\x1fsong"))
+        await trio.sleep(0.01)
+        nursery.start_soon(act, "m2", undo)
+        await trio.sleep(0.01)
+        hold.set()
+        with trio.fail_after(10):
+            while len(answered) < 3:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+    assert stored(db_url, "SELECT count(*) FROM likes") == [(0,)]
+    assert stored(
+        db_url, "SELECT count(DISTINCT xmin::text) FROM applied_messages WHERE message_id <> 'm0'"
+    ) == [(1,)]
 
 
 async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written(

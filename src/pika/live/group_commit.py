@@ -22,8 +22,9 @@ What each action keeps, exactly as when it had a transaction to itself:
   path needs no shield of its own).
 
 The commonest actions (likes, thank-yous, tempo votes) are not even a statement each: a `Row`
-joins the other rows of its query in the batch, written by one set-based statement after the
-batch's other work; a row with an `answer` learns its own result (and may refuse) from it.
+joins the other rows of its query queued since the batch's last other work, written by one
+set-based statement before the next (so a like and its undo keep their order); a row with an
+`answer` learns its own result (and may refuse) from it.
 """
 
 from __future__ import annotations
@@ -172,6 +173,17 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
             if w.message_id:
                 refused.append((w.sender, w.message_id))
 
+    def write_rows() -> None:
+        for q, rows in by_query.items():
+            params = {column: [row.values[column] for _, _, row in rows] for column in rows[0][2].values}
+            if rows[0][2].answer is None:
+                tx.execute(q, **params)
+                continue
+            for (at, w, row), returned in zip(rows, tx.all(q, **params), strict=True):
+                assert row.answer is not None
+                settle(at, w, functools.partial(row.answer, returned))
+        by_query.clear()
+
     for w in batch:
         results.append(outcome.Value(None))
         if w.message_id:
@@ -183,15 +195,9 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
         if isinstance(w.work, Row):
             by_query.setdefault(w.work.query, []).append((len(results) - 1, w, w.work))
         else:
+            write_rows()  # rows queued before this work are written before it, as they came
             settle(len(results) - 1, w, functools.partial(w.work, tx))
-    for q, rows in by_query.items():
-        params = {column: [row.values[column] for _, _, row in rows] for column in rows[0][2].values}
-        if rows[0][2].answer is None:
-            tx.execute(q, **params)
-            continue
-        for (at, w, row), returned in zip(rows, tx.all(q, **params), strict=True):
-            assert row.answer is not None
-            settle(at, w, functools.partial(row.answer, returned))
+    write_rows()
     if refused:
         tx.execute(UNCLAIM_MESSAGES, senders=[k[0] for k in refused], message_ids=[k[1] for k in refused])
     return results
