@@ -75,7 +75,7 @@ class Tx:
         try:
             return self._conn.execute(self._queries[q], params)
         finally:
-            metrics.DB_QUERY_SECONDS.labels(q.name).observe(time.perf_counter() - started)
+            metrics.child(metrics.DB_QUERY_SECONDS, q.name).observe(time.perf_counter() - started)
 
 
 class Database:

@@ -2,11 +2,18 @@
 
 Counters are module-level so any layer can count without a reference being passed around;
 gauges that reflect live state (connections, sessions) are read from the hub at scrape time.
+Hot paths take a labelled child through `child()`, which looks each one up once.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 REGISTRY = CollectorRegistry()
 
@@ -81,6 +88,13 @@ GC_PAUSE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+
+
+@functools.cache
+def child(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, looked up once per label set (prometheus's lookup validates and
+    locks on every call).  Only for labels from a small fixed set: message types, query names."""
+    return metric.labels(*values)
 
 
 def render() -> bytes:

@@ -104,7 +104,7 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     except ProtocolError as exc:
         _refuse(conn, exc.error, exc.message_id)
         return
-    metrics.MESSAGES_IN.labels(msg.TYPE).inc()
+    metrics.child(metrics.MESSAGES_IN, msg.TYPE).inc()
     conn.bind_client(msg.client_id)
     req = Request(hub, conn, msg, _sender(conn))
     message_id = msg.message_id
