@@ -85,3 +85,8 @@ VALUES
 INSERT INTO session_listeners (session_id, client_id, left_at)
 SELECT 'friday_milonga', 'client-' || c, CASE WHEN c > 20 THEN now() - interval '2 minutes' END
 FROM generate_series(1, 30) AS c;
+
+-- A second live session, just opened (no plays yet): the one the runbook's end-session ends.
+INSERT INTO sessions (id, dj_id, dj_name, resume_key_sha256, started_at, last_activity_at)
+VALUES ('saturday_social', (SELECT id FROM djs WHERE slug = 'dj-mo'), 'DJ Mo', repeat('e', 64),
+        now() - interval '5 minutes', now() - interval '5 minutes');
