@@ -8,11 +8,12 @@ from pathlib import Path
 import psycopg
 import pytest
 import trio
+from trio.testing import MockClock
 
 from pika.config import SQL_DIR
 from pika.db import Database
 from pika.queries import load_queries
-from pika.retention import prune
+from pika.retention import DAY, prune, run_daily
 from tests.conftest import StartServer
 
 SEED = (Path(__file__).parent / "ops_seed.sql").read_text(encoding="utf-8")
@@ -98,3 +99,20 @@ async def test_the_running_server_prunes_at_start_then_daily(db_url: str, start_
         while count(db_url, OLD_EVENTS):
             await trio.sleep(0.05)
     assert count(db_url, NEW_EVENTS) >= new
+
+
+async def test_retention_runs_at_start_then_once_a_day_and_a_failed_day_does_not_stop_it(
+    mock_clock: MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0
+    runs: list[float] = []
+
+    async def step() -> dict[str, int]:
+        runs.append(trio.current_time())
+        if len(runs) == 2:
+            raise RuntimeError("database away")
+        return {"session_events": 0}
+
+    with trio.move_on_after(3.5 * DAY):
+        await run_daily(step, days=30)
+    assert runs == [0.0, DAY, 2 * DAY, 3 * DAY]

@@ -9,6 +9,7 @@ Each table is emptied in batches of `BATCH` rows, each its own short transaction
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -43,12 +44,12 @@ async def prune(db: Database, days: int, batch: int = BATCH) -> dict[str, int]:
     return deleted
 
 
-async def run_daily(db: Database, days: int) -> None:
-    """Prune at start and then every day, until cancelled; a failed run is logged and retried
-    the next day."""
+async def run_daily(step: Callable[[], Awaitable[dict[str, int]]], days: int) -> None:
+    """Run `step` (prune, bound to a database) at start and then every day, until cancelled; a
+    failed run is logged and tried again the next day."""
     while True:
         try:
-            deleted = await prune(db, days)
+            deleted = await step()
         except Exception:
             log.exception("retention could not prune old rows; next try in a day")
         else:

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -35,7 +36,7 @@ from pika.live.track_pace import TrackPace
 from pika.live.wire import frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
-from pika.retention import run_daily
+from pika.retention import prune, run_daily
 from pika.security.admission import UpgradeRefusal, WsAdmission
 from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
@@ -108,7 +109,8 @@ class Hub:
             await self._restore()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)
-            nursery.start_soon(run_daily, self.db, self.settings.retention_days)
+            days = self.settings.retention_days
+            nursery.start_soon(run_daily, partial(prune, self.db, days), days)
             task_status.started()
             await trio.sleep_forever()
 
