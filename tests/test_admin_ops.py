@@ -138,3 +138,16 @@ async def test_prune_prints_what_it_deleted_and_keeps_product_data(db_url: str) 
     for table in ("sessions", "played_tracks", "likes", "polls", "poll_votes", "reactions", "djs"):
         assert after[table] == before[table]
     assert len(after["session_events"]) == len(before["session_events"]) - 7
+
+
+async def test_restore_of_a_file_that_is_no_backup_fails_with_one_line_and_changes_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    seed(db_url)
+    before = everything(db_url)
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a dump\n")
+    result = await admin(db_url, "restore", "--force", str(junk))
+    assert result.code == 2
+    assert result.err.startswith("pika.admin: pg_restore failed:") and result.err.count("\n") == 1
+    assert everything(db_url) == before
