@@ -1,7 +1,8 @@
 """`python -m pika.admin`: account and session chores for the operator, straight on the database.
 
 Revoke a DJ's tokens, reset a password, list tokens (never their digests), end a session by hand,
-stop an embedded PostgreSQL that a crashed server left running.
+stop an embedded PostgreSQL that a crashed server left running; and the operator's tasks of
+`pika.ops`: the telemetry report, backup and restore, and retention's prune on demand.
 The database comes from the same settings as the server (`PIKA_DATABASE_URL`, else the embedded
 PostgreSQL in `PIKA_DATA_DIR`).  Exit 0 done, 1 no such account/session or bad input, 2 database or
 settings trouble — always with one line on stderr.
@@ -13,7 +14,6 @@ import argparse
 import secrets
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -23,6 +23,8 @@ from pika.db import Tx, connect_sync
 from pika.embedded import stop_embedded
 from pika.errors import PikaError
 from pika.migrate import _database_url as database_url
+from pika.ops.cli import OPS_COMMANDS, add_ops_parsers
+from pika.ops.table import aligned, when
 from pika.queries import load_queries, query
 from pika.security.passwords import hash_password_blocking
 
@@ -55,10 +57,14 @@ def main(argv: list[str] | None = None) -> int:
             print(_stop_embedded(settings))
             return 0
         queries = load_queries(settings.sql_dir / "queries")
-        with database_url(settings) as url, connect_sync(url, autocommit=True) as conn:
-            tx = Tx(conn, queries)
-            for line in COMMANDS[args.command](tx, args, new_password):
-                print(line)
+        with database_url(settings) as url:
+            if args.command in OPS_COMMANDS:
+                lines = OPS_COMMANDS[args.command](url, args, settings, queries)
+            else:
+                with connect_sync(url, autocommit=True) as conn:
+                    lines = COMMANDS[args.command](Tx(conn, queries), args, new_password)
+        for line in lines:
+            print(line)
         return 0
     except PikaError as exc:
         print(f"pika.admin: {exc}", file=sys.stderr)
@@ -98,12 +104,9 @@ def list_tokens(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
         return [f"{dj['email']} has no tokens"]
     table = [("id", "name", "created", "last used", "state")]
     for row in rows:
-        state = "active" if row["revoked_at"] is None else f"revoked {_when(row['revoked_at'])}"
-        table.append(
-            (str(row["id"]), row["name"], _when(row["created_at"]), _when(row["last_used_at"]), state)
-        )
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+        state = "active" if row["revoked_at"] is None else f"revoked {when(row['revoked_at'])}"
+        table.append((str(row["id"]), row["name"], when(row["created_at"]), when(row["last_used_at"]), state))
+    return aligned(table)
 
 
 def end_session(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
@@ -115,7 +118,7 @@ def end_session(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
     if row is None:
         raise AdminRefused(f"no session with id {args.session_id!r}")
     raise AdminRefused(
-        f"session {args.session_id} already ended at {_when(row['ended_at'])} ({row['end_reason'] or '?'})"
+        f"session {args.session_id} already ended at {when(row['ended_at'])} ({row['end_reason'] or '?'})"
     )
 
 
@@ -166,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         description="After kill -9 of the server its embedded PostgreSQL keeps running until the next "
         "start adopts it. Stop it here when no restart is wanted; refused while a server still uses it.",
     )
+    add_ops_parsers(sub)
     return parser
 
 
@@ -191,12 +195,6 @@ def _read_password(stream: Any) -> str:
     except UnicodeEncodeError:
         raise AdminRefused("the password on stdin is not valid text (UTF-8)") from None
     return password
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return "never"
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pg_message(exc: psycopg.Error) -> str:

@@ -136,6 +136,9 @@ class Settings:
     migration_lock_timeout: float = setting(
         30.0, _float(0.1, 3600), "a migration waiting longer than this for a lock gives up (s)"
     )
+    retention_days: int = setting(
+        30, _int(1, 36500), "telemetry and other operational rows older than this are deleted daily (days)"
+    )
 
     # -- PROTOCOL.md §9 limits -----------------------------------------------------------------
     max_frame_bytes: int = setting(

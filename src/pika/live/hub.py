@@ -2,8 +2,9 @@
 
 The hub owns one nursery.  Each room's nursery is started inside it, as are the telemetry
 writer, the group commit of dancer actions (group_commit.py), the loop guard (loop_guard.py),
-the housekeeping loop (session expiry, forgetting old message ids) and the pinger (one timer for
-every live-listener socket: a ping per `ping_interval`, and the silent ones dropped).  At start the hub
+the housekeeping loop (session expiry, forgetting old message ids), the daily retention
+(retention.py) and the pinger (one timer for every live-listener socket: a ping per
+`ping_interval`, and the silent ones dropped).  At start the hub
 rebuilds every live session from PostgreSQL, so a restart loses nothing a client saw.
 """
 
@@ -13,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -34,6 +36,7 @@ from pika.live.track_pace import TrackPace
 from pika.live.wire import frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
+from pika.retention import prune, run_daily
 from pika.security.admission import UpgradeRefusal, WsAdmission
 from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
@@ -106,6 +109,8 @@ class Hub:
             await self._restore()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)
+            days = self.settings.retention_days
+            nursery.start_soon(run_daily, partial(prune, self.db, days), days)
             task_status.started()
             await trio.sleep_forever()
 
