@@ -32,6 +32,7 @@ ADMIN_REVOKE_TOKENS = query("admin_revoke_tokens")
 ADMIN_LIST_TOKENS = query("admin_list_tokens")
 ADMIN_END_SESSION = query("admin_end_session")
 GET_SESSION = query("get_session")
+ADMIN_INSERT_ACTION = query("admin_insert_action")
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
@@ -76,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 def revoke_tokens(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
     dj = _dj(tx, args.email)
     count = tx.execute(ADMIN_REVOKE_TOKENS, dj_id=dj["id"])
-    return [f"revoked {count} token{'s' if count != 1 else ''} of {dj['email']}"]
+    tx.one(ADMIN_INSERT_ACTION, action="revoke_tokens", session_id=None, dj_id=dj["id"])
+    return [
+        f"revoked {count} token{'s' if count != 1 else ''} of {dj['email']}; "
+        "a running server closes their live connections (4003)"
+    ]
 
 
 def reset_password(tx: Tx, args: argparse.Namespace, new_password: str | None) -> list[str]:
@@ -108,9 +113,8 @@ def list_tokens(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
 
 def end_session(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
     if tx.one(ADMIN_END_SESSION, session_id=args.session_id) is not None:
-        return [
-            f"session {args.session_id} ended (reason: admin); a running server drops it at its next restart"
-        ]
+        tx.one(ADMIN_INSERT_ACTION, action="end_session", session_id=args.session_id, dj_id=None)
+        return [f"session {args.session_id} ended (reason: admin); a running server ends it now"]
     row = tx.one(GET_SESSION, session_id=args.session_id)
     if row is None:
         raise AdminRefused(f"no session with id {args.session_id!r}")
@@ -139,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: PIKA_DATABASE_URL, else embedded)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     revoke = sub.add_parser(
-        "revoke-tokens", help="revoke every API token of a DJ (their apps must log in again)"
+        "revoke-tokens",
+        help="revoke every API token of a DJ (their apps must log in again; live ones are closed)",
     )
     revoke.add_argument("--email", required=True, help="the DJ account's email")
     reset = sub.add_parser(
@@ -154,10 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--email", required=True, help="the DJ account's email")
     end = sub.add_parser(
         "end-session",
-        help="mark a session ended (end_reason 'admin')",
-        description="Mark a session ended in the database (end_reason 'admin'). A running server "
-        "does not notice: its dancers see the session until the server restarts, which then "
-        "does not restore it.",
+        help="end a session now (end_reason 'admin')",
+        description="End a session (end_reason 'admin'): marked in the database, and a running "
+        "server is told (PostgreSQL NOTIFY): its dancers get SESSION_ENDED at once. A server that "
+        "is down finds the action when it starts.",
     )
     end.add_argument("session_id", metavar="ID", help="the session id")
     sub.add_parser(

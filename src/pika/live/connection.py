@@ -27,6 +27,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_RESTARTING = 1012
 CLOSE_TRY_AGAIN = 1013
 CLOSE_REPLACED = 4001
+CLOSE_REVOKED = 4003  # the DJ's token was revoked (PROTOCOL.md §1): the session enters its grace
 
 CLOSE_DEADLINE = 5.0  # s from asking for a close to giving up on the close handshake
 BATCH_FRAMES = 64  # queued frames joined into one socket write at most
