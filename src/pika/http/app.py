@@ -7,6 +7,7 @@ or a stack trace — unknown routes (404) and wrong methods (405) included.
 from __future__ import annotations
 
 import logging
+import time
 
 from quart import Response, jsonify
 from quart_trio import QuartTrio
@@ -32,7 +33,13 @@ def create_app(settings: Settings, db: Database, hub: Hub, live_port: int = 0) -
     app = QuartTrio("pika", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1 * 2**20
     app.config["JSON_SORT_KEYS"] = False
-    app.extensions["pika"] = {"settings": settings, "db": db, "hub": hub, "live_port": live_port}
+    app.extensions["pika"] = {
+        "settings": settings,
+        "db": db,
+        "hub": hub,
+        "live_port": live_port,
+        "started": time.time(),  # the status page's uptime
+    }
     app.register_blueprint(health_blueprint())
     app.register_blueprint(live_blueprint())
     app.register_blueprint(auth_blueprint())
