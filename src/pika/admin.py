@@ -88,6 +88,7 @@ def reset_password(tx: Tx, args: argparse.Namespace, new_password: str | None) -
     dj = _dj(tx, args.email)
     password = new_password or secrets.token_urlsafe(12)
     tx.execute(AUTH_SET_PASSWORD_HASH, dj_id=dj["id"], password_hash=hash_password_blocking(password))
+    tx.one(ADMIN_INSERT_ACTION, action="reset_password", session_id=None, dj_id=dj["id"])
     if new_password is not None:
         return [f"password of {dj['email']} set; existing tokens still work (revoke-tokens ends them)"]
     return [

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import trio
 
+from pika.audit import audit
 from pika.db import DatabaseStalled, Row, Tx
 from pika.live.hub import Hub
 from pika.queries import query
@@ -76,16 +77,16 @@ class AdminChannel:
             await self.hub.db.run(lambda tx, id=action["id"]: _done(tx, id))
 
     async def _carry_out(self, action: Row) -> None:
-        fields = {"id": action["id"], "action": action["action"]}
+        """Do one action (reset-password needs nothing of the server) and write its audit line."""
+        fields: dict[str, object] = {"action": action["action"], "action_id": action["id"]}
         if action["action"] == "end_session":
             room = self.hub.rooms.get(action["session_id"])
             if room is not None:
                 await self.hub.end_session(room, "admin")
-            fields.update(session=action["session_id"], live=room is not None)
+            fields.update(session=action["session_id"], was_live=room is not None)
         elif action["action"] == "revoke_tokens":
-            closed = self.hub.tokens_revoked(action["dj_id"])
-            fields.update(account=action["dj_id"], closed=closed)
-        log.info("admin action carried out", extra={"fields": fields})
+            fields.update(closed=self.hub.tokens_revoked(action["dj_id"]))
+        audit("admin_action", ip=None, account=action["dj_id"], **fields)
 
 
 def _done(tx: Tx, action_id: int) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import time
 
-from quart import Response, jsonify
+from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from pika import metrics
+from pika.audit import audit
 from pika.config import Settings
 from pika.db import Database, DatabaseStalled
 from pika.http.auth import auth_blueprint
@@ -25,6 +26,7 @@ from pika.http.sessions import sessions_blueprint
 from pika.http.stats import stats_blueprint
 from pika.http.ws_probe import ws_probe_blueprint
 from pika.live.hub import Hub
+from pika.security.clientip import client_ip
 
 log = logging.getLogger("pika.http")
 
@@ -65,6 +67,8 @@ def create_app(settings: Settings, db: Database, hub: Hub, live_port: int = 0) -
     @app.after_request
     async def count(response: Response) -> Response:
         metrics.HTTP_REQUESTS.labels(str(response.status_code)).inc()
+        if response.status_code == 429:
+            audit("rate_limited", ip=client_ip(request.scope, settings), path=request.path)
         return response
 
     return app
