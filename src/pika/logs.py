@@ -15,8 +15,7 @@ import time
 
 class LineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
-        parts = [ts, record.levelname.lower(), record.name, _value(record.getMessage())]
+        parts = [_timestamp(record), record.levelname.lower(), record.name, _value(record.getMessage())]
         for key, value in (getattr(record, "fields", None) or {}).items():
             parts.append(f"{key}={_value(value)}")
         if record.exc_info:
@@ -28,13 +27,17 @@ class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "msg", <fields>…, "exc"}`; a field never replaces those four."""
 
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         fields = getattr(record, "fields", None) or {}
         line: dict[str, object] = {key: _json_value(value) for key, value in fields.items()}
-        line.update(ts=ts, level=record.levelname.lower(), logger=record.name, msg=record.getMessage())
+        level, message = record.levelname.lower(), record.getMessage()
+        line.update(ts=_timestamp(record), level=level, logger=record.name, msg=message)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 
 def _json_value(value: object) -> object:
