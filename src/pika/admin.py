@@ -1,7 +1,8 @@
 """`python -m pika.admin`: account and session chores for the operator, straight on the database.
 
 Revoke a DJ's tokens, reset a password, list tokens (never their digests), end a session by hand,
-stop an embedded PostgreSQL that a crashed server left running.
+stop an embedded PostgreSQL that a crashed server left running.  A running server is told of each
+change through `admin_actions` and NOTIFY (pika/admin_channel.py), at once or at its next start.
 The database comes from the same settings as the server (`PIKA_DATABASE_URL`, else the embedded
 PostgreSQL in `PIKA_DATA_DIR`).  Exit 0 done, 1 no such account/session or bad input, 2 database or
 settings trouble — always with one line on stderr.
