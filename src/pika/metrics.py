@@ -33,6 +33,12 @@ SLOW_CONSUMERS = Counter(
     "Connections closed 1013 because their outbox was full",
     registry=REGISTRY,
 )
+NACKS = Counter(
+    "pika_ws_nacks_total",
+    "NACK/ERROR replies, by reason: invalid, refused, rate_limited, database, internal",
+    ["reason"],
+    registry=REGISTRY,
+)
 CLOSES = Counter(
     "pika_ws_closes_total", "WebSocket connections closed, by close code", ["code"], registry=REGISTRY
 )
@@ -53,6 +59,17 @@ DB_QUERY_SECONDS = Histogram(
     "PostgreSQL statement latency in the worker thread, by query name",
     ["query"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+DB_POOL_WAIT_SECONDS = Histogram(
+    "pika_db_pool_wait_seconds",
+    "How long a database call waited for a free connection (worker thread) before it began",
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "pika_database_up",
+    "1 when PostgreSQL answered the scrape's probe (as /health), else 0",
     registry=REGISTRY,
 )
 DB_STALLS = Counter(
@@ -87,6 +104,10 @@ GC_PAUSE_SECONDS = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
+)
+
+AUDIT_EVENTS = Counter(
+    "pika_audit_events_total", "Audit log lines (pika/audit.py), by event", ["event"], registry=REGISTRY
 )
 
 

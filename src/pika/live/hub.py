@@ -24,7 +24,7 @@ from pika.db import Database, DatabaseStalled, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
-from pika.live.connection import CLOSE_RESTARTING, Connection
+from pika.live.connection import CLOSE_RESTARTING, CLOSE_REVOKED, Connection
 from pika.live.group_commit import GroupCommit
 from pika.live.listener_journal import ListenerJournal
 from pika.live.loop_guard import LoopGuard
@@ -269,6 +269,20 @@ class Hub:
             controller.dj_room = None
         room.controllers.clear()
         room.close()
+
+    def tokens_revoked(self, dj_id: int) -> int:
+        """Every token of account `dj_id` was revoked: close its live DJ connections and
+        controllers with 4003 (each DJ's session enters its grace period); returns how many."""
+        closing = [
+            conn
+            for room in self.rooms.values()
+            if room.dj_id == dj_id
+            for conn in (room.dj_conn, *room.controllers)
+            if conn is not None
+        ]
+        for conn in closing:
+            conn.close_soon(CLOSE_REVOKED, "token revoked; log in again")
+        return len(closing)
 
     def _connected_sessions(self) -> list[str]:
         """Live sessions with a client connected now (their listeners' flush time is stamped)."""
