@@ -117,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     _disturbance_args(logins)
     logins.add_argument("--clients", type=int, default=20, help="concurrent login clients (default 20)")
     _common(logins, quiet=False)
+    push = sub.add_parser(
+        "push",
+        help="a push: true announcement to --subscriptions Web Push subscribers mid-run: fan-out vs before",
+        description="Quiet dancers in one room while a DJ broadcasts tracks; --subscriptions Web Push "
+        "subscriptions of the room point at a push service on 127.0.0.1 (answering 201), and mid-run the "
+        "DJ sends one announcement with push: true.  With --spawn the server accepts http:// endpoints "
+        "and gets a VAPID key; with --url it needs PIKA_PUSH_ALLOW_HTTP=true and a key.",
+    )
+    _disturbance_args(push)
+    push.add_argument(
+        "--subscriptions", type=int, default=2000, help="Web Push subscriptions of the room (default 2,000)"
+    )
+    _common(push, quiet=False)
     cap = sub.add_parser(
         "capacity",
         help="dancer frames at a stepped fixed rate: the highest rate with ACK p99 <= 200 ms, CPU per frame",
@@ -178,6 +191,14 @@ def _runner(args: argparse.Namespace) -> tuple[int, int, Scenario]:
             args.dancers + 1,
             lambda t, o: scenarios.run_flood(
                 t, args.dancers, args.tracks, args.interval, args.seconds, args.rate, o
+            ),
+        )
+    if name == "push":
+        return (
+            1,
+            args.dancers,
+            lambda t, o: scenarios.run_push(
+                t, args.dancers, args.tracks, args.interval, args.subscriptions, o
             ),
         )
     if name == "logins":

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+from loadtest.side import answer_commands
+
 CLIENT_HEADER = "pika-e2e"  # X-Pika-Client: auth POSTs need one of the known clients
 HTTP_TIMEOUT = 30.0
 MAX_HEAD = 16_384
@@ -181,21 +183,13 @@ def logins(
 def logins_main(args: dict[str, Any], pipe: Connection) -> None:
     """The side process: 'register' → 'registered'; 'logins' → 'logged_in' (when the window ends)."""
     host, port = args["host"], args["port"]
-    deadline = time.monotonic() + args["max_seconds"]
     accounts: list[dict[str, str]] = []
-    while time.monotonic() < deadline:
-        if not pipe.poll(0.25):
-            continue
-        try:
-            name, cmd = pipe.recv()
-        except EOFError:
-            return
-        if name == "register":
-            accounts = cmd["accounts"]
-            pipe.send(("registered", {"results": register(host, port, accounts)}))
-        elif name == "logins":
-            pipe.send(
-                ("logged_in", {"attempts": logins(host, port, accounts, cmd["start_at"], cmd["end_at"])})
-            )
-        elif name == "stop":
-            return
+
+    def register_all(cmd: dict[str, Any]) -> tuple[str, Any]:
+        accounts[:] = cmd["accounts"]
+        return "registered", {"results": register(host, port, accounts)}
+
+    def log_in(cmd: dict[str, Any]) -> tuple[str, Any]:
+        return "logged_in", {"attempts": logins(host, port, accounts, cmd["start_at"], cmd["end_at"])}
+
+    answer_commands(pipe, args["max_seconds"], {"register": register_all, "logins": log_in})

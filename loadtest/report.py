@@ -423,6 +423,11 @@ WINDOW_NAMES = {
         "after": "after the flood",
     },
     "logins": {"before": "no logins (baseline)", "during": "during the logins", "after": "after the logins"},
+    "push": {
+        "before": "no push (baseline)",
+        "during": "while the pushes go out",
+        "after": "after the pushes",
+    },
 }
 
 
@@ -539,6 +544,22 @@ def render_logins(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_push(s: dict[str, Any]) -> str:
+    st, p = s["settings"], s["push"]
+    lines = _head(s, "")
+    lines += [
+        f"push: {st['subscriptions']:,} Web Push subscriptions of the room (a push service on 127.0.0.1 "
+        f"answering 201); one announcement with push: true mid-run; {p['pushes_received']:,} pushes "
+        f"received within {p['push_span_s']:.2f} s of it",
+        "",
+        *_fanout_table(s, "push", p),
+        "",
+        *_footer(s),
+        *_saturation_banner(s),
+    ]
+    return "\n".join(lines)
+
+
 def render_capacity(s: dict[str, Any]) -> str:
     st, t, m = s["settings"], s["target"], s["machine"]
     where = f"{t['name']} at {t['address']}" + (
@@ -572,4 +593,6 @@ def render_any(s: dict[str, Any]) -> str:
         return render_flood(s)
     if "logins" in s:
         return render_logins(s)
+    if "push" in s:
+        return render_push(s)
     return render(s)

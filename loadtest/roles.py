@@ -340,15 +340,20 @@ class Dj:
             poll_id, self.active_poll = self.active_poll, None
             self._command({"type": "END_POLL", "pollId": poll_id}, f"end-poll-{poll_id}")
 
-    def announce(self) -> None:
+    def announce(self, push: bool = False) -> None:
         marker = self._next("A")
         message = {
             "type": "SEND_ANNOUNCEMENT",
             "sessionId": self.rec.session,
             "message": f"{marker} Next up: the jam circle",
-            "durationSeconds": 15,
+            "durationSeconds": 60 if push else 15,
+            "push": push,
         }
         self._event("ANNOUNCEMENT_RECEIVED", marker, message)
+
+    def push_announce(self) -> None:
+        """An announcement also sent as a Web Push to the session's subscribers."""
+        self.announce(push=True)
 
     def end_session(self) -> None:
         self._command({"type": "END_SESSION", "sessionId": self.rec.session}, "end")

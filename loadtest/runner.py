@@ -289,13 +289,14 @@ class _DjWorker(_Worker):
         self._when(lambda: waiting["n"] <= 0, "registered", time.monotonic() + CONNECT_SLACK, summary)
 
     def cmd_play(self, schedule: list[tuple[float, str, str]]) -> None:
-        """`schedule`: (monotonic time, session, action) with action track | poll | end_poll | announce."""
+        """`schedule`: (monotonic time, session, action), the action a key of `actions` below."""
         self._plan_left += len(schedule)
         actions = {
             "track": Dj.play_track,
             "poll": Dj.start_poll,
             "end_poll": Dj.end_poll,
             "announce": Dj.announce,
+            "push_announce": Dj.push_announce,
         }
         for t_at, session, action in schedule:
             self.loop.call_at(t_at, lambda s=session, a=actions[action]: self._fire(s, a))

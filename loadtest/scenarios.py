@@ -22,10 +22,12 @@ from loadtest import report, windows
 from loadtest.coordinator import Raw, Run
 from loadtest.flooder import DRAIN_TIMEOUT, SUBSCRIBE_TIMEOUT, FloodRecord, flood_main
 from loadtest.logins import HTTP_TIMEOUT, logins_main
+from loadtest.pushes import pushes_main
 from loadtest.roles import SentEvent, track_info
 from loadtest.side import Side
 from loadtest.spawn import Target
 from pika.config import Settings
+from pika.push.keys import new_keys, private_key_of
 
 SCALE_STEPS = (300, 1_000, 3_000, 10_000, 30_000)
 CONNECT_RATE = 400.0  # new dancers per second in scale/rooms: below hypercorn's ~850 upgrades/s
@@ -290,7 +292,8 @@ FLOOD_ENV = {"PIKA_LIKES_PER_MINUTE": str(DEFAULTS["likes_per_minute"])}
 #: `logins` needs the per-IP login and registration limits out of the way (every client is
 #: 127.0.0.1); the per-email failure limit keeps its default (the right password never fails).
 LOGINS_ENV = {"PIKA_LOGIN_ATTEMPTS_PER_IP": str(10**6), "PIKA_REGISTER_PER_IP": str(10**6)}
-SPAWN_ENV = {"flood": FLOOD_ENV, "logins": LOGINS_ENV}
+PUSH_ENV = {"PIKA_PUSH_ALLOW_HTTP": "true", "PIKA_VAPID_PRIVATE_KEY": private_key_of(new_keys())}
+SPAWN_ENV = {"flood": FLOOD_ENV, "logins": LOGINS_ENV, "push": PUSH_ENV}
 
 
 def centred_offset(tracks: int, interval: float, seconds: float) -> float:
@@ -541,5 +544,85 @@ def run_logins(
         "acceptance_met": None if difference is None else difference <= 50.0,
         "registered": clients,
         "logins": windows.tally_logins(attempts),
+    }
+    return result
+
+
+def run_push(
+    target: Target, dancers: int, tracks: int, interval: float, subscriptions: int, opts: Options
+) -> dict[str, Any]:
+    """`dancers` quiet dancers in one room, `tracks` tracks `interval` s apart; `subscriptions` Web
+    Push subscriptions of the room (a local push service, tests' kind), and mid-run one announcement
+    with `push: true`.  Reports the NOW_PLAYING fan-out before / while the pushes go out / after."""
+    n = dancers
+    budget = n / CONNECT_RATE + tracks * interval + subscriptions / 20 + 400
+    run = Run(target, rooms=1, dancers=n, workers=opts.workers, quiet=True, seed=opts.seed, budget=budget)
+    session = run.sessions[0]
+    side: Side | None = None
+    try:
+        side = Side(
+            "push service", pushes_main, {"host": target.host, "port": target.http, "max_seconds": budget}
+        )
+        run.register()
+        _connect_quiet(run, n)
+        run.mark("subscriptions")
+        subscribed = side.call(
+            "subscribe",
+            {"session": session, "count": subscriptions},
+            "subscribed",
+            60 + subscriptions / 5,
+            run.tick,
+        )
+        if subscribed["n_failed"]:
+            raise RuntimeError(
+                f"{subscribed['n_failed']} of {subscriptions} subscriptions refused, "
+                f"e.g. {subscribed['failed'][0]} "
+                "(with --url, the server needs PIKA_PUSH_ALLOW_HTTP=true and a VAPID key)"
+            )
+        run.settle(quiet_for=0.5, timeout=10)
+        warm = _warm_up(run, session)
+        run.mark("play")
+        t0 = time.monotonic() + 0.5
+        push_at = t0 + (tracks // 2) * interval - interval / 2
+        schedule = [(t0 + k * interval, session, "track") for k in range(tracks)]
+        run.play([*schedule, (push_at, session, "push_announce")], tracks * interval + 120)
+        times = side.call("collect", {"expected": subscriptions, "timeout": 60}, "pushed", 90, run.tick)[
+            "times"
+        ]
+        run.mark("drain")
+        run.settle(quiet_for=1.0, timeout=20)
+        leave_all(run, n)
+        raw = run.finish()
+    except BaseException:
+        run.abort()
+        raise
+    finally:
+        if side is not None:
+            side.close()
+    start = _wall(push_at)
+    end = max([start, *times])
+    events = _measured(raw, warm)
+    fanout = windows.fanout_by_window(events, raw.dancers, start, end)
+    for window in fanout.values():
+        window["server_cpu_percent"] = report.server_cpu(run, window.get("window_s"))
+    settings = {
+        "scenario": "push",
+        "dancers": n,
+        "tracks": tracks,
+        "track_interval_s": interval,
+        "subscriptions": subscriptions,
+        "warm_up_tracks": len(warm),
+        "quiet": True,
+    }
+    result = report.summarize(
+        run, raw, settings, rss_window={"before": "connect", "after": "play", "connections": n}, steps=[]
+    )
+    result["push"] = {
+        "window_s": [start, end],
+        "fanout": fanout,
+        "p99_during_minus_before_ms": windows.p99_difference(fanout),
+        "per_track": windows.per_event(events, raw.dancers),
+        "pushes_received": len(times),
+        "push_span_s": end - start,
     }
     return result

@@ -33,6 +33,26 @@ def _entry(main: SideMain, args: dict[str, Any], pipe: Connection) -> None:
         pipe.close()
 
 
+#: what a side process does for one command: its arguments -> (reply name, reply payload)
+Handler = Callable[[dict[str, Any]], tuple[str, Any]]
+
+
+def answer_commands(pipe: Connection, max_seconds: float, handlers: dict[str, Handler]) -> None:
+    """A side process's loop: answer each command with its handler until 'stop', a closed pipe or
+    `max_seconds`."""
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        if not pipe.poll(0.25):
+            continue
+        try:
+            name, cmd = pipe.recv()
+        except EOFError:
+            return
+        if name == "stop":
+            return
+        pipe.send(handlers[name](cmd))
+
+
 class Side:
     """The coordinator's handle on one side process."""
 

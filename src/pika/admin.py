@@ -27,6 +27,7 @@ from pika.errors import PikaError
 from pika.migrate import _database_url as database_url
 from pika.ops.cli import OPS_COMMANDS, add_ops_parsers
 from pika.ops.table import aligned, when
+from pika.push.keys import create_key_file, key_file, new_keys, private_key_of, public_key_of
 from pika.queries import load_queries, query
 from pika.security.passwords import hash_password_blocking
 
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(database_url=args.database_url)
         if args.command == "stop-embedded":
             print(_stop_embedded(settings))
+            return 0
+        if args.command == "vapid":
+            print(_vapid(settings, print_only=args.print))
             return 0
         queries = load_queries(settings.sql_dir / "queries")
         with database_url(settings) as url:
@@ -178,7 +182,29 @@ def _parser() -> argparse.ArgumentParser:
         "start adopts it. Stop it here when no restart is wanted; refused while a server still uses it.",
     )
     add_ops_parsers(sub)
+    vapid = sub.add_parser(
+        "vapid",
+        help="create the Web Push (VAPID) key pair in PIKA_DATA_DIR/vapid.pem, or --print it",
+        description="Create the server's VAPID key pair for Web Push. Without --print it is written to "
+        "PIKA_DATA_DIR/vapid.pem (refused if one exists); --print writes nothing and prints "
+        "PIKA_VAPID_PRIVATE_KEY / PIKA_VAPID_PUBLIC_KEY lines for a production environment.",
+    )
+    vapid.add_argument("--print", action="store_true", help="print env lines instead of writing a file")
     return parser
+
+
+def _vapid(settings: Settings, *, print_only: bool) -> str:
+    if print_only:
+        vapid = new_keys()
+        return (
+            f"PIKA_VAPID_PRIVATE_KEY={private_key_of(vapid)}\n"
+            f"PIKA_VAPID_PUBLIC_KEY={public_key_of(vapid)}\n"
+            f"PIKA_VAPID_SUBJECT={settings.vapid_subject}"
+        )
+    path = key_file(settings)
+    if path.exists():
+        raise AdminRefused(f"{path} exists: remove it first (subscribed browsers must then subscribe again)")
+    return f"{path}: public key {public_key_of(create_key_file(path))}"
 
 
 def _stop_embedded(settings: Settings) -> str:

@@ -147,6 +147,19 @@ class Settings:
     migration_lock_timeout: float = setting(
         30.0, _float(0.1, 3600), "a migration waiting longer than this for a lock gives up (s)"
     )
+    vapid_private_key: str | None = setting(
+        None, _opt_str, "Web Push VAPID private key (base64url); unset = PIKA_DATA_DIR/vapid.pem"
+    )
+    vapid_public_key: str | None = setting(
+        None, _opt_str, "Web Push VAPID public key (base64url), checked against the private key"
+    )
+    vapid_subject: str = setting(
+        "mailto:pika@localhost", _str, "Web Push VAPID contact (mailto: or https: URL) for push services"
+    )
+    push_allow_http: bool = setting(
+        False, _bool, "accept http:// push endpoints (tests with a local push service only)"
+    )
+    push_concurrency: int = setting(4, _int(1, 64), "Web Push requests in flight at once")
     retention_days: int = setting(
         30, _int(1, 36500), "telemetry and other operational rows older than this are deleted daily (days)"
     )

@@ -106,6 +106,13 @@ GC_PAUSE_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
+PUSH_RESULTS = Counter(
+    "pika_push_deliveries_total",
+    "Web Push deliveries by result: sent, gone (404/410, deleted), retried, expired, failed, dropped",
+    ["result"],
+    registry=REGISTRY,
+)
+
 AUDIT_EVENTS = Counter(
     "pika_audit_events_total", "Audit log lines (pika/audit.py), by event", ["event"], registry=REGISTRY
 )

@@ -3,7 +3,8 @@
 Pages are plain HTML that fetch and subscribe by themselves, so they are served as files: read
 once at start, kept in memory with an ETag, `no-cache` (revalidated on every load) and a strict
 Content-Security-Policy (no inline script or style).  Assets under `/static/` are cached for an
-hour; every page names them with `?v=<digest>`, so a new release is picked up at once.
+hour; every page names them with `?v=<digest>`, so a new release is picked up at once.  The
+service worker (`web/sw.js`) is served from the root, `/sw.js`, so that it controls `/live/…`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def pages_blueprint(web_dir: Path = WEB_DIR) -> Blueprint:
     """Routes for every page and asset under `web_dir` (read now: a missing file fails at start)."""
     assets = _load_assets(web_dir / "static")
     pages = {path.name: _load_page(path, assets) for path in sorted(web_dir.glob("*.html"))}
+    worker_body = (web_dir / "sw.js").read_bytes()
+    worker = _File(worker_body, _TYPES[".js"], _etag(worker_body))
     bp = Blueprint("pages", __name__)
 
     def page(name: str, status: int = 200) -> Response:
@@ -114,6 +117,11 @@ def pages_blueprint(web_dir: Path = WEB_DIR) -> Blueprint:
         if asset is None:
             return Response('{"error": "Not found"}', 404, content_type="application/json")
         return _respond(asset, ASSET_CACHE)
+
+    @bp.get("/sw.js")
+    async def service_worker() -> Response:
+        """At the site root, so its scope covers /live/…; revalidated like a page."""
+        return _respond(worker, PAGE_CACHE)
 
     @bp.get("/favicon.ico")
     async def favicon() -> Response:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
+from pika.config import Settings
 from pika.db import Database, Row, Tx
 from pika.live.hub import Hub
 from pika.protocol import (
@@ -41,6 +42,7 @@ READ_DJ_PROFILE = query("read_dj_profile")
 READ_DJ_SESSIONS = query("read_dj_sessions")
 READ_CLIENT_LIKES = query("read_client_likes")
 UPSERT_PUSH_SUBSCRIPTION = query("upsert_push_subscription")
+DELETE_PUSH_SUBSCRIPTION = query("delete_push_subscription")
 SYNC_PLAY_ANALYTICS = query("sync_play_analytics")
 
 SESSION_ID_RULE = "sessionId: must be 8-64 characters of A-Z a-z 0-9 _ -"
@@ -172,12 +174,28 @@ def sessions_blueprint() -> Blueprint:
         total = rows[0]["total_likes"] if rows else 0
         return jsonify({"clientId": client_id, "totalLikes": total, "likes": likes})
 
+    @bp.get("/api/push/key")
+    async def push_key() -> tuple[Response, int]:
+        key = _hub().push.public_key
+        if key is None:
+            return jsonify(error="Web Push is not configured on this server"), 404
+        return jsonify(publicKey=key), 200
+
     @bp.post("/api/push/subscribe")
     async def push_subscribe() -> Response:
         body = await request.get_json(force=True, silent=True)
-        subscription = parse_push_subscription(body)
+        subscription = parse_push_subscription(body, allow_http=_settings().push_allow_http)
         await _db().execute(UPSERT_PUSH_SUBSCRIPTION, **subscription)
         return jsonify(success=True)
+
+    @bp.delete("/api/push/subscribe")
+    async def push_unsubscribe() -> Response:
+        body = await request.get_json(force=True, silent=True)
+        endpoint = body.get("endpoint") if isinstance(body, Mapping) else None
+        if not isinstance(endpoint, str) or not 1 <= len(endpoint) <= ENDPOINT_MAX or not storable(endpoint):
+            raise InvalidInput(f"endpoint: must be the subscription's endpoint (1-{ENDPOINT_MAX} characters)")
+        removed = await _db().execute(DELETE_PUSH_SUBSCRIPTION, endpoint=endpoint)
+        return jsonify(success=True, removed=removed)
 
     return bp
 
@@ -310,15 +328,18 @@ def parse_sync_tracks(body: Any) -> list[TrackInfo]:
         raise InvalidInput(exc.error) from None
 
 
-def parse_push_subscription(body: Any) -> dict[str, Any]:
-    """`{endpoint, keys:{p256dh, auth}, clientId?, sessionId?}` → the upsert's parameters."""
+def parse_push_subscription(body: Any, *, allow_http: bool = False) -> dict[str, Any]:
+    """`{endpoint, keys:{p256dh, auth}, clientId?, sessionId?}` → the upsert's parameters.
+
+    `allow_http` (PIKA_PUSH_ALLOW_HTTP) also accepts http:// endpoints, for a local test push service."""
     if not isinstance(body, Mapping):
         raise InvalidInput("body: must be a JSON object {endpoint, keys:{p256dh, auth}}")
     endpoint = body.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint:
         raise InvalidInput("endpoint: is required (an https URL)")
     parts = urlsplit(endpoint)
-    if parts.scheme != "https" or not parts.hostname or not endpoint.startswith("https://"):
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme not in schemes or not parts.hostname or not endpoint.startswith(f"{parts.scheme}://"):
         raise InvalidInput("endpoint: must be an https:// URL")
     if len(endpoint) > ENDPOINT_MAX or not storable(endpoint) or any(c.isspace() for c in endpoint):
         raise InvalidInput(f"endpoint: must be at most {ENDPOINT_MAX} characters without spaces")
@@ -353,6 +374,10 @@ def _db() -> Database:
 
 def _hub() -> Hub:
     return current_app.extensions["pika"]["hub"]
+
+
+def _settings() -> Settings:
+    return current_app.extensions["pika"]["settings"]
 
 
 async def _session(db: Database, session_id: str) -> Row:

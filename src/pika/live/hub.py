@@ -35,6 +35,7 @@ from pika.live.tempo import TempoTally
 from pika.live.track_pace import TrackPace
 from pika.live.wire import frame
 from pika.protocol import TrackInfo, safe_dj_name
+from pika.push.sender import PushSender
 from pika.queries import query
 from pika.retention import prune, run_daily
 from pika.security.admission import UpgradeRefusal, WsAdmission
@@ -82,6 +83,7 @@ class Hub:
         self.writes = GroupCommit(db)
         self.listener_journal = ListenerJournal(db, settings.listener_flush_seconds, self._connected_sessions)
         self.guard = LoopGuard()
+        self.push = PushSender(settings, db)
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
         self._audiences: dict[str, set[Connection]] = {}
@@ -106,6 +108,7 @@ class Hub:
             await nursery.start(self.writes.run)
             await nursery.start(self.guard.run)
             await nursery.start(self.listener_journal.run)
+            await nursery.start(self.push.run)
             await self._restore()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)

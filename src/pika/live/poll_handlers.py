@@ -203,6 +203,8 @@ async def send_announcement(req: Request) -> None:
         room.session_id, msg.message, room.dj_name, row["created_at"].timestamp(), ends_at
     )
     show_announcement(req.hub, room, announcement)
+    if msg.push:
+        req.hub.push.announce(room.session_id, room.dj_name, msg.message, ends_at)
     room.last_activity = time.time()
 
 

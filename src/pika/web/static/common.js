@@ -451,6 +451,32 @@
     }
   }
 
+  // -- the service worker and Web Push ------------------------------------------------------------
+
+  /** Register /sw.js (offline shell, pushed announcements); null where the browser has none. */
+  function registerWorker() {
+    if (!("serviceWorker" in navigator)) return null;
+    return navigator.serviceWorker.register("/sw.js").catch(() => null);
+  }
+
+  /** The push subscription of this browser, after a permission the dancer granted by a tap. */
+  async function pushSubscribe(publicKey) {
+    const permission = await Notification.requestPermission();
+    if (permission !== "granted") throw new Error("Notifications are blocked for this site");
+    const registration = await navigator.serviceWorker.ready;
+    const raw = atob(publicKey.replace(/-/g, "+").replace(/_/g, "/"));
+    const key = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    const old = await registration.pushManager.getSubscription();
+    if (old) await old.unsubscribe(); // it may carry another server key
+    return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  }
+
+  async function pushSubscription() {
+    if (!("serviceWorker" in navigator)) return null;
+    const registration = await navigator.serviceWorker.ready;
+    return registration.pushManager.getSubscription();
+  }
+
   const STATUS_TEXT = {
     connecting: "Connecting…",
     live: "Live",
@@ -480,6 +506,9 @@
     LiveSocket,
     plural,
     pollFrom,
+    pushSubscribe,
+    pushSubscription,
+    registerWorker,
     renderStatus,
     save,
     setDjToken,

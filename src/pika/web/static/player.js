@@ -11,6 +11,8 @@
   const LIKED_KEY = `pika.liked.${sessionId}`;
   const TEMPO_KEY = `pika.tempo.${sessionId}`;
   const OUTBOX_KEY = "pika.outbox";
+  const LAST_KEY = `pika.last.${sessionId}`;
+  const PUSH_KEY = `pika.push.${sessionId}`; // the endpoint this phone subscribed for this session
   const FLUSH_RETRY_MS = 20000;
 
   const state = {
@@ -30,10 +32,12 @@
   };
 
   let connection = "connecting"; // the socket's state, as LiveSocket reports it
+  let unreachable = false; // the server never answered since this page opened (e.g. opened offline)
 
   const socket = new P.LiveSocket({
     onOpen: subscribe,
     onClose: () => {
+      if (!socket.everConnected) unreachable = true;
       state.subscribed = false;
       state.resync = null;
       render();
@@ -46,10 +50,13 @@
   });
 
   function renderConnection() {
-    P.renderStatus(connection, state.ended ? { live: "Ended" } : null);
+    // Opened without reaching the server (the offline shell): lost from the start, not "connecting".
+    const lostAtStart = unreachable && !socket.everConnected && connection !== "offline";
+    const shown = lostAtStart ? "lost" : connection;
+    P.renderStatus(shown, state.ended ? { live: "Ended" } : null);
     $("connection-status").dataset.ended = String(state.ended);
-    P.show($("signal-lost"), connection === "lost");
-    P.show($("offline"), connection === "offline");
+    P.show($("signal-lost"), shown === "lost");
+    P.show($("offline"), shown === "offline");
   }
 
   // -- subscription ------------------------------------------------------------------------------
@@ -216,6 +223,7 @@
     const res = await P.api(`/api/sessions/${encodeURIComponent(sessionId)}/history`);
     if (res.ok && Array.isArray(res.body)) {
       state.history = res.body;
+      saveLast();
       renderHistory();
     }
   }
@@ -455,9 +463,75 @@
     });
   }
 
+  // -- announcements as notifications (Web Push), asked for only after a tap ---------------------
+
+  let pushKey = null; // the server's VAPID public key; null: push is off here
+
+  async function setUpPush() {
+    if (!("PushManager" in window) || !("Notification" in window) || !navigator.serviceWorker) return;
+    const res = await P.api("/api/push/key");
+    if (!res.ok || !res.body || !res.body.publicKey) return;
+    pushKey = res.body.publicKey;
+    const sub = await P.pushSubscription();
+    renderPush(!!sub && P.store(PUSH_KEY, null) === sub.endpoint);
+    P.show($("push"), true);
+  }
+
+  function renderPush(on) {
+    const button = $("push-button");
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? "Stop announcement notifications" : "Notify me about announcements";
+    $("push-status").textContent = on
+      ? "This phone gets the DJ's announcements, even with the screen off."
+      : "The DJ's announcements reach you even with the screen off.";
+  }
+
+  async function pushTap() {
+    const button = $("push-button");
+    button.disabled = true;
+    try {
+      if (button.getAttribute("aria-pressed") === "true") await stopPush();
+      else await startPush();
+    } catch (e) {
+      P.toast((e && e.message) || "Notifications are not available on this phone");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function startPush() {
+    const sub = await P.pushSubscribe(pushKey);
+    const body = Object.assign(sub.toJSON(), { clientId, sessionId });
+    const res = await P.api("/api/push/subscribe", { json: body });
+    if (!res.ok) {
+      await sub.unsubscribe();
+      throw new Error((res.body && res.body.error) || "Could not turn notifications on");
+    }
+    P.save(PUSH_KEY, sub.endpoint);
+    renderPush(true);
+  }
+
+  async function stopPush() {
+    const sub = await P.pushSubscription();
+    if (sub) {
+      const res = await P.api("/api/push/subscribe", { method: "DELETE", json: { endpoint: sub.endpoint } });
+      if (!res.ok) throw new Error((res.body && res.body.error) || "Could not turn notifications off");
+      await sub.unsubscribe();
+    }
+    P.save(PUSH_KEY, null);
+    renderPush(false);
+  }
+
   // -- rendering ---------------------------------------------------------------------------------
 
+  /** What the page last knew, kept so that the offline shell (sw.js) shows it with "signal lost". */
+  function saveLast() {
+    const { djName, track, ended, announcement, history } = state;
+    P.save(LAST_KEY, { djName, track, ended, announcement, history });
+  }
+
   function render() {
+    saveLast();
     renderNow();
     renderLike();
     renderTempo();
@@ -642,7 +716,11 @@
     if (state.announcement) renderAnnouncement();
     if (state.poll && state.poll.endsAt && !state.poll.ended) renderPoll();
   }, 1000);
+  $("push-button").addEventListener("click", pushTap);
+  Object.assign(state, P.store(LAST_KEY, {})); // the last state known, until the server answers
   render();
   loadHistory();
   socket.start();
+  P.registerWorker();
+  setUpPush();
 })();

@@ -1,0 +1,176 @@
+"""Web Push (issue 16): a `push: true` announcement reaches the session's subscribers, encrypted
+and VAPID-signed, through a real push service on 127.0.0.1 (tests/pushservice.py); gone
+subscriptions are deleted, busy push services are retried; the keys come from `pika.admin vapid`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from pika import admin
+from pika.config import Settings
+from pika.errors import ConfigError
+from pika.metrics import PUSH_RESULTS
+from pika.push.keys import key_file, load_keys
+from pika.server import Running
+from tests.conftest import rows
+from tests.pushservice import push_service
+from tests.wsclient import Peer, connect, go_live
+
+
+async def call(server: Running, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+    def run() -> tuple[int, Any]:
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(server.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    return await trio.to_thread.run_sync(run)
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    with trio.fail_after(seconds):
+        while not condition():
+            await trio.sleep(0.02)
+
+
+async def announce(dj: Peer, session_id: str, message: str, **fields: Any) -> None:
+    replies = await dj.request("SEND_ANNOUNCEMENT", sessionId=session_id, message=message, **fields)
+    assert replies[-1]["type"] == "ACK", replies
+
+
+def make_keys(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`python -m pika.admin vapid` into `data_dir`; its public key."""
+    monkeypatch.setenv("PIKA_DATA_DIR", str(data_dir))
+    assert admin.main(["vapid"]) == 0
+    keys = load_keys(Settings(data_dir=data_dir, database_url="postgresql://unused"))
+    assert keys is not None
+    return keys.public_key
+
+
+async def test_push_announcement_reaches_only_that_sessions_subscribers(
+    start_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public_key = make_keys(tmp_path, monkeypatch)
+    server = await start_server(data_dir=tmp_path, push_allow_http=True)
+    before = {result: PUSH_RESULTS.labels(result)._value.get() for result in ("sent", "gone", "retried")}
+    assert await call(server, "GET", "/api/push/key") == (200, {"publicKey": public_key})
+    with push_service(public_key) as service:
+        phone, gone, busy, other = (
+            service.add("phone"),
+            service.add("gone", 410),
+            service.add("busy", 429, 503),
+            service.add("other"),
+        )
+        async with connect(server.url) as ana, connect(server.url) as bo:
+            await go_live(ana, "push_floor", "DJ Ana")
+            await go_live(bo, "push_other", "DJ Bo")
+            subscribed = (
+                (phone, "push_floor"),
+                (gone, "push_floor"),
+                (busy, "push_floor"),
+                (other, "push_other"),
+            )
+            for sub, session in subscribed:
+                body = sub.subscription(service.base, clientId=f"client_{sub.name}", sessionId=session)
+                assert await call(server, "POST", "/api/push/subscribe", body) == (200, {"success": True})
+
+            sent_at = time.time()
+            await announce(ana, "push_floor", "Last dance in 5 minutes!", durationSeconds=300, push=True)
+            await wait_until(
+                lambda: len(phone.received) == 1 and gone.answered == [410] and len(busy.received) == 1
+            )
+            await announce(bo, "push_other", "Water at the bar", push=True)
+            await wait_until(lambda: len(other.received) == 1)
+            await announce(ana, "push_floor", "Not pushed")
+            await announce(bo, "push_other", "Pushed again", push=True)
+            await wait_until(lambda: len(other.received) == 2)
+
+        assert service.problems == []
+        expected = {
+            "title": "DJ Ana",
+            "body": "Last dance in 5 minutes!",
+            "sessionId": "push_floor",
+            "url": "/live/push_floor",
+        }
+        for sub in (phone, busy):
+            assert sub.received == [{**expected, "endsAt": pytest.approx((sent_at + 300) * 1000, abs=5000)}]
+        assert busy.answered == [429, 503, 201]  # retried after a 429 and a 503
+        assert other.received[0] == {
+            "title": "DJ Bo",  # no endsAt: open-ended, pushed with a 15-minute TTL
+            "body": "Water at the bar",
+            "sessionId": "push_other",
+            "url": "/live/push_other",
+        }
+        assert [p["body"] for p in other.received] == ["Water at the bar", "Pushed again"]
+        first = next(r for r in service.log if r.subscriber == "phone")
+        assert first.headers["urgency"] == "high" and first.headers["content-encoding"] == "aes128gcm"
+        assert 0 < int(first.headers["ttl"]) <= 300  # stale after the announcement's endsAt
+        assert first.claims["sub"] == "mailto:pika@localhost"
+
+    endpoints = rows(server, "SELECT endpoint FROM push_subscriptions ORDER BY endpoint")
+    assert [e.rsplit("/", 1)[1] for (e,) in endpoints] == ["busy", "other", "phone"]  # 410: gone
+    assert PUSH_RESULTS.labels("sent")._value.get() - before["sent"] == 4
+    assert PUSH_RESULTS.labels("gone")._value.get() - before["gone"] == 1
+    assert PUSH_RESULTS.labels("retried")._value.get() - before["retried"] == 2
+    metrics = await trio.to_thread.run_sync(lambda: urllib.request.urlopen(server.url + "/metrics").read())
+    assert b'pika_push_deliveries_total{result="gone"}' in metrics
+
+
+async def test_unsubscribe_removes_the_subscription_and_http_endpoints_need_the_setting(
+    server: Running, tmp_path: Path
+) -> None:
+    sub = {"endpoint": "http://127.0.0.1:9/push/x", "keys": {"p256dh": "k", "auth": "a"}}
+    assert await call(server, "POST", "/api/push/subscribe", sub) == (
+        400,
+        {"error": "endpoint: must be an https:// URL"},
+    )
+    sub["endpoint"] = "https://push.example.org/x"
+    assert await call(server, "POST", "/api/push/subscribe", sub) == (200, {"success": True})
+    assert rows(server, "SELECT count(*) FROM push_subscriptions") == [(1,)]
+    assert await call(server, "DELETE", "/api/push/subscribe", {"endpoint": sub["endpoint"]}) == (
+        200,
+        {"success": True, "removed": 1},
+    )
+    assert rows(server, "SELECT count(*) FROM push_subscriptions") == [(0,)]
+    status, body = await call(server, "DELETE", "/api/push/subscribe", {})
+    assert status == 400 and body["error"].startswith("endpoint:")
+    # No key configured and not the embedded default: push is off, and pages are told so.
+    assert await call(server, "GET", "/api/push/key") == (
+        404,
+        {"error": "Web Push is not configured on this server"},
+    )
+
+
+def test_admin_vapid_creates_once_and_prints_env_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public_key = make_keys(tmp_path, monkeypatch)
+    assert public_key in capsys.readouterr().out
+    assert key_file(Settings(data_dir=tmp_path)).stat().st_mode & 0o777 == 0o600
+    assert admin.main(["vapid"]) == 1  # never replaces the key browsers subscribed with
+    assert "exists" in capsys.readouterr().err
+    assert admin.main(["vapid", "--print"]) == 0
+    lines = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    settings = Settings(
+        vapid_private_key=lines["PIKA_VAPID_PRIVATE_KEY"], vapid_public_key=lines["PIKA_VAPID_PUBLIC_KEY"]
+    )
+    keys = load_keys(settings)
+    assert keys is not None and keys.public_key == lines["PIKA_VAPID_PUBLIC_KEY"] != public_key
+    with pytest.raises(ConfigError, match="PIKA_VAPID_PUBLIC_KEY"):
+        load_keys(settings.replace(vapid_public_key=public_key))
+    with pytest.raises(ConfigError, match="PIKA_VAPID_SUBJECT"):
+        load_keys(settings.replace(vapid_subject="pika@example.org"))
