@@ -20,6 +20,7 @@ from pika import admin
 from pika.config import Settings
 from pika.errors import ConfigError
 from pika.metrics import PUSH_RESULTS
+from pika.push.endpoints import endpoint_allowed
 from pika.push.keys import key_file, load_keys
 from pika.server import Running
 from tests.conftest import rows
@@ -130,7 +131,7 @@ async def test_push_announcement_reaches_only_that_sessions_subscribers(
     assert b'pika_push_deliveries_total{result="gone"}' in metrics
 
 
-async def test_unsubscribe_removes_the_subscription_and_http_endpoints_need_the_setting(
+async def test_unsubscribe_removes_the_subscription_and_endpoints_must_be_push_services(
     server: Running, tmp_path: Path
 ) -> None:
     sub = {"endpoint": "http://127.0.0.1:9/push/x", "keys": {"p256dh": "k", "auth": "a"}}
@@ -138,7 +139,16 @@ async def test_unsubscribe_removes_the_subscription_and_http_endpoints_need_the_
         400,
         {"error": "endpoint: must be an https:// URL"},
     )
-    sub["endpoint"] = "https://push.example.org/x"
+    for elsewhere in (
+        "https://10.0.0.5/x",
+        "https://pika.example/x",
+        "https://fcm.googleapis.com.evil.example/x",
+    ):
+        sub["endpoint"] = elsewhere  # a page cannot make the server post to hosts of its choosing
+        status, body = await call(server, "POST", "/api/push/subscribe", sub)
+        assert status == 400 and body["error"].startswith("endpoint: must be a browser push service")
+    assert rows(server, "SELECT count(*) FROM push_subscriptions") == [(0,)]
+    sub["endpoint"] = "https://updates.push.services.mozilla.com/x"
     assert await call(server, "POST", "/api/push/subscribe", sub) == (200, {"success": True})
     assert rows(server, "SELECT count(*) FROM push_subscriptions") == [(1,)]
     assert await call(server, "DELETE", "/api/push/subscribe", {"endpoint": sub["endpoint"]}) == (
@@ -174,3 +184,20 @@ def test_admin_vapid_creates_once_and_prints_env_lines(
         load_keys(settings.replace(vapid_public_key=public_key))
     with pytest.raises(ConfigError, match="PIKA_VAPID_SUBJECT"):
         load_keys(settings.replace(vapid_subject="pika@example.org"))
+
+
+def test_an_endpoint_must_be_https_on_a_push_service_or_http_on_loopback_in_tests() -> None:
+    hosts = ("fcm.googleapis.com", "push.apple.com")
+    assert endpoint_allowed("https://fcm.googleapis.com/fcm/send/x", hosts)
+    assert endpoint_allowed("https://web.push.apple.com/QGx", hosts)  # a subdomain of a listed host
+    for refused in (
+        "https://fcm.googleapis.com.evil.example/x",  # a suffix that is not a subdomain
+        "https://evilfcm.googleapis.com/x",
+        "https://10.0.0.5/x",
+        "http://fcm.googleapis.com/x",  # push services speak https only
+        "ftp://fcm.googleapis.com/x",
+        "http://127.0.0.1:9/push",  # loopback http: only for a test push service
+    ):
+        assert not endpoint_allowed(refused, hosts), refused
+    assert endpoint_allowed("http://127.0.0.1:9/push", hosts, allow_http=True)
+    assert not endpoint_allowed("http://10.0.0.5/push", hosts, allow_http=True)

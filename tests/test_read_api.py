@@ -474,7 +474,7 @@ async def test_stats_of_an_empty_database(server: Running) -> None:
 async def test_push_subscribe_stores_one_row_per_endpoint(server: Running) -> None:
     async with connect(server.url) as dj:
         await go_live(dj, "push_sess1")
-    endpoint = "https://push.example.org/send/abc123"
+    endpoint = "https://updates.push.services.mozilla.com/send/abc123"
     first = {"endpoint": endpoint, "keys": {"p256dh": "BPk1", "auth": "au1"}, "clientId": "client_push_1"}
     assert await post(server, "/api/push/subscribe", first) == (200, {"success": True})
     again = {**first, "keys": {"p256dh": "BPk2", "auth": "au2"}, "sessionId": "push_sess1"}
@@ -501,22 +501,34 @@ async def test_push_subscribe_stores_one_row_per_endpoint(server: Running) -> No
         ({"endpoint": "http://push.example.org/x", "keys": {"p256dh": "k", "auth": "a"}}, "endpoint"),
         ({"endpoint": "https://", "keys": {"p256dh": "k", "auth": "a"}}, "endpoint"),
         (
-            {"endpoint": "https://p.example.org/" + "x" * 2048, "keys": {"p256dh": "k", "auth": "a"}},
+            {"endpoint": "https://fcm.googleapis.com/" + "x" * 2048, "keys": {"p256dh": "k", "auth": "a"}},
             "endpoint",
         ),
-        ({"endpoint": "https://p.example.org/x"}, "keys"),
-        ({"endpoint": "https://p.example.org/x", "keys": {"p256dh": "k"}}, "keys.auth"),
-        ({"endpoint": "https://p.example.org/x", "keys": {"p256dh": "", "auth": "a"}}, "keys.p256dh"),
+        ({"endpoint": "https://fcm.googleapis.com/x"}, "keys"),
+        ({"endpoint": "https://fcm.googleapis.com/x", "keys": {"p256dh": "k"}}, "keys.auth"),
+        ({"endpoint": "https://fcm.googleapis.com/x", "keys": {"p256dh": "", "auth": "a"}}, "keys.p256dh"),
         (
-            {"endpoint": "https://p.example.org/x", "keys": {"p256dh": "k", "auth": "a"}, "clientId": "c"},
+            {
+                "endpoint": "https://fcm.googleapis.com/x",
+                "keys": {"p256dh": "k", "auth": "a"},
+                "clientId": "c",
+            },
             "clientId",
         ),
         (
-            {"endpoint": "https://p.example.org/x", "keys": {"p256dh": "k", "auth": "a"}, "sessionId": 7},
+            {
+                "endpoint": "https://fcm.googleapis.com/x",
+                "keys": {"p256dh": "k", "auth": "a"},
+                "sessionId": 7,
+            },
             "sessionId",
         ),
         (
-            {"endpoint": "https://p.example.org/x", "keys": {"p256dh": "k", "auth": "a"}, "sessionId": "a b"},
+            {
+                "endpoint": "https://fcm.googleapis.com/x",
+                "keys": {"p256dh": "k", "auth": "a"},
+                "sessionId": "a b",
+            },
             "sessionId",
         ),
     ],

@@ -157,7 +157,12 @@ class Settings:
         "mailto:pika@localhost", _str, "Web Push VAPID contact (mailto: or https: URL) for push services"
     )
     push_allow_http: bool = setting(
-        False, _bool, "accept http:// push endpoints (tests with a local push service only)"
+        False, _bool, "accept http:// push endpoints on loopback (tests with a local push service only)"
+    )
+    push_hosts: tuple[str, ...] = setting(
+        ("fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com"),
+        _list,
+        "hosts (and their subdomains) a push endpoint may name: the browsers' push services",
     )
     push_concurrency: int = setting(4, _int(1, 64), "Web Push requests in flight at once")
     retention_days: int = setting(

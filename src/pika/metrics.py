@@ -108,7 +108,8 @@ GC_PAUSE_SECONDS = Histogram(
 
 PUSH_RESULTS = Counter(
     "pika_push_deliveries_total",
-    "Web Push deliveries by result: sent, gone (404/410, deleted), retried, expired, failed, dropped",
+    "Web Push deliveries by result: sent, gone (404/410, deleted), retried, expired, failed, dropped,"
+    " refused (a host PIKA_PUSH_HOSTS does not name)",
     ["result"],
     registry=REGISTRY,
 )

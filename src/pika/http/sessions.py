@@ -9,7 +9,7 @@ three prefixes of `PREFIXES`.  A malformed id is a 400 naming the rule before an
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from pika.protocol import (
     safe_dj_name,
     storable,
 )
+from pika.push.endpoints import endpoint_allowed
 from pika.queries import query
 from pika.security.tokens import account_for_token
 
@@ -184,7 +185,10 @@ def sessions_blueprint() -> Blueprint:
     @bp.post("/api/push/subscribe")
     async def push_subscribe() -> Response:
         body = await request.get_json(force=True, silent=True)
-        subscription = parse_push_subscription(body, allow_http=_settings().push_allow_http)
+        settings = _settings()
+        subscription = parse_push_subscription(
+            body, hosts=settings.push_hosts, allow_http=settings.push_allow_http
+        )
         await _db().execute(UPSERT_PUSH_SUBSCRIPTION, **subscription)
         return jsonify(success=True)
 
@@ -328,10 +332,11 @@ def parse_sync_tracks(body: Any) -> list[TrackInfo]:
         raise InvalidInput(exc.error) from None
 
 
-def parse_push_subscription(body: Any, *, allow_http: bool = False) -> dict[str, Any]:
+def parse_push_subscription(body: Any, *, hosts: Iterable[str], allow_http: bool = False) -> dict[str, Any]:
     """`{endpoint, keys:{p256dh, auth}, clientId?, sessionId?}` → the upsert's parameters.
 
-    `allow_http` (PIKA_PUSH_ALLOW_HTTP) also accepts http:// endpoints, for a local test push service."""
+    The endpoint must be a browser push service (`hosts`, PIKA_PUSH_HOSTS); `allow_http`
+    (PIKA_PUSH_ALLOW_HTTP) also accepts http:// on loopback, for a local test push service."""
     if not isinstance(body, Mapping):
         raise InvalidInput("body: must be a JSON object {endpoint, keys:{p256dh, auth}}")
     endpoint = body.get("endpoint")
@@ -341,6 +346,8 @@ def parse_push_subscription(body: Any, *, allow_http: bool = False) -> dict[str,
     schemes = ("https", "http") if allow_http else ("https",)
     if parts.scheme not in schemes or not parts.hostname or not endpoint.startswith(f"{parts.scheme}://"):
         raise InvalidInput("endpoint: must be an https:// URL")
+    if not endpoint_allowed(endpoint, hosts, allow_http=allow_http):
+        raise InvalidInput(f"endpoint: must be a browser push service ({', '.join(hosts)}; PIKA_PUSH_HOSTS)")
     if len(endpoint) > ENDPOINT_MAX or not storable(endpoint) or any(c.isspace() for c in endpoint):
         raise InvalidInput(f"endpoint: must be at most {ENDPOINT_MAX} characters without spaces")
     keys = body.get("keys")

@@ -25,6 +25,7 @@ from pika.backoff import parse_retry_after, reconnect_delay
 from pika.config import Settings
 from pika.db import Database, DatabaseStalled
 from pika.metrics import PUSH_RESULTS
+from pika.push.endpoints import endpoint_allowed
 from pika.push.keys import VapidKeys, load_keys
 from pika.queries import query
 
@@ -105,6 +106,11 @@ class PushSender:
                     PUSH_RESULTS.labels("failed").inc()
                     continue
                 for row in rows:
+                    if not endpoint_allowed(
+                        row["endpoint"], self.settings.push_hosts, allow_http=self.settings.push_allow_http
+                    ):
+                        PUSH_RESULTS.labels("refused").inc()  # stored before PIKA_PUSH_HOSTS named its host
+                        continue
                     await deliveries_in.send(Delivery(push, row["endpoint"], row["p256dh"], row["auth"]))
 
     async def _worker(
