@@ -15,7 +15,7 @@ import trio
 from pika.server import Running, serve
 from tests.conftest import rows, test_settings
 from tests.test_owned_sessions import signed_up
-from tests.wsclient import Peer, connect, track, types
+from tests.wsclient import Peer, connect, track, types, until
 
 SID = "console_01"
 
@@ -28,13 +28,6 @@ async def live(dj: Peer, token: str, session_id: str = SID) -> dict[str, Any]:
 
 async def attach(peer: Peer, token: str, session_id: str = SID, **extra: Any) -> list[dict[str, Any]]:
     return await peer.request("ATTACH_SESSION", sessionId=session_id, token=token, **extra)
-
-
-async def until(condition: Any) -> None:
-    """Wait (at most 5 s) until `condition()` holds: the server has seen a socket close."""
-    with trio.fail_after(5):
-        while not condition():
-            await trio.sleep(0.01)
 
 
 async def frames_until(peer: Peer, kinds: set[str]) -> dict[str, dict[str, Any]]:

@@ -8,8 +8,6 @@ client" true across restarts and servers — in a group commit with other dancer
 
 from __future__ import annotations
 
-import time
-
 from pika.db import Tx, timestamptz
 from pika.live.group_commit import Row
 from pika.live.likes import REACTIONS, like_received, reaction_received, unique_tracks
@@ -91,7 +89,7 @@ async def send_tempo_request(req: Request) -> None:
     if not req.hub.limits.tempo.allow(client):
         raise Refusal(RATE_LIMITED)
     play_id = room.current.play_id
-    now = time.time()
+    now = room.clock.now()
 
     if msg.preference == "clear":
         await req.write(lambda tx: tx.execute(DELETE_TEMPO_VOTE, play_id=play_id, client_id=client))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from pika.db import Database, DatabaseStalled, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
+from pika.live.clock import Clock
 from pika.live.connection import CLOSE_RESTARTING, Connection
 from pika.live.group_commit import GroupCommit
 from pika.live.listener_journal import ListenerJournal
@@ -72,12 +72,15 @@ class Hub:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.clock = Clock()  # the one `now` of every room rule (live/clock.py)
         self.limits = Limits(settings)
         self.ws_admission = WsAdmission(settings)
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
-        self.listener_journal = ListenerJournal(db, settings.listener_flush_seconds, self._connected_sessions)
+        self.listener_journal = ListenerJournal(
+            db, settings.listener_flush_seconds, self._connected_sessions, self.clock
+        )
         self.guard = LoopGuard()
         self.connections: set[Connection] = set()
         self.rooms: dict[str, Room] = {}
@@ -198,6 +201,7 @@ class Hub:
         room = Room(
             info,
             audience,
+            clock=self.clock,
             linger=self.settings.listener_linger_seconds,
             windows=self._windows,
             journal=self.listener_journal,
@@ -209,7 +213,7 @@ class Hub:
 
     async def dj_left(self, room: Room, reason: str) -> None:
         room.dj_conn = None
-        now = time.time()
+        now = self.clock.now()
         room.dj_disconnected_at = now
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
         if self.closing:
@@ -280,7 +284,7 @@ class Hub:
         """Rebuild every live session's room from PostgreSQL (after a restart or a crash):
         current track, tempo votes, active poll with its votes, active announcement, timers."""
 
-        since = timestamptz(time.time() - self.settings.listener_linger_seconds)
+        since = timestamptz(self.clock.now() - self.settings.listener_linger_seconds)
 
         def load(tx: Tx) -> tuple[list, list, list, list, list, list, list]:
             return (
@@ -321,7 +325,7 @@ class Hub:
                     started_at=row["started_at"].timestamp(),
                     last_activity=row["last_activity_at"].timestamp(),
                     current=current,
-                    dj_disconnected_at=time.time(),
+                    dj_disconnected_at=self.clock.now(),
                     tempo=TempoTally.from_votes(tallies.get(row["id"], [])),
                     lingering=lingering.get(row["id"], []),
                 )
@@ -342,7 +346,7 @@ class Hub:
                 ends_at=p["ends_at"].timestamp() if p["ends_at"] else None,
                 ballots=ballots.get(p["id"], {}),
             )
-            if poll.ended(time.time()):  # its endsAt passed while the server was down
+            if poll.ended(self.clock.now()):  # its endsAt passed while the server was down
                 room.poll = poll
                 await end_poll_now(self, room, poll.id, "closed")
             else:
@@ -387,10 +391,10 @@ class Hub:
     async def _housekeeping(self) -> None:
         while True:
             try:
-                await self.expire_sessions(time.time())
+                await self.expire_sessions(self.clock.now())
             except DatabaseStalled:
                 log.warning("session expiry waits for the database")
-            self.applied.prune(time.time())
+            self.applied.prune(self.clock.now())
             try:
                 await self.db.execute(PURGE_APPLIED_MESSAGES)
                 await self.db.execute(PURGE_SESSION_LISTENERS)

@@ -8,7 +8,6 @@ nursery, re-armed from the database after a restart.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import psycopg
@@ -38,7 +37,7 @@ async def start_poll(req: Request) -> None:
     if room.poll is not None:
         raise Refusal(POLL_ACTIVE)
     play_id = room.current.play_id if room.current else None
-    ends_at = time.time() + msg.duration_seconds if msg.duration_seconds else None
+    ends_at = room.clock.now() + msg.duration_seconds if msg.duration_seconds else None
 
     def work(tx: Tx) -> Any:
         req.claim(tx)
@@ -64,7 +63,7 @@ async def start_poll(req: Request) -> None:
         ends_at=ends_at,
     )
     open_poll(req.hub, room, poll)
-    room.last_activity = time.time()
+    room.last_activity = room.clock.now()
 
 
 def open_poll(hub: Any, room: Room, poll: Poll) -> None:
@@ -72,7 +71,7 @@ def open_poll(hub: Any, room: Room, poll: Poll) -> None:
     room.poll = poll
     room.reset_poll_updates()
     room.publish(poll.started_message())
-    delay = None if poll.ends_at is None else poll.ends_at - time.time()
+    delay = None if poll.ends_at is None else poll.ends_at - room.clock.now()
     room.arm_poll_timer(delay, lambda: end_poll_now(hub, room, poll.id, "closed"))
 
 
@@ -137,7 +136,7 @@ async def vote_on_poll(req: Request) -> None:
     assert room is not None and room.poll is not None
     if req.conn.subscribed != room.session_id:
         _reject(req, "Not subscribed to this session", room.poll)
-    now = time.time()
+    now = room.clock.now()
     try:
         room.poll.vote(client, msg.option_index, now)  # checks ended / option / already, in memory
     except VoteRejected as exc:
@@ -185,7 +184,7 @@ async def send_announcement(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, SendAnnouncement)
     room = require_dj(req, msg.session_id)
-    ends_at = time.time() + msg.duration_seconds if msg.duration_seconds else None
+    ends_at = room.clock.now() + msg.duration_seconds if msg.duration_seconds else None
 
     def work(tx: Tx) -> Any:
         req.claim(tx)
@@ -203,14 +202,14 @@ async def send_announcement(req: Request) -> None:
         room.session_id, msg.message, room.dj_name, row["created_at"].timestamp(), ends_at
     )
     show_announcement(req.hub, room, announcement)
-    room.last_activity = time.time()
+    room.last_activity = room.clock.now()
 
 
 def show_announcement(hub: Any, room: Room, announcement: Announcement) -> None:
     """Make it the room's announcement, broadcast it, and arm its expiry."""
     room.announcement = announcement
     room.publish(announcement.received_message())
-    delay = None if announcement.ends_at is None else announcement.ends_at - time.time()
+    delay = None if announcement.ends_at is None else announcement.ends_at - room.clock.now()
     room.arm_announcement_timer(delay, lambda: clear_announcement_now(hub, room, announcement))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import Any
 
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
@@ -100,14 +99,15 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
     await _leave_previous_session(hub, conn, room.session_id)
     room.dj_name = dj_name
     room.resume_key_sha256 = resume_key_sha256
-    room.last_activity = time.time()
+    now = hub.clock.now()
+    room.last_activity = now
     room.cancel_grace()
     room.dj_disconnected_at = None
     _take_dj_seat(room, conn)
     if previous is not None and previous is not conn:
         previous.dj_room = None
         previous.close_soon(CLOSE_REPLACED, "replaced by a newer connection of the same DJ")
-    reconnect_ms = 0 if disconnected_at is None else max(0, round((time.time() - disconnected_at) * 1000))
+    reconnect_ms = 0 if disconnected_at is None else max(0, round((now - disconnected_at) * 1000))
     if keyless and previous is None:  # a takeover without proof: kept for audit
         hub.telemetry.emit(room.session_id, "reconnect", reconnectMs=reconnect_ms, keyless=True)
         log.warning("keyless takeover", extra={"fields": {"session": room.session_id, "conn": conn.id}})
@@ -229,4 +229,4 @@ async def validate_session(req: Request) -> None:
 
 
 async def ping(req: Request) -> None:
-    req.conn.send_message({"type": "PONG", "timestamp": iso(time.time())})
+    req.conn.send_message({"type": "PONG", "timestamp": iso(req.hub.clock.now())})

@@ -7,8 +7,6 @@ after a reconnect or a server restart harmless.
 
 from __future__ import annotations
 
-import time
-
 from pika.db import DatabaseStalled, Tx
 from pika.live import store
 from pika.live.requests import Refusal, Request, require_dj
@@ -36,7 +34,7 @@ async def _broadcast_track(req: Request, room: Room, msg: BroadcastTrack) -> Non
         elif msg.message_id:
             await req.hub.db.run(req.claim)
         return
-    now = time.time()
+    now = room.clock.now()
     pace = room.track_pace.take(now, msg.played_at)  # judged when the DJ played it, not when handled
     if pace is None:
         raise Refusal("Rate limit exceeded")
@@ -100,7 +98,7 @@ async def _update_metadata(req: Request, room: Room, track: TrackInfo) -> None:
 
     await req.hub.db.run(work)
     room.current = NowPlaying(play_id, merged)
-    room.last_activity = time.time()
+    room.last_activity = room.clock.now()
     room.publish({"type": "METADATA_UPDATED", "sessionId": room.session_id, "track": merged.to_wire()})
 
 
@@ -132,7 +130,7 @@ async def _track_stopped(req: Request, room: Room) -> None:
 
     await req.hub.db.run(work)
     room.current = None
-    room.last_activity = time.time()
+    room.last_activity = room.clock.now()
     if previous is not None:
         room.close_tempo(tempo)
     room.publish({"type": "TRACK_STOPPED", "sessionId": room.session_id})
