@@ -151,8 +151,7 @@ class Hub:
         if room is not None:
             room.controllers.discard(conn)  # a controller leaving starts no grace and ends nothing
         if room is not None and room.dj_conn is conn:
-            reason = "server_shutdown" if self.closing else "connection_closed"
-            await self.dj_left(room, reason)
+            self.dj_left(room, "server_shutdown" if self.closing else "connection_closed")
         if self.closing and not self.connections:
             self._drained.set()
 
@@ -211,15 +210,21 @@ class Hub:
         await self._nursery.start(room.run)
         return room
 
-    async def dj_left(self, room: Room, reason: str) -> None:
+    def dj_left(self, room: Room, reason: str) -> None:
+        """The DJ connection closed or moved to another session: from now on nothing reaches it;
+        in the room's turn, its disconnection is stored and the grace period starts."""
         room.dj_conn = None
         now = self.clock.now()
         room.dj_disconnected_at = now
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
-        if self.closing:
-            return  # after the restart, the rebuilt room starts a fresh grace period
+        if not self.closing:  # after a restart, the rebuilt room starts a fresh grace period
+            room.start_timer(0.0, lambda: self._dj_away(room, now))
+
+    async def _dj_away(self, room: Room, since: float) -> None:
+        if room.dj_conn is not None:
+            return  # back already: its resume came first
         try:
-            await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(now))
+            await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(since))
         except DatabaseStalled:  # only informative: a rebuilt room starts its grace period afresh
             log.warning("DJ disconnection not stored", extra={"fields": {"session": room.session_id}})
         room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
@@ -228,7 +233,8 @@ class Hub:
         self, room: Room, reason: str, *, expired: bool = False, claim: Callable[[Tx], None] | None = None
     ) -> None:
         """End a live session: close its poll, clear its announcement, store its tempo tally and
-        `ended_at` (one transaction), then tell everyone and close the room with its timers."""
+        `ended_at` (one transaction), then tell everyone and close the room with its timers.
+        The caller holds the room's turn."""
         if room.ended:
             return
         room.ended = True
@@ -348,7 +354,8 @@ class Hub:
             )
             if poll.ended(self.clock.now()):  # its endsAt passed while the server was down
                 room.poll = poll
-                await end_poll_now(self, room, poll.id, "closed")
+                async with room.turn:
+                    await end_poll_now(self, room, poll.id, "closed")
             else:
                 open_poll(self, room, poll)
         for a in announcements:
@@ -405,7 +412,8 @@ class Hub:
     async def expire_sessions(self, now: float) -> None:
         """End sessions idle too long (no DJ action) or too old (PROTOCOL.md §5)."""
         for room in list(self.rooms.values()):
-            if now - room.started_at >= self.settings.session_max_age_seconds:
-                await self.end_session(room, "max_age", expired=True)
-            elif now - room.last_activity >= self.settings.session_idle_seconds:
-                await self.end_session(room, "idle", expired=True)
+            async with room.turn:  # after the command in progress, which may be the DJ's action
+                if now - room.started_at >= self.settings.session_max_age_seconds:
+                    await self.end_session(room, "max_age", expired=True)
+                elif now - room.last_activity >= self.settings.session_idle_seconds:
+                    await self.end_session(room, "idle", expired=True)

@@ -96,7 +96,9 @@ class Room:
         self.announcement = info.announcement
         self.windows = windows
         self.track_pace = track_pace  # the flood guard on the DJ's tracks
-        self.track_lock = trio.Lock()  # one track change at a time, from the DJ or a controller
+        # One DJ-side command or housekeeping action at a time, in arrival order (trio.Lock is
+        # fair): handlers take it through `requests.dj_turn`, timers in `start_timer`.
+        self.turn = trio.Lock()
         self.dj_conn: Connection | None = None
         self.controllers: set[Connection] = set()  # DJ consoles (ATTACH_SESSION): hear what the DJ hears
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
@@ -145,9 +147,10 @@ class Room:
             self._nursery.cancel_scope.cancel()
 
     def start_timer(self, delay: float, action: Callable[[], Any]) -> trio.CancelScope:
-        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, unless cancelled.
-        An action the database could not complete in time (nothing of it applied) runs again
-        a little later, until it completes or the timer is cancelled."""
+        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, in the room's
+        turn, unless cancelled or the room ended meanwhile.  An action the database could not
+        complete in time (nothing of it applied) runs again a little later, until it completes
+        or the timer is cancelled."""
         assert self._nursery is not None
         scope = trio.CancelScope()
 
@@ -156,9 +159,12 @@ class Room:
                 await trio.sleep(delay)
                 while True:
                     try:
-                        result = action()
-                        if hasattr(result, "__await__"):
-                            await result
+                        async with self.turn:
+                            if self.ended:
+                                return
+                            result = action()
+                            if hasattr(result, "__await__"):
+                                await result
                         return
                     except DatabaseStalled:
                         await trio.sleep(TIMER_RETRY)

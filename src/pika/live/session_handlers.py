@@ -9,7 +9,7 @@ from typing import Any
 
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
 from pika.live.hub import Hub
-from pika.live.requests import AfterAck, Refusal, Request, require_dj, sha256
+from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
 from pika.live.room import Room, RoomInfo
 from pika.protocol import AttachSession, RegisterSession, Subscribe, ValidateSession, iso
 from pika.queries import query
@@ -30,7 +30,10 @@ async def register_session(req: Request) -> AfterAck | None:
     session_id = msg.session_id or f"pika_{secrets.token_urlsafe(12)}"
     room = hub.rooms.get(session_id)
     if room is not None:
-        await _resume(req, room, account)
+        async with room.turn:
+            if room.ended:  # while this waited for its turn: the id now belongs to an ended session
+                raise Refusal("Session not available")
+            await _resume(req, room, account)
         return None
     if len(hub.rooms) >= hub.settings.max_sessions:
         raise Refusal("Server busy", close_code=CLOSE_TRY_AGAIN)
@@ -47,7 +50,7 @@ async def register_session(req: Request) -> AfterAck | None:
     )
     if row is None:
         raise Refusal("Session not available")  # the id belongs to an ended (or just-taken) session
-    await _leave_previous_session(hub, conn, session_id)
+    _leave_previous_session(hub, conn, session_id)
     room = await hub.open_room(
         RoomInfo(
             session_id=session_id,
@@ -70,7 +73,7 @@ async def register_session(req: Request) -> AfterAck | None:
 
 
 async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> None:
-    """REGISTER_SESSION for a live session: the ownership rules of PROTOCOL.md §3.1.
+    """REGISTER_SESSION for a live session, in its turn: the ownership rules of PROTOCOL.md §3.1.
 
     A keyless takeover of an anonymous session (old clients never send a key) is allowed only
     while its DJ connection is gone, and it never learns or changes the resumeKey: whoever holds
@@ -96,7 +99,7 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
     await hub.db.execute(
         RESUME_SESSION, session_id=room.session_id, dj_name=dj_name, resume_key_sha256=resume_key_sha256
     )
-    await _leave_previous_session(hub, conn, room.session_id)
+    _leave_previous_session(hub, conn, room.session_id)
     room.dj_name = dj_name
     room.resume_key_sha256 = resume_key_sha256
     now = hub.clock.now()
@@ -124,12 +127,12 @@ def _take_dj_seat(room: Room, conn: Connection) -> None:
     conn.dj_room = room
 
 
-async def _leave_previous_session(hub: Hub, conn: Connection, keep: str) -> None:
+def _leave_previous_session(hub: Hub, conn: Connection, keep: str) -> None:
     """A DJ connection that registers another session leaves its old one in its grace period."""
     old = conn.dj_room
     if old is not None and old.session_id != keep and old.dj_conn is conn:
         conn.dj_room = None
-        await hub.dj_left(old, "switched_session")
+        hub.dj_left(old, "switched_session")
 
 
 def _registered(room: Room, authenticated: bool, resume_key: str | None) -> dict[str, Any]:
@@ -166,6 +169,13 @@ async def attach_session(req: Request) -> None:
     room = hub.rooms.get(msg.session_id)
     if room is None or room.dj_id is None or room.dj_id != account["id"]:
         raise Refusal("Session not available")  # unknown, ended, anonymous or another account's
+    async with room.turn:
+        if room.ended:
+            raise Refusal("Session not available")
+        _attach(hub, conn, room)
+
+
+def _attach(hub: Hub, conn: Connection, room: Room) -> None:
     current = conn.dj_room
     if current is not None and current.dj_conn is conn:
         raise Refusal("This connection is the DJ of a session; attach from another connection")
@@ -192,8 +202,8 @@ async def attach_session(req: Request) -> None:
 
 
 async def end_session(req: Request) -> None:
-    room = require_dj(req, req.msg.session_id)
-    await req.hub.end_session(room, "dj_ended", claim=req.claim)
+    async with dj_turn(req, req.msg.session_id) as room:
+        await req.hub.end_session(room, "dj_ended", claim=req.claim)
     req.conn.dj_room = None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pika.db import DatabaseStalled, Tx
 from pika.live import store
-from pika.live.requests import Refusal, Request, require_dj
+from pika.live.requests import Refusal, Request, dj_turn
 from pika.live.room import NowPlaying, Room
 from pika.protocol import BroadcastTrack, MetadataUpdated, TrackInfo, TrackStopped
 from pika.queries import query
@@ -22,8 +22,7 @@ UPDATE_PLAY_ANALYTICS = query("update_play_analytics")
 async def broadcast_track(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, BroadcastTrack)
-    room = require_dj(req, msg.session_id)
-    async with room.track_lock:
+    async with dj_turn(req, msg.session_id) as room:
         await _broadcast_track(req, room, msg)
 
 
@@ -78,8 +77,7 @@ async def _broadcast_track(req: Request, room: Room, msg: BroadcastTrack) -> Non
 async def metadata_updated(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, MetadataUpdated)
-    room = require_dj(req, msg.session_id)
-    async with room.track_lock:
+    async with dj_turn(req, msg.session_id) as room:
         if room.current is None:
             raise Refusal("No track is playing")
         if not room.current.track.same_track(msg.track):
@@ -113,8 +111,7 @@ def _merged(current: TrackInfo, update: TrackInfo) -> TrackInfo:
 async def track_stopped(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, TrackStopped)
-    room = require_dj(req, msg.session_id)
-    async with room.track_lock:
+    async with dj_turn(req, msg.session_id) as room:
         await _track_stopped(req, room)
 
 
