@@ -211,23 +211,23 @@ class Hub:
         return room
 
     def dj_left(self, room: Room, reason: str) -> None:
-        """The DJ connection closed or moved to another session: from now on nothing reaches it;
-        in the room's turn, its disconnection is stored and the grace period starts."""
+        """The DJ connection closed or moved to another session: from now on nothing reaches it
+        and the grace period runs; its disconnection is stored in the room's turn."""
         room.dj_conn = None
         now = self.clock.now()
         room.dj_disconnected_at = now
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
         if not self.closing:  # after a restart, the rebuilt room starts a fresh grace period
-            room.start_timer(0.0, lambda: self._dj_away(room, now))
+            room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
+            room.start_timer(0.0, lambda: self._store_dj_away(room, now))
 
-    async def _dj_away(self, room: Room, since: float) -> None:
+    async def _store_dj_away(self, room: Room, since: float) -> None:
         if room.dj_conn is not None:
             return  # back already: its resume came first
         try:
             await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(since))
         except DatabaseStalled:  # only informative: a rebuilt room starts its grace period afresh
             log.warning("DJ disconnection not stored", extra={"fields": {"session": room.session_id}})
-        room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
 
     async def end_session(
         self, room: Room, reason: str, *, expired: bool = False, claim: Callable[[Tx], None] | None = None
