@@ -1,4 +1,4 @@
-"""What every handler works with: the request, and the two ways it can decline.
+"""What every handler works with: the request, the two ways it can decline, the DJ's room turn.
 
 A handler receives a `Request` (hub, connection, typed message, who sent it) and either
 returns normally (the dispatcher ACKs), raises `Refusal` (NACK/ERROR with its text), or meets

@@ -1,11 +1,9 @@
 """A room: one live DJ session, its audience, its state and its timers.
 
-The room owns a nursery (started inside the hub's): the grace timer, poll auto-close,
-announcement expiry and the coalesced LISTENER_COUNT, TEMPO_FEEDBACK and POLL_UPDATE all
-live there, and closing the room cancels them all.  `publish` encodes once and hands the
-same text to every member without awaiting any of them.  State changes are written to
-PostgreSQL by the handlers *before* they reach the room, so the room is a cache of the
-database that can be rebuilt at any time.
+DJ-side commands and housekeeping (grace, poll auto-close, announcement expiry, session expiry)
+run one at a time, in arrival order (`turn`), with `now` from the hub's one clock.  Handlers
+store each change in PostgreSQL before it reaches the room (a cache of the database), and
+`publish` encodes once and never awaits a member.
 """
 
 from __future__ import annotations
