@@ -7,6 +7,9 @@ announcement's, the DJ's grace, a listener's linger, a tempo lapse and a session
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 from trio.testing import MockClock
@@ -29,6 +32,15 @@ async def start(nursery: trio.Nursery, db_url: str, **overrides: object) -> Runn
     return await nursery.start(serve, test_settings(db_url, **QUIET, **overrides))
 
 
+@asynccontextmanager
+async def dj_and_dancer(running: Running, session_id: str) -> AsyncIterator[tuple[Peer, Peer]]:
+    """A DJ live on `session_id` and one dancer subscribed to it."""
+    async with connect(running.url) as dj, connect(running.url) as dancer:
+        await go_live(dj, session_id)
+        await subscribe(dancer, session_id, f"client_{session_id}")
+        yield dj, dancer
+
+
 async def subscribe(peer: Peer, session_id: str, client_id: str) -> list[dict]:
     replies = await peer.request("SUBSCRIBE", sessionId=session_id, clientId=client_id)
     assert replies[-1]["type"] == "ACK", replies
@@ -39,9 +51,7 @@ async def test_a_poll_closes_when_its_duration_has_passed(
     clock: MockClock, nursery: trio.Nursery, db_url: str
 ) -> None:
     running = await start(nursery, db_url)
-    async with connect(running.url) as dj, connect(running.url) as dancer:
-        await go_live(dj, "clock_poll")
-        await subscribe(dancer, "clock_poll", "client_poll")
+    async with dj_and_dancer(running, "clock_poll") as (dj, dancer):
         started = await dj.request(
             "START_POLL", sessionId="clock_poll", question="Next?", options=["a", "b"], durationSeconds=120
         )
@@ -60,9 +70,7 @@ async def test_an_announcement_expires_for_its_audience_and_late_joiners(
     clock: MockClock, nursery: trio.Nursery, db_url: str
 ) -> None:
     running = await start(nursery, db_url)
-    async with connect(running.url) as dj, connect(running.url) as dancer:
-        await go_live(dj, "clock_announce")
-        await subscribe(dancer, "clock_announce", "client_early")
+    async with dj_and_dancer(running, "clock_announce") as (dj, dancer):
         await dj.request(
             "SEND_ANNOUNCEMENT", sessionId="clock_announce", message="Water!", durationSeconds=60
         )
@@ -119,10 +127,8 @@ async def test_a_tempo_vote_stops_counting_once_it_lapses(
     clock: MockClock, nursery: trio.Nursery, db_url: str
 ) -> None:
     running = await start(nursery, db_url, tempo_lapse_seconds=300.0)
-    async with connect(running.url) as dj, connect(running.url) as dancer:
-        await go_live(dj, "clock_tempo")
+    async with dj_and_dancer(running, "clock_tempo") as (dj, dancer):
         await dj.request("BROADCAST_TRACK", sessionId="clock_tempo", track={"title": "A", "artist": "B"})
-        await subscribe(dancer, "clock_tempo", "client_tempo")
         await dancer.request("SEND_TEMPO_REQUEST", sessionId="clock_tempo", preference="faster")
         assert (await dj.recv_type("TEMPO_FEEDBACK"))["total"] == 1
         clock.jump(300)
@@ -134,9 +140,7 @@ async def test_a_session_without_dj_action_expires_after_the_idle_time(
     clock: MockClock, nursery: trio.Nursery, db_url: str
 ) -> None:
     running = await start(nursery, db_url, session_idle_seconds=4 * 3600.0)
-    async with connect(running.url) as dj, connect(running.url) as dancer:
-        await go_live(dj, "clock_idle")
-        await subscribe(dancer, "clock_idle", "client_idle")
+    async with dj_and_dancer(running, "clock_idle") as (_dj, dancer):
         clock.jump(4 * 3600.0)
         expired = await dancer.recv_type("SESSION_EXPIRED", timeout=60)
     assert expired == {"type": "SESSION_EXPIRED", "sessionId": "clock_idle", "reason": "idle"}
