@@ -1,6 +1,7 @@
 """The DJ console (/dj/console) in a real browser: Chromium against `python -m pika serve`.
 
-The DJ software is a protocol client holding the account's token (tests/browser.py); the console
+The DJ software is a protocol client holding the account's token (tests/browser.py), or the DJ
+agent itself (`python -m pika.dj`) following an m3u; the console
 is a phone (390×844) that signs in and attaches to its session; dancers are other phones.
 Screenshots go to test-artifacts/ (git-ignored; PIKA_TEST_ARTIFACTS moves them).
 """
@@ -11,11 +12,15 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from tests.browser import Dancer, Server, artifact, dj_live
+from tests.test_dj_sources import append
 from tests.test_web import by, expect, wait_live
 
 EMAIL, PASSWORD = "console@example.com", "correct horse battery"
@@ -100,6 +105,46 @@ def test_the_console_attaches_runs_a_poll_and_an_announcement_and_ends_the_set(
         expect(by(dancer, "session-ended")).to_be_visible()
         dj.wait_for(lambda m: m["type"] == "SESSION_ENDED", what="SESSION_ENDED")
         console.screenshot(path=artifact("console-390-ended.png"))
+
+
+def test_the_console_attaches_to_a_set_the_agent_runs_and_the_agent_keeps_sending_tracks(
+    site: Server, phones: Any, tmp_path: Path
+) -> None:
+    token = sign_up(site, "DJ Agent")
+    playlist = tmp_path / "set.m3u"
+    append(playlist, "#EXTM3U\n#EXTINF:200,Osvaldo Farrés - Quizás, Quizás, Quizás\n/m/q.mp3\n")
+    command = [sys.executable, "-m", "pika.dj", "live", "--url", site.url, "--session", "console_agent1"]
+    command += ["--source", "m3u", "--path", str(playlist), "--catch-up"]
+    command += ["--queue", str(tmp_path / "q.sqlite")]
+    env = {**os.environ, "PIKA_DJ_TOKEN": token}
+    with subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as agent:
+        try:
+            dancer = phones().goto("/live/console_agent1")
+            wait_live(dancer)
+            expect(by(dancer, "track-title")).to_have_text("Quizás, Quizás, Quizás", timeout=30_000)
+            console = signed_in_console(phones())
+            wait_live(console)
+            expect(by(console, "mode")).to_have_text("is live · console attached")
+            expect(by(console, "track-title")).to_have_text("Quizás, Quizás, Quizás")
+
+            by(console, "preset-0").click()
+            by(console, "poll-start").click()
+            by(dancer, "poll-option-1").click()
+            expect(by(console, "poll-count-1")).to_have_text("1 · 100%")
+            by(console, "announce-message").fill("Last dance in 5 minutes")
+            by(console, "announce-send").click()
+            expect(by(dancer, "announcement-message")).to_have_text("Last dance in 5 minutes")
+
+            append(playlist, "#EXTINF:180,Consuelo Velázquez - Bésame Mucho\n/m/b.mp3\n")
+            expect(by(console, "track-title")).to_have_text("Bésame Mucho", timeout=30_000)
+            expect(by(dancer, "track-title")).to_have_text("Bésame Mucho")
+            expect(by(console, "played-track")).to_have_count(2)
+            console.evaluate("() => window.scrollTo(0, 0)")
+            console.screenshot(path=artifact("console-390-agent.png"))
+            assert agent.poll() is None  # the console ran the crowd beside the agent, never displacing it
+        finally:
+            agent.terminate()
+            agent.wait(timeout=30)
 
 
 def test_without_the_agent_the_dj_goes_live_from_the_console_and_types_the_tracks(

@@ -51,13 +51,13 @@ def test_only_a_takeover_stops_the_agent_every_other_close_means_come_back() -> 
 def test_the_queue_keeps_plays_in_order_across_a_restart_and_sends_a_repeat_once(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "queue.sqlite"
     outbox = Outbox(path)
-    one = outbox.add("sess_0001", TrackInfo(title="One", artist="A"))
+    one = outbox.add("sess_0001", TrackInfo(title="One", artist="A"), 1000.0)
     assert one is not None
-    assert outbox.add("sess_0001", TrackInfo(title=" one ", artist="a")) is None  # twice in a row
-    two = outbox.add("sess_0001", TrackInfo(title="Two", artist="A", bpm=120))
-    again = outbox.add("sess_0001", TrackInfo(title="One", artist="A"))  # really played again
+    assert outbox.add("sess_0001", TrackInfo(title=" one ", artist="a"), 1001.0) is None  # twice in a row
+    two = outbox.add("sess_0001", TrackInfo(title="Two", artist="A", bpm=120), 1200.0)
+    again = outbox.add("sess_0001", TrackInfo(title="One", artist="A"), 1400.5)  # really played again
     assert two is not None and again is not None
-    outbox.add("other_0001", TrackInfo(title="Elsewhere", artist="B"))
+    outbox.add("other_0001", TrackInfo(title="Elsewhere", artist="B"), 1500.0)
     outbox.keep_resume_key("sess_0001", "rk_secret")
     outbox.close()
 
@@ -65,6 +65,7 @@ def test_the_queue_keeps_plays_in_order_across_a_restart_and_sends_a_repeat_once
     pending = reopened.pending("sess_0001")
     assert [str(e) for e in pending] == ["A - One", "A - Two", "A - One"]
     assert [e.message_id for e in pending] == [one.message_id, two.message_id, again.message_id]
+    assert [e.played_at for e in pending] == [1000.0, 1200.0, 1400.5]  # the DJ's timeline, kept
     assert len({e.message_id for e in pending}) == 3
     assert reopened.resume_key("sess_0001") == "rk_secret" and reopened.resume_key("nope_0001") is None
 

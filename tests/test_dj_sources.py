@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import os
+import pwd
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -138,13 +140,45 @@ def test_m3u_unreadable_file_is_a_source_error_and_nothing_is_lost(tmp_path):
     assert tracks(source.poll()) == [("A", "One"), ("B", "Two")]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_m3u_without_read_permission_says_so(tmp_path):
-    path = tmp_path / "set.m3u"
-    append(path, "#EXTM3U\n")
-    path.chmod(0)
-    with pytest.raises(SourceError, match="permission"):
-        open_source("m3u", path, started_at=time.time(), catch_up=False).poll()
+def test_m3u_without_read_permission_says_so():
+    folder = Path(tempfile.mkdtemp(prefix="pika-perm-"))  # open to all: only the file's mode says no
+    try:
+        folder.chmod(0o755)
+        path = folder / "set.m3u"
+        append(path, "#EXTM3U\n")
+        path.chmod(0)
+        assert _poll_as_unprivileged(path) == (
+            f"SourceError: cannot read playlist {path}: Permission denied; check the file's permissions"
+        )
+    finally:
+        shutil.rmtree(folder)
+
+
+def _poll_as_unprivileged(path: Path) -> str:
+    """Poll `path` in a forked child that the file's mode shuts out: root reads any file, so a
+    root child opens the source, then becomes `nobody` for the poll."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest, no trio, just the poll
+        try:
+            source = open_source("m3u", path, started_at=time.time(), catch_up=False)
+            if os.geteuid() == 0:
+                nobody = pwd.getpwnam("nobody")
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+            try:
+                source.poll()
+                outcome = "no error"
+            except Exception as exc:
+                outcome = f"{type(exc).__name__}: {exc}"
+            os.write(write, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        outcome = pipe.read()
+    os.waitpid(pid, 0)
+    return outcome
 
 
 def test_m3u_file_created_after_start_is_all_new_and_its_absence_is_told_meanwhile(tmp_path):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 import trio
+import trio.testing
 
 from pika.db import Database, Tx, open_database
 from pika.live.group_commit import SHUTTING_DOWN, GroupCommit, Row
@@ -17,6 +18,9 @@ from pika.queries import load_queries, query
 
 INSERT_SESSION = query("insert_session")
 INSERT_REACTIONS = query("insert_reactions")
+INSERT_PLAYED_TRACK = query("insert_played_track")
+INSERT_LIKES = query("insert_likes")
+DELETE_LIKE = query("delete_like")
 QUERIES = Path(__file__).resolve().parents[1] / "sql" / "queries"
 SESSION = "GROUPCOMMIT1"
 
@@ -50,6 +54,54 @@ def row(client: str, session: str = SESSION) -> Row:
 def stored(db_url: str, sql: str) -> list[tuple]:
     with psycopg.connect(db_url) as conn:
         return conn.execute(sql).fetchall()
+
+
+Action = Callable[[GroupCommit], Awaitable[object]]
+
+
+async def in_one_batch(db: Database, *actions: Action) -> None:
+    """Queue `actions` (each awaits one write) in this order while a batch holds in its worker
+    thread, so that they share the next batch; return once every one is answered."""
+    writes = GroupCommit(db)
+    holding, hold = threading.Event(), threading.Event()
+    answered = 0
+
+    def held(tx: Tx) -> None:
+        holding.set()
+        hold.wait(10)
+
+    async def act(action: Action) -> None:
+        nonlocal answered
+        await action(writes)
+        answered += 1
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        nursery.start_soon(writes.write, "client:held", None, held)
+        with trio.fail_after(10):
+            while not holding.is_set():
+                await trio.sleep(0.01)
+        for action in actions:
+            nursery.start_soon(act, action)
+            await trio.testing.wait_all_tasks_blocked()  # queued before the next one starts
+        hold.set()
+        with trio.fail_after(10):
+            while answered < len(actions):
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+
+async def play(db: Database, artist: str, title: str) -> None:
+    analytics = ("bpm", "key", "energy", "danceability", "brightness", "acousticness", "groove")
+    match_key = f"{artist.casefold()}\x1f{title.casefold()}"
+    await db.one(
+        INSERT_PLAYED_TRACK,
+        session_id=SESSION,
+        artist=artist,
+        title=title,
+        match_key=match_key,
+        **dict.fromkeys(analytics),
+    )
 
 
 async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Database, db_url: str) -> None:
@@ -118,6 +170,76 @@ async def test_a_refusal_or_a_duplicate_changes_nothing_and_leaves_the_others_al
     assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("a",), ("c",), ("d",)]
     claimed = stored(db_url, "SELECT sender, message_id FROM applied_messages ORDER BY message_id")
     assert claimed == [("client:a", "m1"), ("client:c", "m3")]  # the refused m2 can be retried
+
+
+def like(client: str, match_key: str) -> Row:
+    """A like as an answering Row: the statement says, per like, whether it was written."""
+
+    def answer(returned: dict[str, bool]) -> str:
+        if not returned["played"]:
+            raise Refusal("not played")
+        if not returned["liked"]:
+            raise Refusal("already liked")
+        return f"{client} likes {match_key}"
+
+    values = {"session_id": SESSION, "client_id": client, "match_key": match_key}
+    return Row(INSERT_LIKES, values, answer=answer)
+
+
+async def test_rows_with_an_answer_each_get_their_own_result_from_one_statement(
+    db: Database, db_url: str
+) -> None:
+    await play(db, "A", "Song")
+    results: dict[str, object] = {}
+
+    def act(key: str, sender: str, message_id: str, work: Row) -> Action:
+        async def action(writes: GroupCommit) -> None:
+            try:
+                results[key] = await writes.write(sender, message_id, work)
+            except (Refusal, Duplicate) as exc:
+                results[key] = exc
+
+        return action
+
+    await in_one_batch(db, act("earlier", "client:c3", "m0", like("client-3", "a\x1fsong")))
+    await in_one_batch(
+        db,
+        act("new", "client:c1", "m1", like("client-1", "a\x1fsong")),
+        act("twice in the batch", "client:c1", "m2", like("client-1", "a\x1fsong")),
+        act("same id again", "client:c1", "m1", like("client-1", "a\x1fsong")),
+        act("not played", "client:c2", "m3", like("client-2", "b\x1fother")),
+        act("liked before", "client:c3", "m4", like("client-3", "a\x1fsong")),
+        act("thanks", "client:c4", "m5", row("client-4")),
+    )
+
+    assert results["new"] == "client-1 likes a\x1fsong"
+    assert str(results["twice in the batch"]) == "already liked"
+    assert isinstance(results["same id again"], Duplicate)
+    assert str(results["not played"]) == "not played"
+    assert str(results["liked before"]) == "already liked"
+    assert results["thanks"] is None
+    likes = stored(db_url, "SELECT client_id FROM likes ORDER BY client_id")
+    assert likes == [("client-1",), ("client-3",)]
+    claimed = stored(db_url, "SELECT message_id FROM applied_messages ORDER BY message_id")
+    assert claimed == [("m0",), ("m1",), ("m5",)]  # refused likes can be retried
+
+
+async def test_a_like_and_its_undo_in_one_batch_keep_their_order(db: Database, db_url: str) -> None:
+    """Rows are written together, but never after a work that came later: a like then its
+    undo (REMOVE_LIKE, a work of its own) leaves no like, as written one after the other."""
+    await play(db, "A", "Song")
+
+    def undo(tx: Tx) -> None:
+        tx.execute(DELETE_LIKE, session_id=SESSION, client_id="client-1", match_key="a\x1fsong")
+
+    await in_one_batch(
+        db,
+        lambda writes: writes.write("client:c1", "m1", like("client-1", "a\x1fsong")),
+        lambda writes: writes.write("client:c1", "m2", undo),
+    )
+
+    assert stored(db_url, "SELECT count(*) FROM likes") == [(0,)]
+    assert stored(db_url, "SELECT count(DISTINCT xmin::text) FROM applied_messages") == [(1,)]  # one batch
 
 
 async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written(

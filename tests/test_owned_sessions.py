@@ -75,7 +75,9 @@ async def test_after_regenerating_the_old_token_is_refused_everywhere(server: Ru
         assert new[-1]["type"] == "ACK"
 
 
-async def test_after_admin_revoke_tokens_a_live_dj_cannot_open_new_sessions(server: Running) -> None:
+async def test_after_admin_revoke_tokens_a_live_dj_is_closed_and_its_token_opens_nothing(
+    server: Running,
+) -> None:
     token = await signed_up(server, "revoked@example.com", "DJ Revoked")
     async with connect(server.url) as dj:
         assert (await dj.request("REGISTER_SESSION", sessionId="owned_0005", token=token))[-1][
@@ -95,5 +97,7 @@ async def test_after_admin_revoke_tokens_a_live_dj_cannot_open_new_sessions(serv
             check=False,
         )
         assert revoke.returncode == 0, revoke.stderr.decode()
+        assert await dj.closed_with() == 4003  # the running server is told (tests/test_admin_channel.py)
+    async with connect(server.url) as dj:
         again = await dj.request("REGISTER_SESSION", sessionId="owned_0006", token=token)
         assert again[-1]["error"] == "Invalid token"

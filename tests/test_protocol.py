@@ -46,6 +46,7 @@ from pika.protocol import (
     nack,
     parse,
     safe_dj_name,
+    storable,
 )
 
 SETTINGS = Settings()
@@ -605,6 +606,18 @@ def test_iso_always_ends_with_z_and_has_millis(ts: Any) -> None:
     assert timedelta(0) <= expected - parsed < timedelta(milliseconds=1)
 
 
+@given(
+    st.lists(
+        st.floats(min_value=0, max_value=4_102_444_800) | st.datetimes(timezones=st.just(UTC)), max_size=20
+    )
+)
+def test_iso_gives_each_time_its_own_text_whatever_came_before(stamps: list[Any]) -> None:
+    """iso() reuses the text of the second it formatted last: never for another second."""
+    for ts in stamps:
+        dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
+        assert iso(ts) == dt.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
 def test_encode_drops_none_and_is_compact() -> None:
     text = encode(
         {"type": "NOW_PLAYING", "sessionId": SID, "endsAt": None, "track": {"title": "é", "bpm": None}}
@@ -623,6 +636,54 @@ def test_encode_never_sends_null(message: dict[str, Any]) -> None:
     decoded = json.loads(encode(message))
     assert None not in decoded.values()
     assert decoded == {k: v for k, v in message.items() if v is not None}
+
+
+def _reference_encode(message: Any) -> str:
+    """encode() as json.dumps with its options over a copy without None: the bytes it must keep."""
+
+    def drop(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: drop(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list | tuple):
+            return [drop(v) for v in value]
+        return value
+
+    options: dict[str, Any] = {"separators": (",", ":"), "allow_nan": False}
+    text = json.dumps(drop(message), ensure_ascii=False, **options)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(drop(message), ensure_ascii=True, **options)
+    return text
+
+
+_leaves = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _values, max_size=6))
+def test_encode_is_byte_identical_to_json_dumps_without_nulls(message: dict[str, Any]) -> None:
+    assert encode(message) == _reference_encode(message)
+
+
+@given(st.text())
+def test_storable_is_text_without_nul_that_utf8_can_carry(text: str) -> None:
+    try:
+        text.encode("utf-8")
+        carried = True
+    except UnicodeEncodeError:
+        carried = False
+    assert storable(text) == ("\x00" not in text and carried)
 
 
 @pytest.mark.parametrize(

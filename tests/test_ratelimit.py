@@ -14,6 +14,7 @@ import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from pyrate_limiter import InMemoryBucket, Rate, RateItem
 
 from pika.security.ratelimit import KeyedLimiter
 
@@ -101,6 +102,36 @@ def test_the_sliding_window_matches_a_reference_count(
         assert limiter.allow(key) is expected
         if expected:
             accepted.setdefault(key, []).append(now_ms)
+
+
+@given(
+    limit=st.integers(1, 6),
+    window_ms=st.integers(1, 500),
+    events=st.lists(
+        st.tuples(st.sampled_from("ab"), st.integers(0, 200), st.integers(1, 4), st.booleans()), max_size=60
+    ),
+)
+def test_the_sliding_window_answers_as_pyrates_sliding_window_log(
+    limit: int, window_ms: int, events: list[tuple[str, int, int, bool]]
+) -> None:
+    """pyrate-limiter's InMemoryBucket (SlidingWindowLog) as the reference model: the same
+    admissions, weights included, and the same wait for one more event."""
+    clock = FakeClock(0.0)
+    limiter = KeyedLimiter(limit, window_ms / 1000, clock=clock)
+    reference = {key: InMemoryBucket([Rate(limit, window_ms)]) for key in "ab"}
+    now_ms = 0
+    for key, step_ms, weight, ask_wait in events:
+        now_ms += step_ms
+        clock.now = now_ms / 1000
+        if ask_wait:
+            bucket = reference[key]
+            if bucket.put(RateItem(key, now_ms, 1)) is True:  # probe, then take it back
+                bucket.items.pop()
+                expected_wait = 0.0
+            else:
+                expected_wait = ((bucket.waiting(RateItem(key, now_ms, 1)) or 0) + 1) / 1000
+            assert limiter.retry_after(key) == expected_wait
+        assert limiter.allow(key, weight) is (reference[key].put(RateItem(key, now_ms, weight)) is True)
 
 
 # -- token bucket ---------------------------------------------------------------------------------------
@@ -207,7 +238,7 @@ def test_a_busy_key_keeps_a_bounded_log(clock: FakeClock) -> None:
     for _ in range(10_000):
         clock.advance(0.01)
         limiter.allow("busy")
-    assert limiter._keys["busy"].bucket.count() <= 20
+    assert len(limiter._keys["busy"].state) <= 10
 
 
 # -- never blocking -------------------------------------------------------------------------------------

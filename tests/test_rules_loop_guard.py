@@ -29,16 +29,47 @@ def test_the_ration_grows_while_lag_is_low_and_the_gate_opens_once_nobody_waits(
     admission = Admission(per_tick=64, step=8)
     admission.observe(1.0, waiting=500)  # closed, ration 32
     assert [admission.observe(LOW_LAG / 2, waiting=500) for _ in range(3)] == [40, 48, 56]
-    assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=500) == 56  # in between: unchanged
+    assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=500) == 64  # in between: grows, stays closed
     assert not admission.open
     assert admission.observe(LOW_LAG / 2, waiting=0) == 0
     assert admission.open
 
 
+def test_after_spikes_a_moderately_busy_loop_gets_its_ration_back():
+    """Lag between LOW_LAG and HIGH_LAG is a loop keeping up: after a few spikes have cut the
+    ration to the floor (4 a tick, ~400 frames/s), it must grow again, not stay at the floor
+    while most frames wait and the CPU idles."""
+    admission = Admission(per_tick=64, floor=4, step=8)
+    for _ in range(5):
+        admission.observe(HIGH_LAG * 3, waiting=1000)
+    assert admission.per_tick == admission.floor
+    busy = (LOW_LAG + HIGH_LAG) / 2
+    rations = [admission.observe(busy, waiting=1000) for _ in range(20)]
+    assert rations == sorted(rations) and rations[-1] == admission.floor + 20 * admission.step
+    assert not admission.open  # frames still wait: the gate stays closed until lag is low
+
+
+def test_under_steady_load_the_gate_reopens_once_lag_is_low_and_one_ration_covers_the_wait():
+    """Frames keep arriving between ticks, so some always wait at a tick: waiting for nobody
+    to wait kept the gate closed for good, and every frame paid a park and up to a tick."""
+    admission = Admission(per_tick=64, step=8)
+    admission.observe(1.0, waiting=500)  # closed, ration 32
+    assert admission.observe(LOW_LAG / 2, waiting=50) == 40 and not admission.open  # 50 > 40: still rationed
+    assert admission.observe(LOW_LAG / 2, waiting=30) == 0  # 30 <= 48: all go, and the gate opens
+    assert admission.open
+    assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=0) == 0 and admission.open
+
+
+def test_the_ration_grows_no_further_than_its_ceiling():
+    admission = Admission(per_tick=64, step=8, ceiling=100)
+    admission.observe(1.0, waiting=10_000)
+    assert max(admission.observe(LOW_LAG / 2, waiting=10_000) for _ in range(50)) == 100
+
+
 def test_never_more_turns_than_frames_waiting():
     admission = Admission(per_tick=64)
     admission.observe(1.0, waiting=3)
-    assert admission.observe(LOW_LAG / 2, waiting=3) == 3
+    assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=3) == 3
 
 
 @given(st.lists(st.tuples(lags, st.integers(min_value=0, max_value=10_000)), max_size=200))

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env(host=args.host, port=args.port)
-        logs.setup(settings.log_level)
+        logs.setup(settings.log_level, settings.log_format)
         trio.run(_serve_until_signalled, settings, not args.no_migrate)
     except BaseException as exc:  # trio wraps errors from nurseries in exception groups
         if _leaf(exc, KeyboardInterrupt):

@@ -1,7 +1,10 @@
 """`python -m pika.admin`: account and session chores for the operator, straight on the database.
 
 Revoke a DJ's tokens, reset a password, list tokens (never their digests), end a session by hand,
-stop an embedded PostgreSQL that a crashed server left running.
+stop an embedded PostgreSQL that a crashed server left running; and the operator's tasks of
+`pika.ops`: the telemetry report, backup and restore, and retention's prune on demand.  A running
+server is told of each change through `admin_actions` and NOTIFY (pika/admin_channel.py), at once
+or at its next start.
 The database comes from the same settings as the server (`PIKA_DATABASE_URL`, else the embedded
 PostgreSQL in `PIKA_DATA_DIR`).  Exit 0 done, 1 no such account/session or bad input, 2 database or
 settings trouble — always with one line on stderr.
@@ -13,7 +16,6 @@ import argparse
 import secrets
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -23,6 +25,8 @@ from pika.db import Tx, connect_sync
 from pika.embedded import stop_embedded
 from pika.errors import PikaError
 from pika.migrate import _database_url as database_url
+from pika.ops.cli import OPS_COMMANDS, add_ops_parsers
+from pika.ops.table import aligned, when
 from pika.queries import load_queries, query
 from pika.security.passwords import hash_password_blocking
 
@@ -32,6 +36,7 @@ ADMIN_REVOKE_TOKENS = query("admin_revoke_tokens")
 ADMIN_LIST_TOKENS = query("admin_list_tokens")
 ADMIN_END_SESSION = query("admin_end_session")
 GET_SESSION = query("get_session")
+ADMIN_INSERT_ACTION = query("admin_insert_action")
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
@@ -55,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
             print(_stop_embedded(settings))
             return 0
         queries = load_queries(settings.sql_dir / "queries")
-        with database_url(settings) as url, connect_sync(url, autocommit=True) as conn:
-            tx = Tx(conn, queries)
-            for line in COMMANDS[args.command](tx, args, new_password):
-                print(line)
+        with database_url(settings) as url:
+            if args.command in OPS_COMMANDS:
+                lines = OPS_COMMANDS[args.command](url, args, settings, queries)
+            else:
+                with connect_sync(url, autocommit=True) as conn:
+                    lines = COMMANDS[args.command](Tx(conn, queries), args, new_password)
+        for line in lines:
+            print(line)
         return 0
     except PikaError as exc:
         print(f"pika.admin: {exc}", file=sys.stderr)
@@ -76,13 +85,18 @@ def main(argv: list[str] | None = None) -> int:
 def revoke_tokens(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
     dj = _dj(tx, args.email)
     count = tx.execute(ADMIN_REVOKE_TOKENS, dj_id=dj["id"])
-    return [f"revoked {count} token{'s' if count != 1 else ''} of {dj['email']}"]
+    tx.one(ADMIN_INSERT_ACTION, action="revoke_tokens", session_id=None, dj_id=dj["id"])
+    return [
+        f"revoked {count} token{'s' if count != 1 else ''} of {dj['email']}; "
+        "a running server closes their live connections (4003)"
+    ]
 
 
 def reset_password(tx: Tx, args: argparse.Namespace, new_password: str | None) -> list[str]:
     dj = _dj(tx, args.email)
     password = new_password or secrets.token_urlsafe(12)
     tx.execute(AUTH_SET_PASSWORD_HASH, dj_id=dj["id"], password_hash=hash_password_blocking(password))
+    tx.one(ADMIN_INSERT_ACTION, action="reset_password", session_id=None, dj_id=dj["id"])
     if new_password is not None:
         return [f"password of {dj['email']} set; existing tokens still work (revoke-tokens ends them)"]
     return [
@@ -98,24 +112,20 @@ def list_tokens(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
         return [f"{dj['email']} has no tokens"]
     table = [("id", "name", "created", "last used", "state")]
     for row in rows:
-        state = "active" if row["revoked_at"] is None else f"revoked {_when(row['revoked_at'])}"
-        table.append(
-            (str(row["id"]), row["name"], _when(row["created_at"]), _when(row["last_used_at"]), state)
-        )
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+        state = "active" if row["revoked_at"] is None else f"revoked {when(row['revoked_at'])}"
+        table.append((str(row["id"]), row["name"], when(row["created_at"]), when(row["last_used_at"]), state))
+    return aligned(table)
 
 
 def end_session(tx: Tx, args: argparse.Namespace, _: str | None) -> list[str]:
     if tx.one(ADMIN_END_SESSION, session_id=args.session_id) is not None:
-        return [
-            f"session {args.session_id} ended (reason: admin); a running server drops it at its next restart"
-        ]
+        tx.one(ADMIN_INSERT_ACTION, action="end_session", session_id=args.session_id, dj_id=None)
+        return [f"session {args.session_id} ended (reason: admin); a running server ends it now"]
     row = tx.one(GET_SESSION, session_id=args.session_id)
     if row is None:
         raise AdminRefused(f"no session with id {args.session_id!r}")
     raise AdminRefused(
-        f"session {args.session_id} already ended at {_when(row['ended_at'])} ({row['end_reason'] or '?'})"
+        f"session {args.session_id} already ended at {when(row['ended_at'])} ({row['end_reason'] or '?'})"
     )
 
 
@@ -139,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: PIKA_DATABASE_URL, else embedded)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     revoke = sub.add_parser(
-        "revoke-tokens", help="revoke every API token of a DJ (their apps must log in again)"
+        "revoke-tokens",
+        help="revoke every API token of a DJ (their apps must log in again; live ones are closed)",
     )
     revoke.add_argument("--email", required=True, help="the DJ account's email")
     reset = sub.add_parser(
@@ -154,10 +165,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--email", required=True, help="the DJ account's email")
     end = sub.add_parser(
         "end-session",
-        help="mark a session ended (end_reason 'admin')",
-        description="Mark a session ended in the database (end_reason 'admin'). A running server "
-        "does not notice: its dancers see the session until the server restarts, which then "
-        "does not restore it.",
+        help="end a session now (end_reason 'admin')",
+        description="End a session (end_reason 'admin'): marked in the database, and a running "
+        "server is told (PostgreSQL NOTIFY): its dancers get SESSION_ENDED at once. A server that "
+        "is down finds the action when it starts.",
     )
     end.add_argument("session_id", metavar="ID", help="the session id")
     sub.add_parser(
@@ -166,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         description="After kill -9 of the server its embedded PostgreSQL keeps running until the next "
         "start adopts it. Stop it here when no restart is wanted; refused while a server still uses it.",
     )
+    add_ops_parsers(sub)
     return parser
 
 
@@ -191,12 +203,6 @@ def _read_password(stream: Any) -> str:
     except UnicodeEncodeError:
         raise AdminRefused("the password on stdin is not valid text (UTF-8)") from None
     return password
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return "never"
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pg_message(exc: psycopg.Error) -> str:

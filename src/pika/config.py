@@ -91,6 +91,13 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"line", "json"}:
+        raise ValueError("is not one of line, json")
+    return value
+
+
 def setting(default: Any, parse: Callable[[str], Any], help: str, group: str = "server") -> Any:
     """Declare one setting: its default, how to parse its env var, and its help line."""
     return field(default=default, metadata={"parse": parse, "help": help, "group": group})
@@ -124,6 +131,10 @@ class Settings:
         (), _networks, "proxy addresses/networks whose CF-Connecting-IP / X-Forwarded-For is trusted"
     )
     log_level: str = setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting("line", _log_format, "log lines as `line` (key=value) or `json` (log shippers)")
+    metrics_token: str | None = setting(
+        None, _opt_str, "bearer token /metrics requires (set it in production); unset = open"
+    )
     db_pool_size: int = setting(10, _int(1, 200), "PostgreSQL connections (and worker threads) for queries")
     db_deadline_seconds: float = setting(
         3.0, _float(0.1, 600), "a database call not done by then is refused, nothing applied (s)"
@@ -135,6 +146,9 @@ class Settings:
     )
     migration_lock_timeout: float = setting(
         30.0, _float(0.1, 3600), "a migration waiting longer than this for a lock gives up (s)"
+    )
+    retention_days: int = setting(
+        30, _int(1, 36500), "telemetry and other operational rows older than this are deleted daily (days)"
     )
 
     # -- PROTOCOL.md §9 limits -----------------------------------------------------------------

@@ -75,7 +75,7 @@ class Tx:
         try:
             return self._conn.execute(self._queries[q], params)
         finally:
-            metrics.DB_QUERY_SECONDS.labels(q.name).observe(time.perf_counter() - started)
+            metrics.child(metrics.DB_QUERY_SECONDS, q.name).observe(time.perf_counter() - started)
 
 
 class Database:
@@ -209,10 +209,11 @@ class _Attempt:
     changed exactly when the database was (an ACK means committed, a NACK means rolled back).
     """
 
-    __slots__ = ("_lock", "_wake", "abandoned", "committing", "deadline", "result", "started")
+    __slots__ = ("_lock", "_wake", "abandoned", "committing", "created", "deadline", "result", "started")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline  # s
+        self.created = time.perf_counter()
         self._lock = threading.Lock()
         self._wake: Callable[[], None] | None = None
         self.started = False
@@ -225,6 +226,7 @@ class _Attempt:
         if self.abandoned:
             raise DatabaseStalled  # given up before it started: do not even begin
         self.started = True
+        metrics.DB_POOL_WAIT_SECONDS.observe(time.perf_counter() - self.created)
         result = outcome.capture(fn, self, *args)
         with self._lock:
             self.result = result

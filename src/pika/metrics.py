@@ -2,11 +2,18 @@
 
 Counters are module-level so any layer can count without a reference being passed around;
 gauges that reflect live state (connections, sessions) are read from the hub at scrape time.
+Hot paths take a labelled child through `child()`, which looks each one up once.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 REGISTRY = CollectorRegistry()
 
@@ -24,6 +31,12 @@ MESSAGES_OUT = Counter(
 SLOW_CONSUMERS = Counter(
     "pika_ws_slow_consumer_closes_total",
     "Connections closed 1013 because their outbox was full",
+    registry=REGISTRY,
+)
+NACKS = Counter(
+    "pika_ws_nacks_total",
+    "NACK/ERROR replies, by reason: invalid, refused, rate_limited, database, internal",
+    ["reason"],
     registry=REGISTRY,
 )
 CLOSES = Counter(
@@ -46,6 +59,17 @@ DB_QUERY_SECONDS = Histogram(
     "PostgreSQL statement latency in the worker thread, by query name",
     ["query"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+DB_POOL_WAIT_SECONDS = Histogram(
+    "pika_db_pool_wait_seconds",
+    "How long a database call waited for a free connection (worker thread) before it began",
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "pika_database_up",
+    "1 when PostgreSQL answered the scrape's probe (as /health), else 0",
     registry=REGISTRY,
 )
 DB_STALLS = Counter(
@@ -81,6 +105,17 @@ GC_PAUSE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+
+AUDIT_EVENTS = Counter(
+    "pika_audit_events_total", "Audit log lines (pika/audit.py), by event", ["event"], registry=REGISTRY
+)
+
+
+@functools.cache
+def child(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, looked up once per label set (prometheus's lookup validates and
+    locks on every call).  Only for labels from a small fixed set: message types, query names."""
+    return metric.labels(*values)
 
 
 def render() -> bytes:

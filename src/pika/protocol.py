@@ -365,7 +365,7 @@ def parse(frame: str | bytes, settings: Settings) -> Message:
     """One inbound text frame → a message. Raises ProtocolError naming the field and the rule it breaks."""
     try:
         text = frame.decode("utf-8") if isinstance(frame, bytes | bytearray) else frame
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = _decode(text)
     except (ValueError, RecursionError):
         raise ProtocolError("Invalid JSON") from None
     if not isinstance(data, dict):
@@ -392,6 +392,12 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder and two encoders for the process: json.loads/dumps with options build a new one per call.
+_decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_encode_utf8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_encode_ascii = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
+
+
 def _clip(text: str, limit: int = 64) -> str:
     """Echo a client's text in an error: one line, short, and always valid UTF-8."""
     flat = " ".join(text.split()).encode("utf-8", "backslashreplace").decode("utf-8")
@@ -403,6 +409,8 @@ def storable(text: str) -> bool:
     surrogates (UTF-8).  Every edge that accepts client text checks it with this."""
     if "\x00" in text:
         return False
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -447,18 +455,19 @@ def _text(
     value = obj.get(key) if optional else _required(obj, key, where)
     if value is None:
         return None
-    return _check_text(value, f"{where}{key}", low, high)
+    return _check_text(value, where, key, low, high)
 
 
-def _check_text(value: Any, name: str, low: int, high: int) -> str:
+def _check_text(value: Any, where: str, key: str, low: int, high: int) -> str:
+    """`value` as text of `low`-`high` characters; errors name the field `{where}{key}`."""
     if not isinstance(value, str):
-        raise _Invalid(f"{name}: must be a string")
+        raise _Invalid(f"{where}{key}: must be a string")
     value = value.strip()
     if not low <= len(value) <= high:
         rule = f"at most {high}" if low == 0 else f"{low}-{high}"
-        raise _Invalid(f"{name}: must be {rule} characters")
+        raise _Invalid(f"{where}{key}: must be {rule} characters")
     if not storable(value):
-        raise _Invalid(f"{name}: must not contain NUL characters or unpaired surrogates")
+        raise _Invalid(f"{where}{key}: must not contain NUL characters or unpaired surrogates")
     return value
 
 
@@ -655,7 +664,7 @@ def _read_start_poll(d: Mapping[str, Any], s: Settings) -> _Fields:
     return {
         "session_id": session_id,
         "question": question,
-        "options": tuple(_check_text(o, f"options[{i}]", 1, 100) for i, o in enumerate(options)),
+        "options": tuple(_check_text(o, "", f"options[{i}]", 1, 100) for i, o in enumerate(options)),
         "duration_seconds": _integer(
             d, "durationSeconds", optional=True, low=s.poll_min_seconds, high=s.poll_max_seconds
         ),
@@ -745,31 +754,44 @@ assert _CLASSES.keys() == _READERS.keys()
 def iso(ts: datetime | float) -> str:
     """ISO-8601 UTC with milliseconds and `Z`, e.g. `2026-01-15T21:04:05.123Z`. A float is epoch seconds;
     a naive datetime is taken as UTC."""
+    global _last_second
     if isinstance(ts, datetime):
         dt = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     else:
         dt = datetime.fromtimestamp(ts, UTC)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-        f".{dt.microsecond // 1000:03d}Z"
-    )
+    second = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    last = _last_second
+    if last[0] != second:  # most frames are stamped within the second of the previous one
+        text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        last = _last_second = (second, text)
+    return f"{last[1]}.{dt.microsecond // 1000:03d}Z"
+
+
+# The last second iso() formatted and its text: one tuple, replaced whole (safe across threads).
+_last_second: tuple[tuple[int, ...], str] = ((), "")
 
 
 def encode(message: Mapping[str, Any]) -> str:
     """Compact JSON text for one frame. Keys whose value is None are dropped (in nested objects too):
     0.3 clients drop a frame with a `null` where a field is optional.  Text that UTF-8 cannot
     carry (a lone surrogate) is sent \\u-escaped rather than breaking the connection."""
-    text = json.dumps(_drop_none(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    value = _drop_none(message)
+    text = _encode_utf8(value)
     if text.isascii():
         return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(_drop_none(message), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        return _encode_ascii(value)
     return text
 
 
+_LEAVES = frozenset({str, int, float, bool})
+
+
 def _drop_none(value: Any) -> Any:
+    if type(value) in _LEAVES:  # most values: no isinstance walk through the ABCs
+        return value
     if isinstance(value, Mapping):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):

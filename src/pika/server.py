@@ -19,6 +19,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from pika import __version__
+from pika.admin_channel import AdminChannel
 from pika.config import Settings
 from pika.db import Database, open_database
 from pika.embedded import embedded_postgres
@@ -66,6 +67,7 @@ async def serve(
         ):
             hub = Hub(settings, db)
             await nursery.start(hub.run)
+            await nursery.start(AdminChannel(url, hub).run)  # actions pending at start come first
             listener = LiveListener(settings, hub)
             live_port = await nursery.start(listener.run)
             web_db = db.lane(settings.db_pool_size // 2)  # the live rooms keep the other half

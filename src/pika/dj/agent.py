@@ -38,7 +38,7 @@ from pika.dj.outbox import Outbox
 from pika.dj.rules import Close, Nack, close_verdict, nack_verdict, track_of
 from pika.dj.sources import Source, SourceError
 from pika.dj.view import View
-from pika.protocol import encode
+from pika.protocol import encode, iso
 
 __all__ = ["Agent", "AgentConfig", "LinkDown", "http_origin", "link_down"]
 
@@ -134,7 +134,8 @@ class Agent:
                     self.view.clear_problem()
             for play in plays:
                 track = track_of(play)
-                entry = None if track is None else self.outbox.add(self.config.session_id, track)
+                played_at = time.time() if play.played_at is None else play.played_at
+                entry = None if track is None else self.outbox.add(self.config.session_id, track, played_at)
                 if entry is not None:
                     self.crowd.queued += 1
                     self.view.event(f"queued: {entry}")
@@ -239,7 +240,7 @@ class Agent:
             entry = pending[0]
             reply = await link.request(
                 "BROADCAST_TRACK",
-                {"sessionId": entry.session_id, "track": entry.track},
+                {"sessionId": entry.session_id, "track": entry.track, "playedAt": iso(entry.played_at)},
                 message_id=entry.message_id,
             )
             last = reply[-1]

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +24,20 @@ from pika.protocol import TrackInfo
 
 __all__ = ["Entry", "Outbox", "default_queue_path"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    message_id TEXT NOT NULL UNIQUE,
-    track      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS setlist (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    track      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
-    resume_key TEXT,
-    last_match TEXT
-);
-"""
+_SQL = files(__package__) / "outbox_sql"
+
+
+def _sql(name: str) -> str:
+    """A statement of the queue file, from `outbox_sql/<name>.sql` (no SQL lives in Python)."""
+    return (_SQL / f"{name}.sql").read_text(encoding="utf-8")
+
+
+SCHEMA, LAST_MATCH, SET_LAST_MATCH, INSERT_ENTRY, PENDING = map(
+    _sql, ("schema", "last_match", "set_last_match", "insert_entry", "pending")
+)
+DELETE_ENTRY, INSERT_SETLIST, SETLIST, RESUME_KEY, KEEP_RESUME_KEY = map(
+    _sql, ("delete_entry", "insert_setlist", "setlist", "resume_key", "keep_resume_key")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +48,7 @@ class Entry:
     session_id: str
     message_id: str
     track: dict[str, Any]  # the wire TrackInfo: title, artist, bpm?, key?
+    played_at: float  # epoch seconds the DJ played it: the server's flood guard judges this timeline
 
     def __str__(self) -> str:
         return f"{self.track['artist']} - {self.track['title']}"
@@ -79,75 +77,56 @@ class Outbox:
         self._db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
-    def add(self, session_id: str, track: TrackInfo) -> Entry | None:
+    def add(self, session_id: str, track: TrackInfo, played_at: float) -> Entry | None:
         """Queue a play, unless it is the same track as the session's last one (reported twice in a
         row: sent once). Returns the new entry, or None when it was a repeat."""
         with self._transaction():
-            row = self._db.execute(
-                "SELECT last_match FROM sessions WHERE session_id = ?", (session_id,)
-            ).fetchone()
+            row = self._db.execute(LAST_MATCH, (session_id,)).fetchone()
             if row is not None and row[0] == track.match_key:
                 return None
-            self._db.execute(
-                "INSERT INTO sessions (session_id, last_match) VALUES (?, ?) "
-                "ON CONFLICT (session_id) DO UPDATE SET last_match = excluded.last_match",
-                (session_id, track.match_key),
-            )
+            self._db.execute(SET_LAST_MATCH, (session_id, track.match_key))
             message_id = f"pika-dj-{secrets.token_hex(12)}"
             wire = json.dumps(track.to_wire(), ensure_ascii=False)
-            cur = self._db.execute(
-                "INSERT INTO outbox (session_id, message_id, track) VALUES (?, ?, ?)",
-                (session_id, message_id, wire),
-            )
+            cur = self._db.execute(INSERT_ENTRY, (session_id, message_id, wire, played_at))
             assert cur.lastrowid is not None
-            return Entry(cur.lastrowid, session_id, message_id, track.to_wire())
+            return Entry(cur.lastrowid, session_id, message_id, track.to_wire(), played_at)
 
     def pending(self, session_id: str) -> list[Entry]:
         """Everything not yet confirmed for this session, oldest first."""
-        rows = self._db.execute(
-            "SELECT seq, session_id, message_id, track FROM outbox WHERE session_id = ? ORDER BY seq",
-            (session_id,),
-        ).fetchall()
-        return [Entry(seq, sid, mid, json.loads(track)) for seq, sid, mid, track in rows]
+        rows = self._db.execute(PENDING, (session_id,)).fetchall()
+        return [Entry(seq, sid, mid, json.loads(track), at) for seq, sid, mid, track, at in rows]
 
     def confirmed(self, entry: Entry) -> None:
         """The server ACKed it: off the queue, onto the set list."""
         with self._transaction():
-            if self._db.execute("DELETE FROM outbox WHERE seq = ?", (entry.seq,)).rowcount:
+            if self._db.execute(DELETE_ENTRY, (entry.seq,)).rowcount:
                 self._db.execute(
-                    "INSERT INTO setlist (session_id, track) VALUES (?, ?)",
+                    INSERT_SETLIST,
                     (entry.session_id, json.dumps(entry.track, ensure_ascii=False)),
                 )
 
     def dropped(self, entry: Entry) -> None:
         """The server refused it for good (a NACK that a retry cannot fix)."""
         with self._transaction():
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (entry.seq,))
+            self._db.execute(DELETE_ENTRY, (entry.seq,))
 
     def setlist(self, session_id: str) -> list[dict[str, Any]]:
         """The session's confirmed tracks, in play order."""
-        rows = self._db.execute(
-            "SELECT track FROM setlist WHERE session_id = ? ORDER BY seq", (session_id,)
-        ).fetchall()
+        rows = self._db.execute(SETLIST, (session_id,)).fetchall()
         return [json.loads(track) for (track,) in rows]
 
     def resume_key(self, session_id: str) -> str | None:
-        sql = "SELECT resume_key FROM sessions WHERE session_id = ?"
-        row = self._db.execute(sql, (session_id,)).fetchone()
+        row = self._db.execute(RESUME_KEY, (session_id,)).fetchone()
         return None if row is None else row[0]
 
     def keep_resume_key(self, session_id: str, resume_key: str) -> None:
         with self._transaction():
-            self._db.execute(
-                "INSERT INTO sessions (session_id, resume_key) VALUES (?, ?) "
-                "ON CONFLICT (session_id) DO UPDATE SET resume_key = excluded.resume_key",
-                (session_id, resume_key),
-            )
+            self._db.execute(KEEP_RESUME_KEY, (session_id, resume_key))
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

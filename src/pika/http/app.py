@@ -7,12 +7,14 @@ or a stack trace — unknown routes (404) and wrong methods (405) included.
 from __future__ import annotations
 
 import logging
+import time
 
-from quart import Response, jsonify
+from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from pika import metrics
+from pika.audit import audit
 from pika.config import Settings
 from pika.db import Database, DatabaseStalled
 from pika.http.auth import auth_blueprint
@@ -24,6 +26,7 @@ from pika.http.sessions import sessions_blueprint
 from pika.http.stats import stats_blueprint
 from pika.http.ws_probe import ws_probe_blueprint
 from pika.live.hub import Hub
+from pika.security.clientip import client_ip
 
 log = logging.getLogger("pika.http")
 
@@ -32,7 +35,13 @@ def create_app(settings: Settings, db: Database, hub: Hub, live_port: int = 0) -
     app = QuartTrio("pika", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1 * 2**20
     app.config["JSON_SORT_KEYS"] = False
-    app.extensions["pika"] = {"settings": settings, "db": db, "hub": hub, "live_port": live_port}
+    app.extensions["pika"] = {
+        "settings": settings,
+        "db": db,
+        "hub": hub,
+        "live_port": live_port,
+        "started": time.time(),  # the status page's uptime
+    }
     app.register_blueprint(health_blueprint())
     app.register_blueprint(live_blueprint())
     app.register_blueprint(auth_blueprint())
@@ -58,6 +67,8 @@ def create_app(settings: Settings, db: Database, hub: Hub, live_port: int = 0) -
     @app.after_request
     async def count(response: Response) -> Response:
         metrics.HTTP_REQUESTS.labels(str(response.status_code)).inc()
+        if response.status_code == 429:
+            audit("rate_limited", ip=client_ip(request.scope, settings), path=request.path)
         return response
 
     return app

@@ -20,6 +20,7 @@ import psycopg
 import trio
 from quart import Blueprint, Response, current_app, jsonify, request
 
+from pika.audit import audit, email_hash
 from pika.config import Settings
 from pika.db import Database, Tx
 from pika.protocol import storable
@@ -97,6 +98,7 @@ def auth_blueprint() -> Blueprint:
                     409, f"displayName: the web address {slug!r} is taken; choose another display name"
                 ) from None
             raise _Refused(409, "email: an account with this email already exists") from None
+        audit("registered", ip=ip, account=dj["id"])
         return jsonify(success=True, user=_user(dj), token=token), 201
 
     @bp.post("/api/auth/login")
@@ -124,6 +126,8 @@ def auth_blueprint() -> Blueprint:
             # A password no account can have (wrong length) is refused without hashing, either way.
             if not ok or account is None:
                 state.login_email.allow(key)
+                known = account["id"] if account is not None else None
+                audit("login_failed", ip=ip, account=known, email_hash=email_hash(email))
                 raise _Refused(401, INVALID_LOGIN)
 
             token = new_token()
@@ -152,15 +156,17 @@ def auth_blueprint() -> Blueprint:
         old = _bearer_token()
         token = new_token()
 
-        def rotate(tx: Tx) -> bool:
+        def rotate(tx: Tx) -> int | None:
             row = tx.one(AUTH_REVOKE_TOKEN, token_sha256=token_digest(old))
             if row is None:
-                return False
+                return None
             _store_token(tx, row["dj_id"], token, f"{client} regenerate")
-            return True
+            return row["dj_id"]
 
-        if not well_formed(old) or not await state.db.run(rotate):
+        dj_id = await state.db.run(rotate) if well_formed(old) else None
+        if dj_id is None:
             raise _Refused(401, "Invalid token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        audit("token_regenerated", ip=ip, account=dj_id)
         return jsonify(success=True, token=token)
 
     return bp

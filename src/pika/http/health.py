@@ -1,10 +1,12 @@
-"""`/health` for load balancers and people, `/metrics` for Prometheus."""
+"""`/health` for load balancers and people, `/metrics` for Prometheus (behind a bearer token
+when PIKA_METRICS_TOKEN is set)."""
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from quart import Blueprint, Response, current_app, jsonify
+from quart import Blueprint, Response, current_app, jsonify, request
 
 from pika import __version__, metrics
 from pika.protocol import iso
@@ -28,10 +30,23 @@ def health_blueprint() -> Blueprint:
         return jsonify(body), 200 if up else 503
 
     @bp.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus() -> Response | tuple[Response, int, dict[str, str]]:
         ctx = current_app.extensions["pika"]
+        token = ctx["settings"].metrics_token
+        if token is not None and not _bearer_matches(token):
+            return (
+                jsonify(error="Metrics need Authorization: Bearer <PIKA_METRICS_TOKEN>"),
+                401,
+                {"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+        metrics.DATABASE_UP.set(1 if await ctx["db"].ping(timeout=1.0) else 0)
         metrics.CONNECTIONS.set(ctx["hub"].connection_count)
         metrics.LIVE_SESSIONS.set(ctx["hub"].live_session_count)
         return Response(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
     return bp
+
+
+def _bearer_matches(token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())

@@ -14,9 +14,12 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 
 import segno
 from quart import Blueprint, Response, current_app, request
+
+from pika.http.status import STATUS_CACHE, render_status
 
 __all__ = ["PAGE_CSP", "WEB_DIR", "pages_blueprint"]
 
@@ -88,6 +91,18 @@ def pages_blueprint(web_dir: Path = WEB_DIR) -> Blueprint:
     @bp.get("/dj/<slug>")
     async def dj(slug: str) -> Response:
         return page("dj.html") if _SLUG.fullmatch(slug) else not_found()
+
+    status_template = Template(pages["status.html"].body.decode("utf-8"))
+
+    @bp.get("/status")
+    async def status() -> Response:
+        """200 even while the database is down: the page itself works, and says so."""
+        return Response(
+            await render_status(status_template),
+            200,
+            content_type=_TYPES[".html"],
+            headers={"Cache-Control": STATUS_CACHE, "Content-Security-Policy": PAGE_CSP},
+        )
 
     @bp.get("/my-likes")
     async def my_likes() -> Response:

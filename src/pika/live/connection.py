@@ -27,6 +27,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_RESTARTING = 1012
 CLOSE_TRY_AGAIN = 1013
 CLOSE_REPLACED = 4001
+CLOSE_REVOKED = 4003  # the DJ's token was revoked (PROTOCOL.md §1): the session enters its grace
 
 CLOSE_DEADLINE = 5.0  # s from asking for a close to giving up on the close handshake
 BATCH_FRAMES = 64  # queued frames joined into one socket write at most
@@ -65,6 +66,7 @@ class Connection:
         "_transport",
         "_writing",
         "client_id",
+        "client_ip",
         "close_code",
         "close_reason",
         "dj_room",
@@ -86,6 +88,7 @@ class Connection:
         self._close_by = float("inf")
         self.heard = trio.current_time()  # when the peer last sent anything (owned sockets)
         self.client_id: str | None = None  # bound once: the first valid clientId presented
+        self.client_ip = "unknown"  # as the trusted-proxy rules resolve it (the audit log's `ip`)
         self.subscribed: str | None = None  # the session whose audience this connection is in
         self.dj_room: Room | None = None  # the live session this connection is the DJ of
         self.close_code: int | None = None

@@ -16,7 +16,7 @@ from pika.live.room import Room
 from pika.protocol import RemoveLike, SendBulkLike, SendLike, SendReaction, SendTempoRequest, TrackInfo
 from pika.queries import query
 
-FIND_PLAY = query("find_play")
+INSERT_LIKES = query("insert_likes")
 LIKE_LATEST_PLAY = query("like_latest_play")
 DELETE_LIKE = query("delete_like")
 UPSERT_TEMPO_VOTES = query("upsert_tempo_votes")
@@ -34,15 +34,17 @@ async def send_like(req: Request) -> None:
     if not req.hub.limits.likes.allow(client):
         raise Refusal(RATE_LIMITED)
 
-    def work(tx: Tx) -> None:
-        like = {"session_id": room.session_id, "client_id": client, "match_key": msg.track.match_key}
-        if tx.one(LIKE_LATEST_PLAY, **like) is None:  # not played, or liked already: nothing written
-            if tx.one(FIND_PLAY, session_id=room.session_id, match_key=msg.track.match_key) is None:
-                raise Refusal("Track was not played in this session")
-            raise Refusal("Already liked this track")
-
-    await req.write(work)
+    like = {"session_id": room.session_id, "client_id": client, "match_key": msg.track.match_key}
+    await req.write(Row(INSERT_LIKES, like, answer=_liked))
     room.to_dj(like_received(room.session_id, msg.track))
+
+
+def _liked(returned: dict[str, bool]) -> None:
+    """INSERT_LIKES's answer for one like: written, or why not (nothing written then)."""
+    if not returned["played"]:
+        raise Refusal("Track was not played in this session")
+    if not returned["liked"]:
+        raise Refusal("Already liked this track")
 
 
 async def send_bulk_like(req: Request) -> None:

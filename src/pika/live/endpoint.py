@@ -19,6 +19,7 @@ from pika.live.handlers import receive
 from pika.live.hub import Hub
 from pika.live.listener import refusal_response
 from pika.live.wire import Frame
+from pika.security.admission import admitted_ip
 
 AsgiSend = Any
 
@@ -69,6 +70,7 @@ class LiveEndpoint:
             await send({"type": "websocket.http.response.body", "body": body})
             return
         conn = Connection(AsgiTransport(send), self.settings.outbox_frames, peer=_peer(scope))
+        conn.client_ip = admitted_ip(scope)
         self.hub.add(conn)
         try:
             await send({"type": "websocket.accept"})

@@ -21,13 +21,15 @@ What each action keeps, exactly as when it had a transaction to itself:
   then, so a closing socket never leaves a committed action untold to the DJ (and the hot
   path needs no shield of its own).
 
-The commonest actions (thank-yous, tempo votes) are not even a statement each: a `Row` joins
-the other rows of its query in the batch, written by one set-based statement after the
-batch's other work.
+The commonest actions (likes, thank-yous, tempo votes) are not even a statement each: a `Row`
+joins the other rows of its query queued since the batch's last other work, written by one
+set-based statement before the next (so a like and its undo keep their order); a row with an
+`answer` learns its own result (and may refuse) from it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,10 +56,15 @@ SHUTTING_DOWN = "Server restarting; nothing was changed, try again"
 class Row:
     """One row for a set-based statement: `query` takes each column as an array parameter
     (`%(client_id)s::text[]`), and gets the rows of every action in the batch at once.
-    A row cannot refuse; only the database can reject it (then the batch is retried one by one)."""
+
+    Without `answer`, a row cannot refuse; only the database can reject it (then the batch is
+    retried one by one).  With `answer`, the query returns one row per input row, in input
+    order, and `answer(returned)` is the action's result, or raises `Refusal`: then its claim is
+    forgotten, so the statement must not have written that row (check and write in one)."""
 
     query: Query
     values: dict[str, Any]
+    answer: Callable[[dict[str, Any]], Any] | None = None
 
 
 Work = Callable[[Tx], Any] | Row
@@ -158,26 +165,41 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
     claimed = claim(tx, keys) if keys else set()
     results: list[outcome.Outcome[Any]] = []
     refused: list[tuple[str, str]] = []
-    by_query: dict[Query, list[dict[str, Any]]] = {}
+    by_query: dict[Query, list[tuple[int, _Write, Row]]] = {}  # (position in results, write, row)
+
+    def settle(at: int, w: _Write, work: Callable[[], Any]) -> None:
+        try:
+            results[at] = outcome.Value(work())
+        except (Refusal, Duplicate) as exc:
+            results[at] = outcome.Error(exc)
+            if w.message_id:
+                refused.append((w.sender, w.message_id))
+
+    def write_rows() -> None:
+        for q, rows in by_query.items():
+            params = {column: [row.values[column] for _, _, row in rows] for column in rows[0][2].values}
+            if rows[0][2].answer is None:
+                tx.execute(q, **params)
+                continue
+            for (at, w, row), returned in zip(rows, tx.all(q, **params), strict=True):
+                assert row.answer is not None
+                settle(at, w, functools.partial(row.answer, returned))
+        by_query.clear()
+
     for w in batch:
-        key = (w.sender, w.message_id or "")
+        results.append(outcome.Value(None))
         if w.message_id:
+            key = (w.sender, w.message_id)
             if key not in claimed:  # applied before, or a second copy within this batch
-                results.append(outcome.Error(Duplicate()))
+                results[-1] = outcome.Error(Duplicate())
                 continue
             claimed.discard(key)
         if isinstance(w.work, Row):
-            by_query.setdefault(w.work.query, []).append(w.work.values)
-            results.append(outcome.Value(None))
-            continue
-        try:
-            results.append(outcome.Value(w.work(tx)))
-        except (Refusal, Duplicate) as exc:
-            results.append(outcome.Error(exc))
-            if w.message_id:
-                refused.append(key)
-    for q, rows in by_query.items():
-        tx.execute(q, **{column: [row[column] for row in rows] for column in rows[0]})
+            by_query.setdefault(w.work.query, []).append((len(results) - 1, w, w.work))
+        else:
+            write_rows()  # rows queued before this work are written before it, as they came
+            settle(len(results) - 1, w, functools.partial(w.work, tx))
+    write_rows()
     if refused:
         tx.execute(UNCLAIM_MESSAGES, senders=[k[0] for k in refused], message_ids=[k[1] for k in refused])
     return results

@@ -101,9 +101,9 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     try:
         msg: Message = parse(frame, hub.settings)
     except ProtocolError as exc:
-        _refuse(hub, conn, exc.error, exc.message_id)
+        _refuse(hub, conn, exc.error, exc.message_id, "invalid")
         return
-    metrics.MESSAGES_IN.labels(msg.TYPE).inc()
+    metrics.child(metrics.MESSAGES_IN, msg.TYPE).inc()
     conn.bind_client(msg.client_id)
     req = Request(hub, conn, msg, _sender(conn))
     message_id = msg.message_id
@@ -122,16 +122,18 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         conn.send_message(ack(message_id, now))
         return
     except Refusal as exc:
-        _refuse(hub, conn, str(exc), message_id)
+        _refuse(
+            hub, conn, str(exc), message_id, "rate_limited" if "rate limit" in str(exc).lower() else "refused"
+        )
         if exc.close_code is not None:
             conn.close_soon(exc.close_code, str(exc), after_queued=True)
         return
     except DatabaseStalled as exc:  # nothing was applied: a retry with the same messageId is safe
-        _refuse(hub, conn, str(exc), message_id)
+        _refuse(hub, conn, str(exc), message_id, "database")
         return
     except Exception:
         log.exception("handler failed", extra={"fields": {"type": msg.TYPE, "conn": conn.id}})
-        _refuse(hub, conn, "Internal error; nothing was changed, try again", message_id)
+        _refuse(hub, conn, "Internal error; nothing was changed, try again", message_id, "internal")
         return
     if message_id:
         now = hub.clock.now()
@@ -142,7 +144,8 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         after()
 
 
-def _refuse(hub: Hub, conn: Connection, text: str, message_id: str | None) -> None:
+def _refuse(hub: Hub, conn: Connection, text: str, message_id: str | None, reason: str) -> None:
+    metrics.NACKS.labels(reason).inc()
     conn.send_message(nack(message_id, text, hub.clock.now()) if message_id else error(text))
 
 

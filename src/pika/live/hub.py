@@ -2,8 +2,9 @@
 
 The hub owns one nursery.  Each room's nursery is started inside it, as are the telemetry
 writer, the group commit of dancer actions (group_commit.py), the loop guard (loop_guard.py),
-the housekeeping loop (session expiry, forgetting old message ids) and the pinger (one timer for
-every live-listener socket: a ping per `ping_interval`, and the silent ones dropped).  At start the hub
+the housekeeping loop (session expiry, forgetting old message ids), the daily retention
+(retention.py) and the pinger (one timer for every live-listener socket: a ping per
+`ping_interval`, and the silent ones dropped).  At start the hub
 rebuilds every live session from PostgreSQL, so a restart loses nothing a client saw.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -22,7 +24,7 @@ from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
 from pika.live.clock import Clock
-from pika.live.connection import CLOSE_RESTARTING, Connection
+from pika.live.connection import CLOSE_RESTARTING, CLOSE_REVOKED, Connection
 from pika.live.group_commit import GroupCommit
 from pika.live.listener_journal import ListenerJournal
 from pika.live.loop_guard import LoopGuard
@@ -34,6 +36,7 @@ from pika.live.track_pace import TrackPace
 from pika.live.wire import frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.queries import query
+from pika.retention import prune, run_daily
 from pika.security.admission import UpgradeRefusal, WsAdmission
 from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
@@ -109,6 +112,8 @@ class Hub:
             await self._restore()
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)
+            days = self.settings.retention_days
+            nursery.start_soon(run_daily, partial(prune, self.db, days), days)
             task_status.started()
             await trio.sleep_forever()
 
@@ -274,6 +279,20 @@ class Hub:
             controller.dj_room = None
         room.controllers.clear()
         room.close()
+
+    def tokens_revoked(self, dj_id: int) -> int:
+        """Every token of account `dj_id` was revoked: close its live DJ connections and
+        controllers with 4003 (each DJ's session enters its grace period); returns how many."""
+        closing = [
+            conn
+            for room in self.rooms.values()
+            if room.dj_id == dj_id
+            for conn in (room.dj_conn, *room.controllers)
+            if conn is not None
+        ]
+        for conn in closing:
+            conn.close_soon(CLOSE_REVOKED, "token revoked; log in again")
+        return len(closing)
 
     def _connected_sessions(self) -> list[str]:
         """Live sessions with a client connected now (their listeners' flush time is stamped)."""

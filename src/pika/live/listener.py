@@ -31,7 +31,7 @@ from pika.live.connection import CLOSE_TOO_BIG, Connection
 from pika.live.handlers import receive
 from pika.live.hub import Hub
 from pika.live.wire import Frame
-from pika.security.admission import UPGRADE_REQUIRED, UpgradeRefusal
+from pika.security.admission import UPGRADE_REQUIRED, UpgradeRefusal, admitted_ip
 
 log = logging.getLogger("pika.listener")
 
@@ -179,6 +179,7 @@ class LiveListener:
                 return
             transport = OwnedSocket(sock, ws, self.settings.write_stall_seconds)
             conn = Connection(transport, self.settings.outbox_frames, peer=f"{address[0]}:{address[1]}")
+            conn.client_ip = admitted_ip(scope)
             self.hub.add(conn)
             try:
                 conn.serve_in(self._nursery)

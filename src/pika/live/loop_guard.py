@@ -6,7 +6,7 @@ DJ's BROADCAST_TRACK waits behind them in every scheduler pass, and NOW_PLAYING,
 every dancer looks at, arrives seconds late.  The guard watches loop lag (how late a 10 ms
 sleep wakes up).  While it is high, dancer connections take a turn before each frame, and turns
 are handed out per tick at a rate the loop can afford: cut in half whenever lag is high, grown
-step by step while it is low (AIMD, as TCP does).  A held reader stops reading, so its frames
+step by step otherwise, up to a ceiling (AIMD, as TCP does).  A held reader stops reading, so its frames
 wait in hypercorn's small queue and the kernel's socket buffer, where they cost nothing; none
 is dropped, and each is handled in order once its turn comes.  The DJ's frames are never held.
 
@@ -22,8 +22,8 @@ import trio
 from pika import metrics
 
 TICK = 0.010  # s between two lag measurements
-HIGH_LAG = 0.020  # s: above this, turns are rationed (and halved)
-LOW_LAG = 0.005  # s: below this, the ration grows; with nobody waiting, the guard opens
+HIGH_LAG = 0.020  # s: above this, turns are rationed (and halved); at or below it, the ration grows
+LOW_LAG = 0.005  # s: below this, once one ration covers everyone waiting, the guard opens
 
 
 @dataclass
@@ -33,16 +33,18 @@ class Admission:
     per_tick: int = 64
     floor: int = 4
     step: int = 8
+    ceiling: int = 512
     open: bool = True
 
     def observe(self, lag: float, waiting: int) -> int:
-        """Record one tick's lag; return how many waiting frames to let go now."""
+        """Record one tick's lag; return how many waiting frames to let go now (once `open`,
+        every one of them goes)."""
         if lag > HIGH_LAG:
             self.open = False
             self.per_tick = max(self.floor, self.per_tick // 2)
-        elif lag < LOW_LAG:
-            self.per_tick += self.step
-            if not waiting:
+        else:
+            self.per_tick = min(self.ceiling, self.per_tick + self.step)
+            if lag < LOW_LAG and waiting <= self.per_tick:  # this tick's ration lets them all go
                 self.open = True
         return 0 if self.open else min(waiting, self.per_tick)
 
@@ -70,7 +72,7 @@ class LoopGuard:
             metrics.LOOP_LAG_SECONDS.observe(lag)
             let_go = self.admission.observe(lag, len(self._lot))
             if self.admission.open:
-                if self._lot:  # a straggler parked in the tick that opened the gate
+                if self._lot:  # the last ration, or a straggler parked in the tick that opened the gate
                     self._lot.unpark_all()
             elif let_go:
                 self._lot.unpark(count=let_go)

@@ -233,7 +233,7 @@ class Room:
             member.send(encoded)
             sent += 1
         for message in messages:
-            metrics.MESSAGES_OUT.labels(message["type"]).inc(sent)
+            metrics.child(metrics.MESSAGES_OUT, message["type"]).inc(sent)
 
     def to_dj(self, message: dict[str, Any]) -> None:
         """To the DJ connection and its controllers only (LIKE_RECEIVED, TEMPO_FEEDBACK, …)."""

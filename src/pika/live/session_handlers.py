@@ -7,6 +7,7 @@ import logging
 import secrets
 from typing import Any
 
+from pika.audit import audit
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
 from pika.live.hub import Hub
 from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
@@ -48,8 +49,8 @@ async def register_session(req: Request) -> AfterAck | None:
             resume_key_sha256=sha256(resume_key),
         )
     )
-    if row is None:
-        raise Refusal("Session not available")  # the id belongs to an ended (or just-taken) session
+    if row is None:  # the id belongs to an ended (or just-taken) session
+        raise _not_theirs(req, account, session_id, "Session not available")
     _leave_previous_session(hub, conn, session_id)
     room = await hub.open_room(
         RoomInfo(
@@ -85,11 +86,11 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
     )
     if room.dj_id is not None:
         if account is None or account["id"] != room.dj_id:
-            raise Refusal("Session not available")
-    elif account is not None:
-        raise Refusal("Session not available")  # an account cannot take over an anonymous session
+            raise _not_theirs(req, account, room.session_id, "Session not available")
+    elif account is not None:  # an account cannot take over an anonymous session
+        raise _not_theirs(req, account, room.session_id, "Session not available")
     elif not key_ok and room.dj_conn is not None and room.dj_conn is not conn:
-        raise Refusal("Session is live on another connection")
+        raise _not_theirs(req, account, room.session_id, "Session is live on another connection")
     previous = room.dj_conn
     disconnected_at = room.dj_disconnected_at
     dj_name = account["display_name"] if account else (msg.dj_name or room.dj_name)
@@ -120,6 +121,18 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
     for message in room.state_messages(conn):
         conn.send_message(message)
     conn.send_message(room.listener_count_message())
+
+
+def _not_theirs(req: Request, account: dict[str, Any] | None, session_id: str, error: str) -> Refusal:
+    """The refusal of a session that is not the sender's, written to the audit log."""
+    audit(
+        "ownership_refused",
+        ip=req.conn.client_ip,
+        account=account["id"] if account else None,
+        message=req.msg.TYPE,
+        session=session_id,
+    )
+    return Refusal(error)
 
 
 def _take_dj_seat(room: Room, conn: Connection) -> None:
@@ -168,7 +181,8 @@ async def attach_session(req: Request) -> None:
     assert account is not None
     room = hub.rooms.get(msg.session_id)
     if room is None or room.dj_id is None or room.dj_id != account["id"]:
-        raise Refusal("Session not available")  # unknown, ended, anonymous or another account's
+        # unknown, ended, anonymous or another account's
+        raise _not_theirs(req, account, msg.session_id, "Session not available")
     async with room.turn:
         if room.ended:
             raise Refusal("Session not available")

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pika.audit import audit
 from pika.config import Settings
 from pika.security.clientip import client_ip
 from pika.security.origins import origin_allowed
 from pika.security.ratelimit import KeyedLimiter
 
-__all__ = ["UPGRADE_REQUIRED", "UpgradeRefusal", "WsAdmission"]
+__all__ = ["UPGRADE_REQUIRED", "UpgradeRefusal", "WsAdmission", "admitted_ip"]
 
 _SCOPE_KEY = "pika.admitted_ip"  # set on an admitted connection's scope, popped by release()
 TOO_MANY = "Too many connections from this address"
@@ -67,6 +68,8 @@ class WsAdmission:
         if refusal is None:
             self._open[ip] = self._open.get(ip, 0) + 1
             scope[_SCOPE_KEY] = ip
+        else:
+            audit("ws_refused", ip=ip, status=refusal.status, error=refusal.error)
         return refusal
 
     def peek(self, scope: dict[str, Any]) -> UpgradeRefusal | None:
@@ -91,9 +94,9 @@ class WsAdmission:
     def _decide(self, scope: dict[str, Any], *, consume: bool) -> tuple[UpgradeRefusal | None, str]:
         """(refusal or None, client address); with `consume`, an admission is counted."""
         origin, host = _header(scope, b"origin"), _header(scope, b"host")
-        if not origin_allowed(self.settings, origin, host):
-            return UpgradeRefusal(403, "Origin not allowed"), ""
         ip = client_ip(scope, self.settings)
+        if not origin_allowed(self.settings, origin, host):
+            return UpgradeRefusal(403, "Origin not allowed"), ip
         if self._open.get(ip, 0) >= self.settings.ws_open_per_ip:
             # Nobody knows when one of them closes: come back after a rate window.
             return UpgradeRefusal(429, TOO_MANY, _seconds(self.settings.ws_connects_window)), ip
@@ -115,6 +118,11 @@ class WsAdmission:
         if consume:
             self._reopened[ip] = used + 1
         return True
+
+
+def admitted_ip(scope: dict[str, Any]) -> str:
+    """The client address an admitted connection was counted under (`check`)."""
+    return scope.get(_SCOPE_KEY, "unknown")
 
 
 def _seconds(wait: float) -> int:

@@ -1,0 +1,1 @@
+"""Operator tasks behind `python -m pika.admin`: the telemetry report, backup and restore."""
