@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 import trio
 
 from pika.server import Running, serve
 from tests.conftest import rows, test_settings
 from tests.test_owned_sessions import signed_up
-from tests.wsclient import Peer, connect, track, types
+from tests.wsclient import Peer, connect, track, types, until
 
 SID = "console_01"
 
@@ -28,13 +29,6 @@ async def live(dj: Peer, token: str, session_id: str = SID) -> dict[str, Any]:
 
 async def attach(peer: Peer, token: str, session_id: str = SID, **extra: Any) -> list[dict[str, Any]]:
     return await peer.request("ATTACH_SESSION", sessionId=session_id, token=token, **extra)
-
-
-async def until(condition: Any) -> None:
-    """Wait (at most 5 s) until `condition()` holds: the server has seen a socket close."""
-    with trio.fail_after(5):
-        while not condition():
-            await trio.sleep(0.01)
 
 
 async def frames_until(peer: Peer, kinds: set[str]) -> dict[str, dict[str, Any]]:
@@ -293,3 +287,26 @@ async def test_the_dj_and_a_console_playing_at_once_share_one_flood_guard(
             both.start_soon(play, console, "Console")
     assert sorted(answers) == ["ACK"] * 10 + ["Rate limit exceeded"] * 6  # one burst, however many hands
     assert rows(server, "SELECT count(*) FROM played_tracks") == [(10,)]
+
+
+async def test_the_dj_ending_the_session_waits_for_the_consoles_track_in_progress(server: Running) -> None:
+    token = await signed_up(server, "order@example.com", "DJ Order")
+    async with connect(server.url) as dj, connect(server.url) as console:
+        await live(dj, token)
+        await attach(console, token)
+        room = server.hub.rooms[SID]
+        async with dancer(server.url, "dancer_00000009") as fan:
+            with psycopg.connect(server.database_url) as blocker:
+                blocker.execute("LOCK TABLE played_tracks IN EXCLUSIVE MODE")  # the track's INSERT waits
+                await console.send("BROADCAST_TRACK", messageId="t1", sessionId=SID, track=track("Last Song"))
+                await until(lambda: rows(server, "SELECT count(*) FROM pg_locks WHERE NOT granted") == [(1,)])
+                await dj.send("END_SESSION", messageId="e1", sessionId=SID)
+                await until(lambda: room.turn.statistics().tasks_waiting == 1)  # behind the track
+            seen = []
+            while "SESSION_ENDED" not in seen:
+                seen.append((await fan.recv())["type"])
+        assert [t for t in seen if t in {"NOW_PLAYING", "SESSION_ENDED"}] == ["NOW_PLAYING", "SESSION_ENDED"]
+        assert (await console.recv_type("ACK"))["messageId"] == "t1"
+        assert (await dj.recv_type("ACK"))["messageId"] == "e1"
+    # The session ended after the track: its play was closed with it, not left open.
+    assert rows(server, "SELECT title, ended_at IS NOT NULL FROM played_tracks") == [("Last Song", True)]

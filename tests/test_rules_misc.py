@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pika.live.announcements import Announcement
-from pika.live.likes import REACTIONS, like_received, reaction_received, unique_tracks
-from pika.protocol import TrackInfo
+from pika.live.likes import like_received, reaction_received, unique_tracks
+from pika.protocol import REACTIONS, TrackInfo
 
 
 def test_an_announcement_shows_until_it_ends():

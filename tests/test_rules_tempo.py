@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pika.live.tempo import PREFERENCES, TempoCounts, TempoTally
+from pika.live.tempo import TempoCounts, TempoTally
+from pika.protocol import TEMPO_PREFERENCES, TEMPO_VOTES
 
 clients = st.sampled_from(["a", "b", "c", "d", "e"])
-choices = st.sampled_from([*PREFERENCES, "clear"])
+choices = st.sampled_from(TEMPO_PREFERENCES)
 times = st.floats(min_value=0, max_value=1000, allow_nan=False)
 events = st.lists(st.tuples(clients, choices, times), max_size=40)
 
@@ -34,7 +35,7 @@ def test_the_tally_always_equals_each_clients_last_live_vote(evs, now):
     counts = replay(evs).counts(now)
     model = live_votes(evs, now)
     assert counts.total == len(model)
-    for preference in PREFERENCES:
+    for preference in TEMPO_VOTES:
         assert getattr(counts, preference) == sum(p == preference for p in model.values())
 
 

@@ -73,6 +73,13 @@ class Peer:
                 return exc.reason.code
 
 
+async def until(condition: Any) -> None:
+    """Wait (at most 5 s) until `condition()` holds: the server has seen a socket close."""
+    with trio.fail_after(5):
+        while not condition():
+            await trio.sleep(0.01)
+
+
 def types(messages: list[dict[str, Any]]) -> list[str]:
     return [m["type"] for m in messages]
 

@@ -82,7 +82,8 @@ class AdminChannel:
         if action["action"] == "end_session":
             room = self.hub.rooms.get(action["session_id"])
             if room is not None:
-                await self.hub.end_session(room, "admin")
+                async with room.turn:  # after the DJ's command in progress
+                    await self.hub.end_session(room, "admin")
             fields.update(session=action["session_id"], was_live=room is not None)
         elif action["action"] == "revoke_tokens":
             fields.update(closed=self.hub.tokens_revoked(action["dj_id"]))

@@ -110,8 +110,6 @@ class Database:
         database's) passes first."""
         return await self._in_thread(self._transaction, work, deadline=deadline)
 
-    transaction = run
-
     async def one(self, q: Query, **params: Any) -> Row | None:
         """One statement in autocommit: one round trip instead of BEGIN/statement/COMMIT.
         For reads only: a statement given up at the deadline may still run when PostgreSQL

@@ -351,7 +351,9 @@ _READ_ONLY = frozenset({ValidateSession, Subscribe, GetSessions, Ping, AttachSes
 #: Messages that change state (dedupe by messageId applies to them); the rest only read.
 STATE_CHANGING: frozenset[type] = frozenset(get_args(Message)) - _READ_ONLY
 
-TEMPO_PREFERENCES: tuple[str, ...] = ("faster", "slower", "perfect", "clear")
+TEMPO_VOTES: tuple[str, ...] = ("faster", "perfect", "slower")  # what a tempo tally counts
+TEMPO_CLEAR = "clear"  # not a vote: it removes the client's vote
+TEMPO_PREFERENCES: tuple[str, ...] = (*TEMPO_VOTES, TEMPO_CLEAR)
 REACTIONS: tuple[str, ...] = ("thank_you",)
 TOKEN_PREFIX = "pk_dj_"
 

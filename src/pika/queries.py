@@ -64,9 +64,5 @@ def load_queries(folder: Path) -> Queries:
     return Queries(texts)
 
 
-def declared() -> frozenset[str]:
-    return frozenset(_declared)
-
-
 def _without_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.strip().startswith("--")).strip()

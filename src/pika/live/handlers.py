@@ -15,7 +15,6 @@ waiter is cancelled.  They are most of the traffic, and a shield costs ~14 µs a
 from __future__ import annotations
 
 import logging
-import time
 
 import trio
 
@@ -102,7 +101,7 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     try:
         msg: Message = parse(frame, hub.settings)
     except ProtocolError as exc:
-        _refuse(conn, exc.error, exc.message_id, "invalid")
+        _refuse(hub, conn, exc.error, exc.message_id, "invalid")
         return
     metrics.child(metrics.MESSAGES_IN, msg.TYPE).inc()
     conn.bind_client(msg.client_id)
@@ -110,7 +109,7 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     message_id = msg.message_id
     deduplicated = message_id is not None and type(msg) in DEDUPLICATED
     try:
-        if deduplicated and hub.applied.seen(req.sender, message_id, time.time()):
+        if deduplicated and hub.applied.seen(req.sender, message_id, hub.clock.now()):
             raise Duplicate
         if type(msg) in UNSHIELDED:
             after = await HANDLERS[type(msg)](req)
@@ -118,32 +117,36 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
             with trio.CancelScope(shield=True):
                 after = await HANDLERS[type(msg)](req)
     except Duplicate:
-        hub.applied.add(req.sender, message_id, time.time())
-        conn.send_message(ack(message_id, time.time()))
+        now = hub.clock.now()
+        hub.applied.add(req.sender, message_id, now)
+        conn.send_message(ack(message_id, now))
         return
     except Refusal as exc:
-        _refuse(conn, str(exc), message_id, "rate_limited" if "rate limit" in str(exc).lower() else "refused")
+        _refuse(
+            hub, conn, str(exc), message_id, "rate_limited" if "rate limit" in str(exc).lower() else "refused"
+        )
         if exc.close_code is not None:
             conn.close_soon(exc.close_code, str(exc), after_queued=True)
         return
     except DatabaseStalled as exc:  # nothing was applied: a retry with the same messageId is safe
-        _refuse(conn, str(exc), message_id, "database")
+        _refuse(hub, conn, str(exc), message_id, "database")
         return
     except Exception:
         log.exception("handler failed", extra={"fields": {"type": msg.TYPE, "conn": conn.id}})
-        _refuse(conn, "Internal error; nothing was changed, try again", message_id, "internal")
+        _refuse(hub, conn, "Internal error; nothing was changed, try again", message_id, "internal")
         return
     if message_id:
+        now = hub.clock.now()
         if deduplicated:
-            hub.applied.add(req.sender, message_id, time.time())
-        conn.send_message(ack(message_id, time.time()))
+            hub.applied.add(req.sender, message_id, now)
+        conn.send_message(ack(message_id, now))
     if after is not None:
         after()
 
 
-def _refuse(conn: Connection, text: str, message_id: str | None, reason: str) -> None:
+def _refuse(hub: Hub, conn: Connection, text: str, message_id: str | None, reason: str) -> None:
     metrics.NACKS.labels(reason).inc()
-    conn.send_message(nack(message_id, text, time.time()) if message_id else error(text))
+    conn.send_message(nack(message_id, text, hub.clock.now()) if message_id else error(text))
 
 
 def _sender(conn: Connection) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -24,6 +23,7 @@ from pika.db import Database, DatabaseStalled, Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
+from pika.live.clock import Clock
 from pika.live.connection import CLOSE_RESTARTING, CLOSE_REVOKED, Connection
 from pika.live.group_commit import GroupCommit
 from pika.live.listener_journal import ListenerJournal
@@ -76,12 +76,15 @@ class Hub:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.clock = Clock()  # the one `now` of every room rule (live/clock.py)
         self.limits = Limits(settings)
         self.ws_admission = WsAdmission(settings)
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
-        self.listener_journal = ListenerJournal(db, settings.listener_flush_seconds, self._connected_sessions)
+        self.listener_journal = ListenerJournal(
+            db, settings.listener_flush_seconds, self._connected_sessions, self.clock
+        )
         self.guard = LoopGuard()
         self.push = PushSender(settings, db)
         self.connections: set[Connection] = set()
@@ -156,8 +159,7 @@ class Hub:
         if room is not None:
             room.controllers.discard(conn)  # a controller leaving starts no grace and ends nothing
         if room is not None and room.dj_conn is conn:
-            reason = "server_shutdown" if self.closing else "connection_closed"
-            await self.dj_left(room, reason)
+            self.dj_left(room, "server_shutdown" if self.closing else "connection_closed")
         if self.closing and not self.connections:
             self._drained.set()
 
@@ -206,6 +208,7 @@ class Hub:
         room = Room(
             info,
             audience,
+            clock=self.clock,
             linger=self.settings.listener_linger_seconds,
             windows=self._windows,
             journal=self.listener_journal,
@@ -215,24 +218,31 @@ class Hub:
         await self._nursery.start(room.run)
         return room
 
-    async def dj_left(self, room: Room, reason: str) -> None:
+    def dj_left(self, room: Room, reason: str) -> None:
+        """The DJ connection closed or moved to another session: from now on nothing reaches it
+        and the grace period runs; its disconnection is stored in the room's turn."""
         room.dj_conn = None
-        now = time.time()
+        now = self.clock.now()
         room.dj_disconnected_at = now
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
-        if self.closing:
-            return  # after the restart, the rebuilt room starts a fresh grace period
+        if not self.closing:  # after a restart, the rebuilt room starts a fresh grace period
+            room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
+            room.start_timer(0.0, lambda: self._store_dj_away(room, now))
+
+    async def _store_dj_away(self, room: Room, since: float) -> None:
+        if room.dj_conn is not None:
+            return  # back already: its resume came first
         try:
-            await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(now))
+            await self.db.execute(SET_DJ_DISCONNECTED, session_id=room.session_id, at=timestamptz(since))
         except DatabaseStalled:  # only informative: a rebuilt room starts its grace period afresh
             log.warning("DJ disconnection not stored", extra={"fields": {"session": room.session_id}})
-        room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
 
     async def end_session(
         self, room: Room, reason: str, *, expired: bool = False, claim: Callable[[Tx], None] | None = None
     ) -> None:
         """End a live session: close its poll, clear its announcement, store its tempo tally and
-        `ended_at` (one transaction), then tell everyone and close the room with its timers."""
+        `ended_at` (one transaction), then tell everyone and close the room with its timers.
+        The caller holds the room's turn."""
         if room.ended:
             return
         room.ended = True
@@ -302,7 +312,7 @@ class Hub:
         """Rebuild every live session's room from PostgreSQL (after a restart or a crash):
         current track, tempo votes, active poll with its votes, active announcement, timers."""
 
-        since = timestamptz(time.time() - self.settings.listener_linger_seconds)
+        since = timestamptz(self.clock.now() - self.settings.listener_linger_seconds)
 
         def load(tx: Tx) -> tuple[list, list, list, list, list, list, list]:
             return (
@@ -343,7 +353,7 @@ class Hub:
                     started_at=row["started_at"].timestamp(),
                     last_activity=row["last_activity_at"].timestamp(),
                     current=current,
-                    dj_disconnected_at=time.time(),
+                    dj_disconnected_at=self.clock.now(),
                     tempo=TempoTally.from_votes(tallies.get(row["id"], [])),
                     lingering=lingering.get(row["id"], []),
                 )
@@ -364,9 +374,10 @@ class Hub:
                 ends_at=p["ends_at"].timestamp() if p["ends_at"] else None,
                 ballots=ballots.get(p["id"], {}),
             )
-            if poll.ended(time.time()):  # its endsAt passed while the server was down
+            if poll.ended(self.clock.now()):  # its endsAt passed while the server was down
                 room.poll = poll
-                await end_poll_now(self, room, poll.id, "closed")
+                async with room.turn:
+                    await end_poll_now(self, room, poll.id, "closed")
             else:
                 open_poll(self, room, poll)
         for a in announcements:
@@ -409,10 +420,10 @@ class Hub:
     async def _housekeeping(self) -> None:
         while True:
             try:
-                await self.expire_sessions(time.time())
+                await self.expire_sessions(self.clock.now())
             except DatabaseStalled:
                 log.warning("session expiry waits for the database")
-            self.applied.prune(time.time())
+            self.applied.prune(self.clock.now())
             try:
                 await self.db.execute(PURGE_APPLIED_MESSAGES)
                 await self.db.execute(PURGE_SESSION_LISTENERS)
@@ -423,7 +434,8 @@ class Hub:
     async def expire_sessions(self, now: float) -> None:
         """End sessions idle too long (no DJ action) or too old (PROTOCOL.md §5)."""
         for room in list(self.rooms.values()):
-            if now - room.started_at >= self.settings.session_max_age_seconds:
-                await self.end_session(room, "max_age", expired=True)
-            elif now - room.last_activity >= self.settings.session_idle_seconds:
-                await self.end_session(room, "idle", expired=True)
+            async with room.turn:  # after the command in progress, which may be the DJ's action
+                if now - room.started_at >= self.settings.session_max_age_seconds:
+                    await self.end_session(room, "max_age", expired=True)
+                elif now - room.last_activity >= self.settings.session_idle_seconds:
+                    await self.end_session(room, "idle", expired=True)

@@ -11,9 +11,7 @@ from typing import Any
 
 from pika.protocol import TrackInfo
 
-__all__ = ["REACTIONS", "like_received", "reaction_received", "unique_tracks"]
-
-REACTIONS: frozenset[str] = frozenset({"thank_you"})
+__all__ = ["like_received", "reaction_received", "unique_tracks"]
 
 
 def unique_tracks(tracks: Iterable[TrackInfo]) -> list[TrackInfo]:

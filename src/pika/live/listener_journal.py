@@ -6,12 +6,12 @@ Written in batches off the hot path; read back by the hub at start.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import trio
 
 from pika.db import Database, Tx, timestamptz
+from pika.live.clock import Clock
 from pika.queries import query
 
 log = logging.getLogger("pika.listeners")
@@ -28,8 +28,11 @@ class ListenerJournal:
     sessions with a client connected: after a crash, a client still marked connected counts as
     having left at the last flush, and lingers from then."""
 
-    def __init__(self, db: Database, interval: float, connected_sessions: Callable[[], list[str]]) -> None:
+    def __init__(
+        self, db: Database, interval: float, connected_sessions: Callable[[], list[str]], clock: Clock
+    ) -> None:
         self._db = db
+        self._clock = clock
         self._interval = interval
         self._connected_sessions = connected_sessions  # live sessions with a client connected now
         self._changes: dict[tuple[str, str], float | None] = {}  # (session, client) -> left at
@@ -58,7 +61,7 @@ class ListenerJournal:
         sessions = self._connected_sessions()
         if not changes and not sessions:
             return
-        at = timestamptz(time.time())
+        at = timestamptz(self._clock.now())
         keys = list(changes)
 
         def work(tx: Tx) -> None:

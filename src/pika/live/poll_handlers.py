@@ -8,7 +8,6 @@ nursery, re-armed from the database after a restart.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import psycopg
@@ -17,7 +16,7 @@ from pika.db import Tx, timestamptz
 from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.polls import Poll, VoteRejected
-from pika.live.requests import Refusal, Request, require_dj
+from pika.live.requests import Refusal, Request, dj_turn
 from pika.live.room import Room
 from pika.protocol import CancelAnnouncement, CancelPoll, EndPoll, SendAnnouncement, StartPoll, VoteOnPoll
 from pika.queries import query
@@ -34,37 +33,37 @@ POLL_NOT_FOUND = "Poll not found"
 async def start_poll(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, StartPoll)
-    room = require_dj(req, msg.session_id)
-    if room.poll is not None:
-        raise Refusal(POLL_ACTIVE)
-    play_id = room.current.play_id if room.current else None
-    ends_at = time.time() + msg.duration_seconds if msg.duration_seconds else None
+    async with dj_turn(req, msg.session_id) as room:
+        if room.poll is not None:
+            raise Refusal(POLL_ACTIVE)
+        play_id = room.current.play_id if room.current else None
+        ends_at = room.clock.now() + msg.duration_seconds if msg.duration_seconds else None
 
-    def work(tx: Tx) -> Any:
-        req.claim(tx)
-        try:
-            return tx.one(
-                INSERT_POLL,
-                session_id=room.session_id,
-                play_id=play_id,
-                question=msg.question,
-                options=list(msg.options),
-                ends_at=timestamptz(ends_at) if ends_at else None,
-            )
-        except psycopg.errors.UniqueViolation:
-            raise Refusal(POLL_ACTIVE) from None
+        def work(tx: Tx) -> Any:
+            req.claim(tx)
+            try:
+                return tx.one(
+                    INSERT_POLL,
+                    session_id=room.session_id,
+                    play_id=play_id,
+                    question=msg.question,
+                    options=list(msg.options),
+                    ends_at=timestamptz(ends_at) if ends_at else None,
+                )
+            except psycopg.errors.UniqueViolation:
+                raise Refusal(POLL_ACTIVE) from None
 
-    row = await req.hub.db.run(work)
-    poll = Poll(
-        id=row["id"],
-        session_id=room.session_id,
-        question=msg.question,
-        options=tuple(msg.options),
-        started_at=row["started_at"].timestamp(),
-        ends_at=ends_at,
-    )
-    open_poll(req.hub, room, poll)
-    room.last_activity = time.time()
+        row = await req.hub.db.run(work)
+        poll = Poll(
+            id=row["id"],
+            session_id=room.session_id,
+            question=msg.question,
+            options=tuple(msg.options),
+            started_at=row["started_at"].timestamp(),
+            ends_at=ends_at,
+        )
+        open_poll(req.hub, room, poll)
+        room.last_activity = room.clock.now()
 
 
 def open_poll(hub: Any, room: Room, poll: Poll) -> None:
@@ -72,12 +71,13 @@ def open_poll(hub: Any, room: Room, poll: Poll) -> None:
     room.poll = poll
     room.reset_poll_updates()
     room.publish(poll.started_message())
-    delay = None if poll.ends_at is None else poll.ends_at - time.time()
+    delay = None if poll.ends_at is None else poll.ends_at - room.clock.now()
     room.arm_poll_timer(delay, lambda: end_poll_now(hub, room, poll.id, "closed"))
 
 
 async def end_poll_now(hub: Any, room: Room, poll_id: int, status: str, claim: Any = None) -> None:
-    """Close (or cancel) the room's active poll: stored first, then POLL_ENDED to the audience."""
+    """Close (or cancel) the room's active poll: stored first, then POLL_ENDED to the audience.
+    The caller holds the room's turn."""
     poll = room.poll
     if poll is None or poll.id != poll_id:
         return
@@ -88,8 +88,6 @@ async def end_poll_now(hub: Any, room: Room, poll_id: int, status: str, claim: A
         store.close_poll(tx, poll_id, status)
 
     await hub.db.run(work)
-    if room.poll is None or room.poll.id != poll_id:
-        return  # ended meanwhile by someone else
     room.poll = None
     room.arm_poll_timer(None, lambda: None)
     room.publish(poll.close(status).ended_message())
@@ -98,32 +96,22 @@ async def end_poll_now(hub: Any, room: Room, poll_id: int, status: str, claim: A
 async def end_poll(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, EndPoll)
-    room = _dj_room_of_poll(req, msg.poll_id)
-    await end_poll_now(req.hub, room, msg.poll_id, "closed", req.claim)
+    async with dj_turn(req, None) as room:
+        await end_poll_now(req.hub, room, _active_poll(room, msg.poll_id), "closed", req.claim)
 
 
 async def cancel_poll(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, CancelPoll)
-    if msg.poll_id is not None:
-        room = _dj_room_of_poll(req, msg.poll_id)
-    else:
-        room = req.conn.dj_room
-        if room is None or (msg.session_id is not None and room.session_id != msg.session_id):
-            raise Refusal("Not the DJ of this session")
-        if room.poll is None:
-            raise Refusal(POLL_NOT_FOUND)
-    assert room.poll is not None
-    await end_poll_now(req.hub, room, room.poll.id, "cancelled", req.claim)
+    async with dj_turn(req, msg.session_id if msg.poll_id is None else None) as room:
+        await end_poll_now(req.hub, room, _active_poll(room, msg.poll_id), "cancelled", req.claim)
 
 
-def _dj_room_of_poll(req: Request, poll_id: int) -> Room:
-    room = req.conn.dj_room
-    if room is None or not room.is_dj(req.conn):
-        raise Refusal("Not the DJ of this session")
-    if room.poll is None or room.poll.id != poll_id:
+def _active_poll(room: Room, poll_id: int | None) -> int:
+    """The id of the room's active poll, which must be `poll_id` when one is given."""
+    if room.poll is None or (poll_id is not None and room.poll.id != poll_id):
         raise Refusal(POLL_NOT_FOUND)
-    return room
+    return room.poll.id
 
 
 async def vote_on_poll(req: Request) -> None:
@@ -137,7 +125,7 @@ async def vote_on_poll(req: Request) -> None:
     assert room is not None and room.poll is not None
     if req.conn.subscribed != room.session_id:
         _reject(req, "Not subscribed to this session", room.poll)
-    now = time.time()
+    now = room.clock.now()
     try:
         room.poll.vote(client, msg.option_index, now)  # checks ended / option / already, in memory
     except VoteRejected as exc:
@@ -184,35 +172,35 @@ def _reject(req: Request, reason: str, poll: Poll | None = None) -> None:
 async def send_announcement(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, SendAnnouncement)
-    room = require_dj(req, msg.session_id)
-    ends_at = time.time() + msg.duration_seconds if msg.duration_seconds else None
+    async with dj_turn(req, msg.session_id) as room:
+        ends_at = room.clock.now() + msg.duration_seconds if msg.duration_seconds else None
 
-    def work(tx: Tx) -> Any:
-        req.claim(tx)
-        store.clear_announcements(tx, room.session_id)
-        return tx.one(
-            INSERT_ANNOUNCEMENT,
-            session_id=room.session_id,
-            message=msg.message,
-            dj_name=room.dj_name,
-            ends_at=timestamptz(ends_at) if ends_at else None,
+        def work(tx: Tx) -> Any:
+            req.claim(tx)
+            store.clear_announcements(tx, room.session_id)
+            return tx.one(
+                INSERT_ANNOUNCEMENT,
+                session_id=room.session_id,
+                message=msg.message,
+                dj_name=room.dj_name,
+                ends_at=timestamptz(ends_at) if ends_at else None,
+            )
+
+        row = await req.hub.db.run(work)
+        announcement = Announcement(
+            room.session_id, msg.message, room.dj_name, row["created_at"].timestamp(), ends_at
         )
-
-    row = await req.hub.db.run(work)
-    announcement = Announcement(
-        room.session_id, msg.message, room.dj_name, row["created_at"].timestamp(), ends_at
-    )
-    show_announcement(req.hub, room, announcement)
-    if msg.push:
-        req.hub.push.announce(room.session_id, room.dj_name, msg.message, ends_at)
-    room.last_activity = time.time()
+        show_announcement(req.hub, room, announcement)
+        if msg.push:
+            req.hub.push.announce(room.session_id, room.dj_name, msg.message, ends_at)
+        room.last_activity = room.clock.now()
 
 
 def show_announcement(hub: Any, room: Room, announcement: Announcement) -> None:
     """Make it the room's announcement, broadcast it, and arm its expiry."""
     room.announcement = announcement
     room.publish(announcement.received_message())
-    delay = None if announcement.ends_at is None else announcement.ends_at - time.time()
+    delay = None if announcement.ends_at is None else announcement.ends_at - room.clock.now()
     room.arm_announcement_timer(delay, lambda: clear_announcement_now(hub, room, announcement))
 
 
@@ -237,5 +225,5 @@ async def clear_announcement_now(
 async def cancel_announcement(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, CancelAnnouncement)
-    room = require_dj(req, msg.session_id)
-    await clear_announcement_now(req.hub, room, None, req.claim)
+    async with dj_turn(req, msg.session_id) as room:
+        await clear_announcement_now(req.hub, room, None, req.claim)

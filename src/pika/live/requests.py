@@ -1,4 +1,4 @@
-"""What every handler works with: the request, and the two ways it can decline.
+"""What every handler works with: the request, the two ways it can decline, the DJ's room turn.
 
 A handler receives a `Request` (hub, connection, typed message, who sent it) and either
 returns normally (the dispatcher ACKs), raises `Refusal` (NACK/ERROR with its text), or meets
@@ -8,7 +8,8 @@ returns normally (the dispatcher ACKs), raises `Refusal` (NACK/ERROR with its te
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -76,11 +77,25 @@ def claim(tx: Tx, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(row["sender"], row["message_id"]) for row in rows}
 
 
-def require_dj(req: Request, session_id: str) -> Room:
+def require_dj(req: Request, session_id: str | None) -> Room:
+    """The room whose DJ (or controller) sent this; `session_id` None: whichever that is."""
     room = req.conn.dj_room
-    if room is None or room.session_id != session_id or not room.is_dj(req.conn):
+    mismatch = session_id is not None and room is not None and room.session_id != session_id
+    if room is None or mismatch or not room.is_dj(req.conn) or room.ended:
         raise Refusal("Not the DJ of this session")
     return room
+
+
+@asynccontextmanager
+async def dj_turn(req: Request, session_id: str | None) -> AsyncIterator[Room]:
+    """The DJ's (or a controller's) room, in its turn: no other DJ-side command or housekeeping
+    action of the room runs until the block ends.  Checked again once the turn comes: the
+    session may have ended, or this connection left it, while the command waited."""
+    room = require_dj(req, session_id)
+    async with room.turn:
+        if require_dj(req, session_id) is not room:
+            raise Refusal("Not the DJ of this session")
+        yield room
 
 
 def live_room(req: Request, session_id: str) -> Room:

@@ -1,17 +1,14 @@
 """A room: one live DJ session, its audience, its state and its timers.
 
-The room owns a nursery (started inside the hub's): the grace timer, poll auto-close,
-announcement expiry and the coalesced LISTENER_COUNT, TEMPO_FEEDBACK and POLL_UPDATE all
-live there, and closing the room cancels them all.  `publish` encodes once and hands the
-same text to every member without awaiting any of them.  State changes are written to
-PostgreSQL by the handlers *before* they reach the room, so the room is a cache of the
-database that can be rebuilt at any time.
+DJ-side commands and housekeeping (grace, poll auto-close, announcement expiry, session expiry)
+run one at a time, in arrival order (`turn`), with `now` from the hub's one clock.  Handlers
+store each change in PostgreSQL before it reaches the room (a cache of the database), and
+`publish` encodes once and never awaits a member.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +18,7 @@ import trio
 from pika import metrics
 from pika.db import DatabaseStalled
 from pika.live.announcements import Announcement
+from pika.live.clock import Clock
 from pika.live.connection import Connection
 from pika.live.listener_journal import ListenerJournal
 from pika.live.listeners import Listeners
@@ -76,11 +74,13 @@ class Room:
         info: RoomInfo,
         audience: set[Connection],
         *,
+        clock: Clock,
         linger: float,
         windows: Windows,
         journal: ListenerJournal,
         track_pace: TrackPace,
     ) -> None:
+        self.clock = clock  # every rule's `now`; the timers sleep on the trio clock it reads
         self.session_id = info.session_id
         self.dj_name = info.dj_name
         self.dj_id = info.dj_id
@@ -94,15 +94,16 @@ class Room:
         self.announcement = info.announcement
         self.windows = windows
         self.track_pace = track_pace  # the flood guard on the DJ's tracks
-        self.track_lock = trio.Lock()  # one track change at a time, from the DJ or a controller
+        # One DJ-side command or housekeeping action at a time, in arrival order (trio.Lock is
+        # fair): handlers take it through `requests.dj_turn`, timers in `start_timer`.
+        self.turn = trio.Lock()
         self.dj_conn: Connection | None = None
         self.controllers: set[Connection] = set()  # DJ consoles (ATTACH_SESSION): hear what the DJ hears
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
         self.listeners = Listeners(linger)
         self._journal = journal
-        wall, clock = time.time(), trio.current_time()  # epoch -> the trio clock the timers use
         for client, left in info.lingering:
-            self.listeners.restore(client, clock - max(0.0, wall - left))
+            self.listeners.restore(client, left)
         self.ended = False
         self._nursery: trio.Nursery | None = None
         self._grace: trio.CancelScope | None = None
@@ -135,7 +136,7 @@ class Room:
             for member in self.audience:
                 self._join(member)
             task_status.started()
-            self._poke_listeners(trio.current_time())
+            self._poke_listeners()
             await trio.sleep_forever()
 
     def close(self) -> None:
@@ -144,9 +145,10 @@ class Room:
             self._nursery.cancel_scope.cancel()
 
     def start_timer(self, delay: float, action: Callable[[], Any]) -> trio.CancelScope:
-        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, unless cancelled.
-        An action the database could not complete in time (nothing of it applied) runs again
-        a little later, until it completes or the timer is cancelled."""
+        """Run `action()` (sync, or returning an awaitable) after `delay` seconds, in the room's
+        turn, unless cancelled or the room ended meanwhile.  An action the database could not
+        complete in time (nothing of it applied) runs again a little later, until it completes
+        or the timer is cancelled."""
         assert self._nursery is not None
         scope = trio.CancelScope()
 
@@ -155,9 +157,12 @@ class Room:
                 await trio.sleep(delay)
                 while True:
                     try:
-                        result = action()
-                        if hasattr(result, "__await__"):
-                            await result
+                        async with self.turn:
+                            if self.ended:
+                                return
+                            result = action()
+                            if hasattr(result, "__await__"):
+                                await result
                         return
                     except DatabaseStalled:
                         await trio.sleep(TIMER_RETRY)
@@ -243,10 +248,10 @@ class Room:
             self._listener_count.poke_at(trio.current_time())
 
     def listener_left(self, conn: Connection) -> None:
-        now = trio.current_time()
+        now = self.clock.now()
         if self.listeners.leave(conn.listener_id, now) and conn.client_id is not None:
-            self._journal.left(self.session_id, conn.client_id, time.time())
-        self._poke_listeners(now)
+            self._journal.left(self.session_id, conn.client_id, now)
+        self._poke_listeners()
 
     def _join(self, conn: Connection) -> None:
         # Only a clientId is kept across a restart: a bare connection is not recognisable again.
@@ -254,12 +259,12 @@ class Room:
             self._journal.opened(self.session_id, conn.client_id)
 
     def listener_count(self) -> int:
-        return self.listeners.count(trio.current_time())
+        return self.listeners.count(self.clock.now())
 
     def listener_count_message(self) -> dict[str, Any]:
         return {"type": "LISTENER_COUNT", "sessionId": self.session_id, "count": self.listener_count()}
 
-    def _poke_listeners(self, now: float) -> None:
+    def _poke_listeners(self) -> None:
         if self._listener_count is None:
             return
         self._listener_count.poke()
@@ -269,7 +274,7 @@ class Room:
         """Arm a re-count for when the next lingering client stops counting."""
         expiry = self.listeners.next_expiry()
         if self._listener_count is not None and expiry is not None and math.isfinite(expiry):
-            self._listener_count.poke_at(expiry)
+            self._listener_count.poke_at(self.clock.deadline(expiry))
 
     def _send_count(self) -> None:
         message = self.listener_count_message()
@@ -281,7 +286,7 @@ class Room:
     # -- tempo and polls: coalesced feedback ---------------------------------------------------
 
     def tempo_counts(self) -> TempoCounts:
-        return self.tempo.counts(time.time(), self.windows.tempo_lapse)
+        return self.tempo.counts(self.clock.now(), self.windows.tempo_lapse)
 
     def tempo_changed(self) -> None:
         if self._tempo_feedback is not None:
@@ -290,10 +295,10 @@ class Room:
 
     def _recheck_tempo(self) -> None:
         """Arm a re-count for when the oldest live tempo vote lapses."""
-        self.tempo.prune(time.time(), self.windows.tempo_lapse)
+        self.tempo.prune(self.clock.now(), self.windows.tempo_lapse)
         lapse = self.tempo.next_lapse(self.windows.tempo_lapse)
         if self._tempo_feedback is not None and lapse is not None:
-            self._tempo_feedback.poke_at(trio.current_time() + max(0.0, lapse - time.time()))
+            self._tempo_feedback.poke_at(self.clock.deadline(lapse))
 
     def send_tempo_feedback(self) -> TempoCounts:
         """Send the DJ the live tally if it changed since the last one; returns the tally."""
@@ -349,7 +354,7 @@ class Room:
             messages.append(now_playing)
         if self.poll is not None:
             messages.append(self.poll.started_message(conn.listener_id))
-        if self.announcement is not None and self.announcement.active(time.time()):
+        if self.announcement is not None and self.announcement.active(self.clock.now()):
             messages.append(self.announcement.received_message())
         return messages
 
@@ -363,6 +368,6 @@ class Room:
         }
         if self.current is not None:
             entry["currentTrack"] = self.current.track.to_wire()
-        if self.announcement is not None and self.announcement.active(time.time()):
+        if self.announcement is not None and self.announcement.active(self.clock.now()):
             entry["activeAnnouncement"] = self.announcement.summary()
         return entry

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import Any
 
 from pika.audit import audit
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
 from pika.live.hub import Hub
-from pika.live.requests import AfterAck, Refusal, Request, require_dj, sha256
+from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
 from pika.live.room import Room, RoomInfo
 from pika.protocol import AttachSession, RegisterSession, Subscribe, ValidateSession, iso
 from pika.queries import query
@@ -32,7 +31,10 @@ async def register_session(req: Request) -> AfterAck | None:
     session_id = msg.session_id or f"pika_{secrets.token_urlsafe(12)}"
     room = hub.rooms.get(session_id)
     if room is not None:
-        await _resume(req, room, account)
+        async with room.turn:
+            if room.ended:  # while this waited for its turn: the id now belongs to an ended session
+                raise Refusal("Session not available")
+            await _resume(req, room, account)
         return None
     if len(hub.rooms) >= hub.settings.max_sessions:
         raise Refusal("Server busy", close_code=CLOSE_TRY_AGAIN)
@@ -49,7 +51,7 @@ async def register_session(req: Request) -> AfterAck | None:
     )
     if row is None:  # the id belongs to an ended (or just-taken) session
         raise _not_theirs(req, account, session_id, "Session not available")
-    await _leave_previous_session(hub, conn, session_id)
+    _leave_previous_session(hub, conn, session_id)
     room = await hub.open_room(
         RoomInfo(
             session_id=session_id,
@@ -72,7 +74,7 @@ async def register_session(req: Request) -> AfterAck | None:
 
 
 async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> None:
-    """REGISTER_SESSION for a live session: the ownership rules of PROTOCOL.md §3.1.
+    """REGISTER_SESSION for a live session, in its turn: the ownership rules of PROTOCOL.md §3.1.
 
     A keyless takeover of an anonymous session (old clients never send a key) is allowed only
     while its DJ connection is gone, and it never learns or changes the resumeKey: whoever holds
@@ -98,17 +100,18 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
     await hub.db.execute(
         RESUME_SESSION, session_id=room.session_id, dj_name=dj_name, resume_key_sha256=resume_key_sha256
     )
-    await _leave_previous_session(hub, conn, room.session_id)
+    _leave_previous_session(hub, conn, room.session_id)
     room.dj_name = dj_name
     room.resume_key_sha256 = resume_key_sha256
-    room.last_activity = time.time()
+    now = hub.clock.now()
+    room.last_activity = now
     room.cancel_grace()
     room.dj_disconnected_at = None
     _take_dj_seat(room, conn)
     if previous is not None and previous is not conn:
         previous.dj_room = None
         previous.close_soon(CLOSE_REPLACED, "replaced by a newer connection of the same DJ")
-    reconnect_ms = 0 if disconnected_at is None else max(0, round((time.time() - disconnected_at) * 1000))
+    reconnect_ms = 0 if disconnected_at is None else max(0, round((now - disconnected_at) * 1000))
     if keyless and previous is None:  # a takeover without proof: kept for audit
         hub.telemetry.emit(room.session_id, "reconnect", reconnectMs=reconnect_ms, keyless=True)
         log.warning("keyless takeover", extra={"fields": {"session": room.session_id, "conn": conn.id}})
@@ -137,12 +140,12 @@ def _take_dj_seat(room: Room, conn: Connection) -> None:
     conn.dj_room = room
 
 
-async def _leave_previous_session(hub: Hub, conn: Connection, keep: str) -> None:
+def _leave_previous_session(hub: Hub, conn: Connection, keep: str) -> None:
     """A DJ connection that registers another session leaves its old one in its grace period."""
     old = conn.dj_room
     if old is not None and old.session_id != keep and old.dj_conn is conn:
         conn.dj_room = None
-        await hub.dj_left(old, "switched_session")
+        hub.dj_left(old, "switched_session")
 
 
 def _registered(room: Room, authenticated: bool, resume_key: str | None) -> dict[str, Any]:
@@ -180,6 +183,13 @@ async def attach_session(req: Request) -> None:
     if room is None or room.dj_id is None or room.dj_id != account["id"]:
         # unknown, ended, anonymous or another account's
         raise _not_theirs(req, account, msg.session_id, "Session not available")
+    async with room.turn:
+        if room.ended:
+            raise Refusal("Session not available")
+        _attach(hub, conn, room)
+
+
+def _attach(hub: Hub, conn: Connection, room: Room) -> None:
     current = conn.dj_room
     if current is not None and current.dj_conn is conn:
         raise Refusal("This connection is the DJ of a session; attach from another connection")
@@ -206,8 +216,8 @@ async def attach_session(req: Request) -> None:
 
 
 async def end_session(req: Request) -> None:
-    room = require_dj(req, req.msg.session_id)
-    await req.hub.end_session(room, "dj_ended", claim=req.claim)
+    async with dj_turn(req, req.msg.session_id) as room:
+        await req.hub.end_session(room, "dj_ended", claim=req.claim)
     req.conn.dj_room = None
 
 
@@ -243,4 +253,4 @@ async def validate_session(req: Request) -> None:
 
 
 async def ping(req: Request) -> None:
-    req.conn.send_message({"type": "PONG", "timestamp": iso(time.time())})
+    req.conn.send_message({"type": "PONG", "timestamp": iso(req.hub.clock.now())})

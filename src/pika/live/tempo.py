@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CLEAR", "LAPSE", "PREFERENCES", "TempoCounts", "TempoTally"]
+from pika.protocol import TEMPO_CLEAR, TEMPO_VOTES
 
-PREFERENCES: tuple[str, ...] = ("faster", "perfect", "slower")
-CLEAR = "clear"  # not a vote: it removes the client's vote
+__all__ = ["LAPSE", "TempoCounts", "TempoTally"]
+
 LAPSE = 300.0  # seconds a vote keeps counting (PROTOCOL.md §9)
 
 
@@ -68,18 +68,18 @@ class TempoTally:
         Raises ValueError for any other preference: the parser has refused those already, so one
         reaching here is a bug, not a user's mistake.
         """
-        if preference == CLEAR:
+        if preference == TEMPO_CLEAR:
             self.votes.pop(client, None)
-        elif preference in PREFERENCES:
+        elif preference in TEMPO_VOTES:
             self.votes[client] = (preference, now)
             heapq.heappush(self._by_age, (now, client))
         else:
-            raise ValueError(f"tempo preference {preference!r} is not one of {(*PREFERENCES, CLEAR)}")
+            raise ValueError(f"tempo preference {preference!r} is not one of {(*TEMPO_VOTES, TEMPO_CLEAR)}")
         return self
 
     def counts(self, now: float, lapse: float = LAPSE) -> TempoCounts:
         """Votes cast less than `lapse` seconds before `now`, per preference."""
-        tally = dict.fromkeys(PREFERENCES, 0)
+        tally = dict.fromkeys(TEMPO_VOTES, 0)
         for preference, cast_at in self.votes.values():
             if now - cast_at < lapse:
                 tally[preference] += 1

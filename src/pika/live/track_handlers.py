@@ -7,11 +7,9 @@ after a reconnect or a server restart harmless.
 
 from __future__ import annotations
 
-import time
-
 from pika.db import DatabaseStalled, Tx
 from pika.live import store
-from pika.live.requests import Refusal, Request, require_dj
+from pika.live.requests import Refusal, Request, dj_turn
 from pika.live.room import NowPlaying, Room
 from pika.protocol import BroadcastTrack, MetadataUpdated, TrackInfo, TrackStopped
 from pika.queries import query
@@ -24,8 +22,7 @@ UPDATE_PLAY_ANALYTICS = query("update_play_analytics")
 async def broadcast_track(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, BroadcastTrack)
-    room = require_dj(req, msg.session_id)
-    async with room.track_lock:
+    async with dj_turn(req, msg.session_id) as room:
         await _broadcast_track(req, room, msg)
 
 
@@ -36,7 +33,7 @@ async def _broadcast_track(req: Request, room: Room, msg: BroadcastTrack) -> Non
         elif msg.message_id:
             await req.hub.db.run(req.claim)
         return
-    now = time.time()
+    now = room.clock.now()
     pace = room.track_pace.take(now, msg.played_at)  # judged when the DJ played it, not when handled
     if pace is None:
         raise Refusal("Rate limit exceeded")
@@ -80,8 +77,7 @@ async def _broadcast_track(req: Request, room: Room, msg: BroadcastTrack) -> Non
 async def metadata_updated(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, MetadataUpdated)
-    room = require_dj(req, msg.session_id)
-    async with room.track_lock:
+    async with dj_turn(req, msg.session_id) as room:
         if room.current is None:
             raise Refusal("No track is playing")
         if not room.current.track.same_track(msg.track):
@@ -100,7 +96,7 @@ async def _update_metadata(req: Request, room: Room, track: TrackInfo) -> None:
 
     await req.hub.db.run(work)
     room.current = NowPlaying(play_id, merged)
-    room.last_activity = time.time()
+    room.last_activity = room.clock.now()
     room.publish({"type": "METADATA_UPDATED", "sessionId": room.session_id, "track": merged.to_wire()})
 
 
@@ -115,8 +111,7 @@ def _merged(current: TrackInfo, update: TrackInfo) -> TrackInfo:
 async def track_stopped(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, TrackStopped)
-    room = require_dj(req, msg.session_id)
-    async with room.track_lock:
+    async with dj_turn(req, msg.session_id) as room:
         await _track_stopped(req, room)
 
 
@@ -132,7 +127,7 @@ async def _track_stopped(req: Request, room: Room) -> None:
 
     await req.hub.db.run(work)
     room.current = None
-    room.last_activity = time.time()
+    room.last_activity = room.clock.now()
     if previous is not None:
         room.close_tempo(tempo)
     room.publish({"type": "TRACK_STOPPED", "sessionId": room.session_id})
