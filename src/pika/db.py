@@ -1,17 +1,10 @@
 """PostgreSQL access from trio: psycopg's sync API in worker threads behind a limiter.
 
-psycopg's async API runs only on asyncio, so every statement runs in a worker thread
-(`trio.to_thread.run_sync`) on a pooled connection.  The `CapacityLimiter` equals the pool
-size: a thread never waits for a connection, and a burst of queries queues in trio, not in
-threads.  A unit of work that needs several statements is one sync function run by
-`transaction()`: one thread hop, one BEGIN/COMMIT.  The trio-native alternative (psycopg's
-private generators) was measured in `loadtest/db.py`; see the README for why this one.
-
-The HTTP API works through a `lane()`: the same pool, but at most half its connections.  A
-burst of logins then queues behind itself, never in front of a live room's commit.
-
-Every call has a deadline (PROTOCOL.md §5): past it nothing is applied (`_Attempt`), and while
-PostgreSQL is known to be stalled calls fail at once (`_Breaker`).
+psycopg's async API runs only on asyncio, so each unit of work (one sync function, one
+transaction) runs in a worker thread on a pooled connection; the limiter equals the pool size, so
+a burst queues in trio, not in threads.  The HTTP API gets a `lane()` of half the pool.  Every
+call has a deadline: past it nothing is applied (`_Attempt`), and while PostgreSQL is known to
+be stalled calls fail at once (`_Breaker`).
 """
 
 from __future__ import annotations

@@ -1,30 +1,9 @@
 """Group commit: dancer actions from every room written together, one transaction per batch.
 
-A busy room sends thousands of likes, tempo votes and thank-yous a minute.  Written one
-transaction each, every action paid a worker-thread hop, a pool checkout, BEGIN, its claim,
-its statements and a COMMIT with an fsync; ten of those threads then fought the trio loop for
-the GIL, and the DJ's next track queued behind them for the pool.  Here one flusher takes
-everything queued, runs it in one worker thread on one connection, commits once, and only then
-wakes each handler, which ACKs and tells the DJ.  While a batch commits the next one gathers,
-so a quiet room pays no added wait and a busy one pays one fsync per batch instead of per tap.
-
-What each action keeps, exactly as when it had a transaction to itself:
-- an ACK still means durable: a handler wakes only after its batch committed;
-- messageId dedupe: the batch claims every id in one statement; an id applied before answers
-  `Duplicate` and its work does not run;
-- a refused action is never remembered: its claim is deleted in the same transaction.  For
-  that to hold without a savepoint per action, **a batched work must refuse before it writes**
-  (check, then write; or one conditional write whose result decides);
-- one bad action cannot fail the others: an unexpected error rolls the batch back, and its
-  actions are then written one transaction each, so the error reaches only its own sender;
-- once a batch has taken an action, its handler is answered: the wait cannot be cancelled
-  then, so a closing socket never leaves a committed action untold to the DJ (and the hot
-  path needs no shield of its own).
-
-The commonest actions (likes, thank-yous, tempo votes) are not even a statement each: a `Row`
-joins the other rows of its query queued since the batch's last other work, written by one
-set-based statement before the next (so a like and its undo keep their order); a row with an
-`answer` learns its own result (and may refuse) from it.
+One flusher takes everything queued (likes, tempo votes, thank-yous, poll votes), runs it in one
+worker thread on one connection, commits once, and only then wakes each handler to ACK: a busy
+room pays one fsync per batch instead of one per tap, a quiet one no added wait.  What each
+action keeps of having a transaction to itself is listed on `GroupCommit`.
 """
 
 from __future__ import annotations
@@ -85,7 +64,22 @@ class _Write:
 
 
 class GroupCommit:
-    """The queue of dancer writes and the one task that flushes it (run it in the hub's nursery)."""
+    """The queue of dancer writes and the one task that flushes it (run it in the hub's nursery).
+
+    Each action keeps what a transaction of its own gave it:
+    - an ACK means durable: a handler wakes only after its batch committed;
+    - messageId dedupe: the batch claims every id in one statement; an id applied before answers
+      `Duplicate` and its work does not run;
+    - a refused action is never remembered: its claim is deleted in the same transaction, so
+      **a batched work must refuse before it writes** (no savepoint per action);
+    - one bad action cannot fail the others: an unexpected error rolls the batch back and its
+      actions are retried one transaction each, so the error reaches only its own sender;
+    - once a batch has taken an action its handler is answered (the wait cannot be cancelled
+      then), so a closing socket never leaves a committed action untold to the DJ.
+    The commonest actions are a `Row`: joined with the other rows of its query queued since the
+    batch's last other work and written by one set-based statement before the next (so a like and
+    its undo keep their order); a row with an `answer` learns its own result from it.
+    """
 
     def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
         self._db = db

@@ -1,16 +1,10 @@
 """The loop guard: when dancers send more than one process can handle, the DJ still goes first.
 
-Every frame a dancer sends costs the one trio loop about 0.3 ms (hypercorn's read path, our
-handler, the ACK), so a few thousand active dancers can keep it busy all the time.  Then the
-DJ's BROADCAST_TRACK waits behind them in every scheduler pass, and NOW_PLAYING, the one thing
-every dancer looks at, arrives seconds late.  The guard watches loop lag (how late a 10 ms
-sleep wakes up).  While it is high, dancer connections take a turn before each frame, and turns
-are handed out per tick at a rate the loop can afford: cut in half whenever lag is high, grown
-step by step otherwise, up to a ceiling (AIMD, as TCP does).  A held reader stops reading, so its frames
-wait in hypercorn's small queue and the kernel's socket buffer, where they cost nothing; none
-is dropped, and each is handled in order once its turn comes.  The DJ's frames are never held.
-
-`Admission` is the rule, without I/O; `LoopGuard` runs it in the hub's nursery.
+The guard watches loop lag (how late a 10 ms sleep wakes).  While it is high, dancer connections
+take a turn before each frame, handed out per tick at a rate the loop can afford (AIMD: halved on
+high lag, grown step by step otherwise, up to a ceiling).  A held reader stops reading, so nothing
+is dropped or reordered; the DJ's frames are never held.  `Admission` is the rule, without I/O;
+`LoopGuard` runs it in the hub's nursery.
 """
 
 from __future__ import annotations
