@@ -40,6 +40,7 @@ DELIVERIES_QUEUED = 256
 BATCH = 50  # pushes per worker-process call: one pickle each way for all of them
 PROCESSES = 2  # worker processes at most: two, so one slow batch does not hold up the next
 IDLE_SECONDS = 600.0  # a worker process idle this long exits; the next push starts another
+STOP_SECONDS = 5.0  # at shutdown, a worker process not gone after this is killed
 OPEN_ENDED_TTL = 900.0  # an announcement without endsAt is pushed with this lifetime (s)
 
 log = logging.getLogger("pika.push")
@@ -98,7 +99,9 @@ class PushSender:
         self.keys = await trio.to_thread.run_sync(load_keys, self.settings)
         deliveries_in, deliveries_out = trio.open_memory_channel[Delivery](DELIVERIES_QUEUED)
         async with (
-            trio_parallel.open_worker_context(idle_timeout=IDLE_SECONDS, init=lower_priority) as workers,
+            trio_parallel.open_worker_context(
+                idle_timeout=IDLE_SECONDS, init=lower_priority, grace_period=STOP_SECONDS
+            ) as workers,
             trio.open_nursery() as nursery,
         ):
             for _ in range(self._processes):
