@@ -287,14 +287,28 @@ def dj_live(url: str, session_id: str, name: str = "DJ Test", token: str | None 
 
 
 class Dancer:
-    """One phone: its own browser context (own localStorage, so its own clientId) and page.
+    """One phone: its own browser context (own localStorage, so its own clientId) and page;
+    with `profile` (a directory and Chromium switches), a persistent one in a browser of its own.
 
     `errors` collects uncaught page errors and CSP violations; `sent` every WebSocket frame the
     page sent.
     """
 
-    def __init__(self, browser: Any, base_url: str, viewport: dict[str, int] = PHONE) -> None:
-        self.context = browser.new_context(viewport=viewport, base_url=base_url, device_scale_factor=1)
+    def __init__(
+        self,
+        browser: Any,
+        base_url: str,
+        viewport: dict[str, int] = PHONE,
+        profile: tuple[Path, list[str]] | None = None,
+    ) -> None:
+        options = {"viewport": viewport, "base_url": base_url, "device_scale_factor": 1}
+        if profile is None:
+            self.context = browser.new_context(**options)
+        else:  # a browser of its own with a profile on disk (push is off in incognito contexts)
+            directory, switches = profile
+            self.context = browser.browser_type.launch_persistent_context(
+                directory, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + switches, **options
+            )
         self.context.set_default_timeout(10_000)
         self.page = self.context.new_page()
         self.errors: list[str] = []

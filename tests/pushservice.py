@@ -46,6 +46,8 @@ class Subscriber:
     auth: bytes = field(default_factory=lambda: os.urandom(16))
     received: list[dict[str, Any]] = field(default_factory=list)  # decrypted payloads, in order
     answered: list[int] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)  # a push came in
+    release: threading.Event | None = None  # set: its pushes wait for it before being answered
 
     def subscription(self, base: str, **extra: Any) -> dict[str, Any]:
         point = self.private_key.public_key().public_bytes(
@@ -85,10 +87,13 @@ class PushService:
         return self.subscribers[name]
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        sub = self.subscribers.get(path.removeprefix("/push/"))
+        if sub is None:
+            return 404
+        sub.arrived.set()
+        if sub.release is not None:
+            sub.release.wait(30)
         with self.lock:
-            sub = self.subscribers.get(path.removeprefix("/push/"))
-            if sub is None:
-                return 404
             try:
                 claims = self.check_vapid(headers.get("authorization", ""))
                 plain = http_ece.decrypt(

@@ -6,6 +6,9 @@ subscriptions are deleted, busy push services are retried; the keys come from `p
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,14 +24,17 @@ from pika.config import Settings
 from pika.errors import ConfigError
 from pika.metrics import PUSH_RESULTS
 from pika.push.endpoints import endpoint_allowed
-from pika.push.keys import key_file, load_keys
+from pika.push.keys import key_file, load_keys, new_keys, private_key_of, public_key_of
 from pika.server import Running
 from tests.conftest import rows
+from tests.procs import ServerProcess, free_port, proc_stat, process_tree
 from tests.pushservice import push_service
 from tests.wsclient import Peer, connect, go_live
 
 
-async def call(server: Running, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+async def call(
+    server: Running | ServerProcess, method: str, path: str, payload: Any = None
+) -> tuple[int, Any]:
     def run() -> tuple[int, Any]:
         data = None if payload is None else json.dumps(payload).encode()
         req = urllib.request.Request(server.url + path, data=data, method=method)
@@ -129,6 +135,68 @@ async def test_push_announcement_reaches_only_that_sessions_subscribers(
     assert PUSH_RESULTS.labels("retried")._value.get() - before["retried"] == 2
     metrics = await trio.to_thread.run_sync(lambda: urllib.request.urlopen(server.url + "/metrics").read())
     assert b'pika_push_deliveries_total{result="gone"}' in metrics
+
+
+async def test_push_worker_processes_start_at_the_first_push_and_leave_with_the_server(
+    db_url: str, tmp_path: Path
+) -> None:
+    vapid = new_keys()
+    env = {
+        "PIKA_DATABASE_URL": db_url,
+        "PIKA_VAPID_PRIVATE_KEY": private_key_of(vapid),
+        "PIKA_PUSH_ALLOW_HTTP": "true",
+    }
+    server = await ServerProcess.start(env, free_port(), tmp_path / "server.log")
+    try:
+        with push_service(public_key_of(vapid)) as service:
+            phone = service.add("phone")
+            async with connect(server.url) as dj:
+                await go_live(dj, "push_procs", "DJ Ana")
+                body = phone.subscription(service.base, clientId="client_phone", sessionId="push_procs")
+                assert await call(server, "POST", "/api/push/subscribe", body) == (200, {"success": True})
+                await announce(dj, "push_procs", "Not pushed")
+                assert process_tree(server.proc.pid) == [server.proc.pid]  # no push yet, no workers
+                await announce(dj, "push_procs", "Pushed", push=True)
+                await wait_until(lambda: len(phone.received) == 1)
+            workers = process_tree(server.proc.pid)[1:]
+            assert workers != []  # the push was encrypted and posted there
+        assert await server.stop(signal.SIGTERM) == 0
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    # None left behind (multiprocessing's resource tracker leaves a moment after the server).
+    await wait_until(lambda: all(proc_stat(pid) is None for pid in workers), 5)
+
+
+async def test_a_push_worker_process_that_dies_fails_its_batch_and_the_next_push_goes_out(
+    start_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public_key = make_keys(tmp_path, monkeypatch)
+    server = await start_server(data_dir=tmp_path, push_allow_http=True)
+    failed = PUSH_RESULTS.labels("failed")._value.get()
+    with push_service(public_key) as service:
+        held, later = service.add("held"), service.add("later")
+        held.release = threading.Event()
+        async with connect(server.url) as dj:
+            await go_live(dj, "push_crash", "DJ Ana")
+            body = held.subscription(service.base, clientId="client_held", sessionId="push_crash")
+            assert await call(server, "POST", "/api/push/subscribe", body) == (200, {"success": True})
+            await announce(dj, "push_crash", "Lost with its worker", push=True)
+            await trio.to_thread.run_sync(held.arrived.wait, 20)
+            for pid in process_tree(os.getpid())[1:]:
+                if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)  # the worker posting it, mid-request
+            await wait_until(lambda: PUSH_RESULTS.labels("failed")._value.get() == failed + 1)
+            held.release.set()
+
+            body = later.subscription(service.base, clientId="client_later", sessionId="push_crash")
+            assert await call(server, "POST", "/api/push/subscribe", body) == (200, {"success": True})
+            await announce(dj, "push_crash", "Pushed", push=True)
+            await wait_until(lambda: len(later.received) == 1 and len(held.received) == 2)
+    # The held push had reached the push service before its worker died: answered, but to no one.
+    assert [p["body"] for p in held.received] == ["Lost with its worker", "Pushed"]
+    assert [p["body"] for p in later.received] == ["Pushed"]
+    assert service.problems == []
 
 
 async def test_unsubscribe_removes_the_subscription_and_endpoints_must_be_push_services(

@@ -1,12 +1,13 @@
 """Web Push and the offline shell in headless Chromium (issue 16).
 
-This Chromium cannot get a real push endpoint here: in a test (incognito) context
-`pushManager.subscribe` rejects with "AbortError: Registration failed - permission denied",
-and in a persistent profile it never settles (no connection to its push service).  So the page's
-own code runs up to that call for real (tap, permission, service worker, the server's key) and the
-test hands it a subscription of tests/pushservice.py; from there everything is real: the page
-posts it, the server encrypts and pushes, and the decrypted push is delivered to the service
-worker (DevTools' ServiceWorker.deliverPushMessage), which shows the notification.
+Chromium has no push service in an incognito context (`pushManager.subscribe` rejects with
+"AbortError: Registration failed - permission denied", the permission granted or not), and in a
+profile on disk it needs Google's GCM: tests/gcm.py stands in for GCM's check-in and registration,
+so the page gets the browser's own subscription.  Its endpoint is Google's (compiled in), which
+nothing here can reach; so the test of the pushed notification hands the page a subscription of
+tests/pushservice.py instead, and from there everything is real: the page posts it, the server
+encrypts and pushes, and the decrypted push is delivered to the service worker (DevTools'
+ServiceWorker.deliverPushMessage), which shows the notification.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from playwright.sync_api import expect
 
 from pika.push.keys import new_keys, private_key_of, public_key_of
 from tests.browser import Dancer, artifact, dj_live, running_server
+from tests.gcm import STAGING_ENDPOINT, fake_gcm
 from tests.pushservice import push_service
 from tests.test_web import by, wait_live
 
@@ -46,6 +48,12 @@ SHELL_KEPT = """
 () => caches.open("pika-shell-v1").then((c) => c.match("/live/_offline_shell")).then((r) => !!r)
 """
 
+SUBSCRIPTION = """
+() => navigator.serviceWorker.ready
+  .then((r) => r.pushManager.getSubscription())
+  .then((s) => (s === null ? null : s.toJSON()))
+"""
+
 NOTIFICATIONS = """
 () => navigator.serviceWorker.ready
   .then((r) => r.getNotifications())
@@ -61,9 +69,54 @@ def wait_for(page: Any, condition: Any, seconds: float = 20.0) -> None:
         page.wait_for_timeout(50)
 
 
-def test_the_page_subscribes_after_a_tap_and_shows_the_pushed_announcement(
+def test_the_page_subscribes_with_the_browsers_own_push_subscription_after_a_tap(
     browser: Any, db_url: str, tmp_path: Path
 ) -> None:
+    vapid = new_keys()
+    env = {
+        "PIKA_VAPID_PRIVATE_KEY": private_key_of(vapid),
+        "PIKA_PUSH_HOSTS": "jmt17.google.com",  # the push service this Chromium names (tests/gcm.py)
+    }
+    with running_server(db_url, tmp_path / "server.log", **env) as server, fake_gcm() as gcm:
+        dancer = Dancer(browser, server.url, profile=(tmp_path / "profile", gcm.switches))
+        dancer.context.grant_permissions(["notifications"], origin=server.url)
+        try:
+            with dj_live(server.url, "push_real1", "DJ Ana"):
+                page = dancer.goto("/live/push_real1")
+                wait_live(page)
+                button = by(page, "push-button")
+                expect(button).to_have_text("Notify me about announcements")
+                assert page.evaluate(SUBSCRIPTION) is None and gcm.tokens == []  # nothing before the tap
+                button.click()
+                expect(button).to_have_attribute("aria-pressed", "true")
+                expect(button).to_have_text("Stop announcement notifications")
+
+                real = page.evaluate(SUBSCRIPTION)
+                assert real["endpoint"] == STAGING_ENDPOINT + gcm.tokens[-1]  # the page's: the last one
+                assert gcm.registrations[-1]["sender"] == public_key_of(vapid)  # the server's key
+                stored = server_rows(
+                    server, "SELECT endpoint, p256dh, auth, client_id, session_id FROM push_subscriptions"
+                )
+                assert stored == [
+                    (
+                        real["endpoint"],
+                        real["keys"]["p256dh"],
+                        real["keys"]["auth"],
+                        dancer.client_id(),
+                        "push_real1",
+                    )
+                ]
+
+                button.click()  # unsubscribe: in the browser and on the server
+                expect(button).to_have_attribute("aria-pressed", "false")
+                assert page.evaluate(SUBSCRIPTION) is None
+                assert server_rows(server, "SELECT count(*) FROM push_subscriptions") == [(0,)]
+            assert dancer.errors == []
+        finally:
+            dancer.close()
+
+
+def test_a_pushed_announcement_shows_as_a_notification(browser: Any, db_url: str, tmp_path: Path) -> None:
     vapid = new_keys()
     env = {"PIKA_VAPID_PRIVATE_KEY": private_key_of(vapid), "PIKA_PUSH_ALLOW_HTTP": "true"}
     with (

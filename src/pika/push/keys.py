@@ -29,7 +29,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class VapidKeys:
-    vapid: Vapid
+    private_key: str  # base64url raw scalar: picklable, what the worker processes sign with
     public_key: str  # base64url uncompressed P-256 point: the pages' applicationServerKey
     subject: str
 
@@ -85,4 +85,4 @@ def load_keys(settings: Settings) -> VapidKeys | None:
         return None
     if not settings.vapid_subject.startswith(("mailto:", "https://")):
         raise ConfigError("PIKA_VAPID_SUBJECT: must be a mailto: or https:// URL (RFC 8292 §2.1)")
-    return VapidKeys(vapid, public_key_of(vapid), settings.vapid_subject)
+    return VapidKeys(private_key_of(vapid), public_key_of(vapid), settings.vapid_subject)

@@ -2,9 +2,10 @@
 
 `announce()` only puts the announcement on a bounded queue (full: dropped and counted), so a
 broadcast never waits for it.  `run()` reads the session's subscriptions and feeds a second bounded
-queue drained by PIKA_PUSH_CONCURRENCY workers; pywebpush is synchronous, so each encrypt-and-POST
-runs in a worker thread behind a CapacityLimiter.  404/410 delete the subscription; 429, 5xx and
-network errors retry by pika.backoff's rule while the announcement is still current (its TTL).
+queue; its workers take what is waiting there in batches and have worker processes (pika.push.post)
+encrypt and post them, PIKA_PUSH_CONCURRENCY requests in flight in all.  404/410 delete the
+subscription; 429, 5xx and network errors retry by pika.backoff's rule while the announcement is
+still current (its TTL).  The processes start at the first push and stop with `run()`.
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 import trio
-from pywebpush import WebPushException, webpush
+import trio_parallel
 
-from pika.backoff import parse_retry_after, reconnect_delay
+from pika.backoff import reconnect_delay
 from pika.config import Settings
 from pika.db import Database, DatabaseStalled
 from pika.metrics import PUSH_RESULTS
 from pika.push.endpoints import endpoint_allowed
 from pika.push.keys import VapidKeys, load_keys
+from pika.push.post import NO_ANSWER, Answer, Outgoing, lower_priority, post_batch
 from pika.queries import query
 
 __all__ = ["PushSender"]
@@ -36,8 +37,11 @@ DELETE_PUSH_SUBSCRIPTION = query("delete_push_subscription")
 
 ANNOUNCEMENTS_QUEUED = 64
 DELIVERIES_QUEUED = 256
+BATCH = 50  # pushes per worker-process call: one pickle each way for all of them
+PROCESSES = 2  # worker processes at most: two, so one slow batch does not hold up the next
+IDLE_SECONDS = 600.0  # a worker process idle this long exits; the next push starts another
+STOP_SECONDS = 5.0  # at shutdown, a worker process not gone after this is killed
 OPEN_ENDED_TTL = 900.0  # an announcement without endsAt is pushed with this lifetime (s)
-REQUEST_TIMEOUT = 10.0
 
 log = logging.getLogger("pika.push")
 
@@ -66,8 +70,8 @@ class PushSender:
         self.db = db
         self.keys: VapidKeys | None = None
         self._queue_in, self._queue_out = trio.open_memory_channel[Push](ANNOUNCEMENTS_QUEUED)
-        self._limiter = trio.CapacityLimiter(settings.push_concurrency)
-        self._local = threading.local()  # one requests.Session per worker thread: kept connections
+        self._processes = min(PROCESSES, settings.push_concurrency)
+        self._threads = math.ceil(settings.push_concurrency / self._processes)  # per process
 
     @property
     def public_key(self) -> str | None:
@@ -94,9 +98,14 @@ class PushSender:
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.keys = await trio.to_thread.run_sync(load_keys, self.settings)
         deliveries_in, deliveries_out = trio.open_memory_channel[Delivery](DELIVERIES_QUEUED)
-        async with trio.open_nursery() as nursery:
-            for _ in range(self.settings.push_concurrency):
-                nursery.start_soon(self._worker, nursery, deliveries_in, deliveries_out)
+        async with (
+            trio_parallel.open_worker_context(
+                idle_timeout=IDLE_SECONDS, init=lower_priority, grace_period=STOP_SECONDS
+            ) as workers,
+            trio.open_nursery() as nursery,
+        ):
+            for _ in range(self._processes):
+                nursery.start_soon(self._worker, workers, nursery, deliveries_in, deliveries_out)
             task_status.started()
             async for push in self._queue_out:
                 try:
@@ -115,32 +124,71 @@ class PushSender:
 
     async def _worker(
         self,
+        workers: trio_parallel.WorkerContext,
         nursery: trio.Nursery,
         retries: trio.MemorySendChannel[Delivery],
         deliveries: trio.MemoryReceiveChannel[Delivery],
     ) -> None:
-        async for delivery in deliveries:
-            await self._deliver(nursery, retries, delivery)
+        async for first in deliveries:
+            batch = [first]
+            with contextlib.suppress(trio.WouldBlock):
+                while len(batch) < BATCH:
+                    batch.append(deliveries.receive_nowait())
+            await self._deliver(workers, nursery, retries, batch)
 
     async def _deliver(
-        self, nursery: trio.Nursery, retries: trio.MemorySendChannel[Delivery], delivery: Delivery
+        self,
+        workers: trio_parallel.WorkerContext,
+        nursery: trio.Nursery,
+        retries: trio.MemorySendChannel[Delivery],
+        batch: list[Delivery],
     ) -> None:
-        ttl = int(delivery.push.deadline - time.time())
-        if ttl <= 0:
-            PUSH_RESULTS.labels("expired").inc()
+        assert self.keys is not None
+        now = time.time()
+        current = [d for d in batch if d.push.deadline - now >= 1]
+        PUSH_RESULTS.labels("expired").inc(len(batch) - len(current))
+        if not current:
             return
-        status, retry_after = await trio.to_thread.run_sync(
-            self._post, delivery, ttl, limiter=self._limiter, abandon_on_cancel=True
-        )
+        outgoing = [
+            Outgoing(d.endpoint, d.p256dh, d.auth, d.push.payload, int(d.push.deadline - now))
+            for d in current
+        ]
+        try:
+            answers = await workers.run_sync(
+                post_batch,
+                self.keys.private_key,
+                self.keys.subject,
+                self._threads,
+                outgoing,
+                kill_on_cancel=True,
+            )
+        except trio_parallel.BrokenWorkerError as exc:  # the process died: the next batch gets another
+            log.warning("push: a worker process died", extra={"fields": {"error": repr(exc)}})
+            PUSH_RESULTS.labels("failed").inc(len(current))
+            return
+        for delivery, answer in zip(current, answers, strict=True):
+            await self._settle(nursery, retries, delivery, answer)
+
+    async def _settle(
+        self,
+        nursery: trio.Nursery,
+        retries: trio.MemorySendChannel[Delivery],
+        delivery: Delivery,
+        answer: Answer,
+    ) -> None:
+        """Count one push's answer; delete a gone subscription, retry a busy one while it is current."""
+        status = answer.status
         if status is not None and 200 <= status < 300:
             PUSH_RESULTS.labels("sent").inc()
         elif status in (404, 410):
             PUSH_RESULTS.labels("gone").inc()
             with contextlib.suppress(DatabaseStalled):  # it is asked again at the next push
                 await self.db.execute(DELETE_PUSH_SUBSCRIPTION, endpoint=delivery.endpoint)
-        elif status is None or status == 429 or status >= 500:
+        elif status is NO_ANSWER or status == 429 or status >= 500:
+            if status is NO_ANSWER:
+                log.info("push: no answer", extra={"fields": {"error": answer.error}})
             failures = delivery.failures + 1
-            delay = reconnect_delay(failures, retry_after)
+            delay = reconnect_delay(failures, answer.retry_after)
             if time.time() + delay >= delivery.push.deadline:
                 PUSH_RESULTS.labels("expired").inc()
                 return
@@ -148,42 +196,8 @@ class PushSender:
             again = Delivery(delivery.push, delivery.endpoint, delivery.p256dh, delivery.auth, failures)
             nursery.start_soon(_send_later, retries, again, delay)
         else:
-            log.warning("push refused", extra={"fields": {"status": status}})
+            log.warning("push refused", extra={"fields": {"status": status, "error": answer.error}})
             PUSH_RESULTS.labels("failed").inc()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
-
-    def _post(self, delivery: Delivery, ttl: int) -> tuple[int | None, float | None]:
-        """Encrypt and POST one push (in a worker thread): the status and any Retry-After."""
-        assert self.keys is not None
-        keys = {"p256dh": delivery.p256dh, "auth": delivery.auth}
-        subscription = {"endpoint": delivery.endpoint, "keys": keys}
-        try:
-            response = webpush(
-                subscription,
-                delivery.push.payload,
-                vapid_private_key=self.keys.vapid,
-                vapid_claims={"sub": self.keys.subject},
-                ttl=ttl,
-                headers={"Urgency": "high"},
-                timeout=REQUEST_TIMEOUT,
-                requests_session=self._session(),
-            )
-        except WebPushException as exc:
-            response = exc.response
-        except requests.RequestException as exc:
-            log.info("push: no answer", extra={"fields": {"error": type(exc).__name__}})
-            return None, None
-        except Exception as exc:  # the stored keys cannot be used: no retry helps
-            log.warning("push: cannot encrypt", extra={"fields": {"error": type(exc).__name__}})
-            return 0, None
-        if not isinstance(response, requests.Response):
-            return None, None
-        return response.status_code, parse_retry_after(response.headers.get("Retry-After"), time.time())
 
 
 async def _send_later(retries: trio.MemorySendChannel[Delivery], delivery: Delivery, delay: float) -> None:
