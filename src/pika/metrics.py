@@ -17,6 +17,12 @@ M = TypeVar("M", bound=MetricWrapperBase)
 
 REGISTRY = CollectorRegistry()
 
+PROCESS_INFO = Gauge(
+    "pika_process_info",
+    "Always 1: which server process answered this scrape (serve --workers N runs several)",
+    ["process", "pid"],
+    registry=REGISTRY,
+)
 CONNECTIONS = Gauge("pika_ws_connections", "Open WebSocket connections", registry=REGISTRY)
 LIVE_SESSIONS = Gauge("pika_live_sessions", "Live DJ sessions", registry=REGISTRY)
 MESSAGES_IN = Counter(

@@ -1,0 +1,93 @@
+"""`python -m pika serve --workers 2`: two real worker processes behind one HTTP and one live port,
+with SO_REUSEPORT and with the inherited-socket fallback; a killed worker is started again."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed
+
+from tests.procs import ServerProcess, free_port, proc_stat
+from tests.wsclient import Peer, connect
+
+
+async def pids_answering(server: ServerProcess, want: int, without: set[int] = frozenset()) -> set[int]:
+    """Ask /health over new connections until `want` different worker pids (not in `without`) answered."""
+    seen: set[int] = set()
+    with trio.fail_after(30):
+        while len(seen - without) < want:
+            health = await trio.to_thread.run_sync(server.health)
+            if health is not None:
+                assert health["process"].endswith(f":{health['pid']}")  # hostname:pid by default
+                seen.add(health["pid"])
+            await trio.sleep(0.05)
+    return seen - without
+
+
+async def pong(peer: Peer) -> None:
+    await peer.send("PING")
+    await peer.recv_type("PONG")
+
+
+@pytest.mark.parametrize("reuse_port", ["1", "0"], ids=["so_reuseport", "inherited_socket"])
+async def test_two_workers_share_the_ports_and_a_killed_one_is_replaced(
+    db_url: str, tmp_path: Path, reuse_port: str
+) -> None:
+    metrics_port = free_port()  # worker 0 adds a port here, worker 1 the next one
+    env = {
+        "PIKA_DATABASE_URL": db_url,
+        "PIKA_LIVE_PORT": str(free_port()),
+        "PIKA_REUSE_PORT": reuse_port,
+        "PIKA_METRICS_PORT": str(metrics_port),
+    }
+    server = await ServerProcess.start(env, free_port(), tmp_path / "server.log", args=("--workers", "2"))
+    try:
+        first, second = sorted(await pids_answering(server, 2))
+        for pid in (first, second):
+            assert proc_stat(pid)[1] == server.proc.pid  # both are the supervisor's children
+        own_ports = [ServerProcess.health_at(f"http://127.0.0.1:{metrics_port + n}") for n in (0, 1)]
+        assert {health["pid"] for health in own_ports} == {first, second}  # type: ignore[index]
+        scrape = await trio.to_thread.run_sync(lambda: urlopen(server.url + "/metrics", timeout=5).read())
+        answered = re.search(rb'pika_process_info\{pid="(\d+)",process="[^"]+:(\d+)"\} 1', scrape)
+        assert answered and answered[1] == answered[2] and int(answered[1]) in (first, second)
+
+        async with AsyncExitStack() as stack:
+            dancers: list[Peer] = [await stack.enter_async_context(connect(server.url)) for _ in range(12)]
+            for dancer in dancers:
+                await pong(dancer)
+            os.kill(first, signal.SIGKILL)
+            replacement = await pids_answering(server, 1, without={first, second})
+            assert proc_stat(replacement.pop())[1] == server.proc.pid
+
+            # The killed worker's clients were dropped; they reconnect, and are served.
+            dropped = 0
+            for dancer in dancers:
+                try:
+                    await pong(dancer)
+                except ConnectionClosed:
+                    dropped += 1
+                    async with connect(server.url) as again:
+                        await pong(again)
+            assert dropped > 0  # 12 connections spread over 2 workers: some were on the killed one
+    finally:
+        code = await server.stop(signal.SIGTERM)
+    assert code == 0
+    with trio.fail_after(5):
+        while proc_stat(second) is not None:  # the workers stop with their supervisor
+            await trio.sleep(0.05)
+
+
+async def test_a_bad_worker_count_is_one_line(tmp_path: Path) -> None:
+    result = await trio.run_process(
+        [sys.executable, "-m", "pika", "serve", "--workers", "many"], capture_stderr=True, check=False
+    )
+    assert result.returncode == 2
+    assert b"--workers" in result.stderr and b"not a whole number" in result.stderr
