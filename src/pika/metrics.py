@@ -120,6 +120,18 @@ PUSH_RESULTS = Counter(
     registry=REGISTRY,
 )
 
+BUS_BATCHES = Counter(
+    "pika_bus_batches_total",
+    "Room batches on the bus between processes (one NOTIFY each), by direction: sent, received",
+    ["direction"],
+    registry=REGISTRY,
+)
+BUS_REREADS = Counter(
+    "pika_bus_rereads_total",
+    "Times the bus asked for rooms to be re-read from PostgreSQL (a gap, a new owner, a reconnect)",
+    registry=REGISTRY,
+)
+
 AUDIT_EVENTS = Counter(
     "pika_audit_events_total", "Audit log lines (pika/audit.py), by event", ["event"], registry=REGISTRY
 )
