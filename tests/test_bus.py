@@ -170,13 +170,35 @@ async def test_an_owner_whose_connection_dies_loses_its_rooms_to_another_process
         with trio.fail_after(10):
             while not await b.claim("friday"):  # the lock went with the connection
                 await trio.sleep(0.05)
-        assert lost == []  # a does not know yet: it finds out at its next check
+        assert a.owned == {"friday"}  # a does not know yet: it finds out at its next check
         await a.check()
-        assert lost == [{"friday"}] and a.owned == set()
-        assert not await a.claim("friday")  # b holds it now
+        assert a.owned == set() and a.regaining == {"friday"}
+        await a.regain()
+        assert lost == [{"friday"}] and a.owned == set() and a.regaining == set()  # b holds it now
+
     finally:
         await a.close()
         await b.close()
+
+
+async def test_an_owner_whose_connection_died_claims_its_rooms_again(db_url: str) -> None:
+    queries = load_queries(SQL_DIR / "queries")
+    lost: list[set[str]] = []
+    a = Ownership(db_url, queries, on_lost=lost.append)
+    try:
+        assert await a.claim("friday")
+        [(holder,)] = lock_holder(db_url, "friday")
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (holder,))
+        with trio.fail_after(10):
+            while lock_holder(db_url, "friday"):
+                await trio.sleep(0.05)
+        await a.check()
+        await a.regain()
+        assert a.owned == {"friday"} and lost == []
+        assert [pid for (pid,) in lock_holder(db_url, "friday")] != [holder]
+    finally:
+        await a.close()
 
 
 async def test_claims_refused_clearly_while_the_database_is_unreachable(tmp_path: object) -> None:

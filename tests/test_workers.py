@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -16,7 +17,7 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from tests.procs import ServerProcess, free_port, proc_stat
-from tests.wsclient import Peer, connect
+from tests.wsclient import Peer, connect, go_live
 
 
 async def pids_answering(server: ServerProcess, want: int, without: set[int] = frozenset()) -> set[int]:
@@ -32,6 +33,20 @@ async def pids_answering(server: ServerProcess, want: int, without: set[int] = f
     return seen - without
 
 
+def ports() -> tuple[int, int, int]:
+    """Free ports for HTTP, live, and the first of two free metrics ports in a row (one per worker)."""
+    http, live = free_port(), free_port()
+    while True:
+        first = free_port()
+        if {first, first + 1}.isdisjoint({http, live}):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", first + 1))
+                except OSError:
+                    continue
+            return http, live, first
+
+
 async def pong(peer: Peer) -> None:
     await peer.send("PING")
     await peer.recv_type("PONG")
@@ -41,14 +56,14 @@ async def pong(peer: Peer) -> None:
 async def test_two_workers_share_the_ports_and_a_killed_one_is_replaced(
     db_url: str, tmp_path: Path, reuse_port: str
 ) -> None:
-    metrics_port = free_port()  # worker 0 adds a port here, worker 1 the next one
+    http_port, live_port, metrics_port = ports()  # worker 0 adds metrics_port, worker 1 the next one
     env = {
         "PIKA_DATABASE_URL": db_url,
-        "PIKA_LIVE_PORT": str(free_port()),
+        "PIKA_LIVE_PORT": str(live_port),
         "PIKA_REUSE_PORT": reuse_port,
         "PIKA_METRICS_PORT": str(metrics_port),
     }
-    server = await ServerProcess.start(env, free_port(), tmp_path / "server.log", args=("--workers", "2"))
+    server = await ServerProcess.start(env, http_port, tmp_path / "server.log", args=("--workers", "2"))
     try:
         first, second = sorted(await pids_answering(server, 2))
         for pid in (first, second):
@@ -91,3 +106,49 @@ async def test_a_bad_worker_count_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert b"--workers" in result.stderr and b"not a whole number" in result.stderr
+
+
+async def worker_health(metrics_port: int, index: int, not_pid: int | None = None) -> dict:
+    """Worker `index`'s /health on its own port, once it answers (from a pid other than `not_pid`)."""
+    with trio.fail_after(30):
+        while True:
+            health = await trio.to_thread.run_sync(
+                ServerProcess.health_at, f"http://127.0.0.1:{metrics_port + index}"
+            )
+            if health is not None and health["pid"] != not_pid:
+                return health
+            await trio.sleep(0.05)
+
+
+async def test_a_restarted_worker_takes_up_only_the_live_rooms_no_running_worker_owns(
+    db_url: str, tmp_path: Path
+) -> None:
+    http_port, live_port, metrics_port = ports()
+    env = {
+        "PIKA_DATABASE_URL": db_url,
+        "PIKA_LIVE_PORT": str(live_port),
+        "PIKA_METRICS_PORT": str(metrics_port),
+    }
+    server = await ServerProcess.start(env, http_port, tmp_path / "server.log", args=("--workers", "2"))
+    try:
+        for n in (0, 1):
+            await worker_health(metrics_port, n)  # both listen
+        async with connect(server.url) as dj:
+            await go_live(dj, "friday_milonga")
+            workers = [await worker_health(metrics_port, n) for n in (0, 1)]
+            owner = [h["activeSessions"] for h in workers].index(1)
+            other = 1 - owner
+
+            os.kill(workers[other]["pid"], signal.SIGKILL)
+            restarted = await worker_health(metrics_port, other, not_pid=workers[other]["pid"])
+            assert restarted["activeSessions"] == 0  # the room is the owner's: not restored here
+            assert (await worker_health(metrics_port, owner))["activeSessions"] == 1
+            await pong(dj)  # the DJ's session goes on, on its worker
+
+            os.kill(workers[owner]["pid"], signal.SIGKILL)
+            restarted = await worker_health(metrics_port, owner, not_pid=workers[owner]["pid"])
+            assert restarted["activeSessions"] == 1  # its lock died with it: the new worker takes the room
+            assert (await worker_health(metrics_port, other))["activeSessions"] == 0
+    finally:
+        assert await server.stop(signal.SIGTERM) == 0
+

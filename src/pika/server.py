@@ -22,6 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from pika import __version__, metrics
 from pika.admin_channel import AdminChannel
+from pika.bus.ownership import ownership
 from pika.config import Settings
 from pika.db import Database, open_database
 from pika.embedded import embedded_postgres
@@ -70,9 +71,10 @@ async def serve(
         queries = load_queries(settings.sql_dir / "queries")
         async with (
             open_database(url, queries, settings.db_pool_size, settings.db_deadline_seconds) as db,
+            ownership(url, queries) as owner,
             trio.open_nursery() as nursery,
         ):
-            hub = Hub(settings, db)
+            hub = Hub(settings, db, owner)
             await nursery.start(hub.run)
             await nursery.start(AdminChannel(url, hub).run)  # actions pending at start come first
             listener = LiveListener(settings, hub, listeners.live if listeners else None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
@@ -31,12 +31,27 @@ BUS_PING = query("bus_ping")
 CHECK_EVERY = 5.0  # s between two checks that the lock connection is alive
 
 
+@contextlib.asynccontextmanager
+async def ownership(url: str, queries: Queries) -> AsyncIterator[Ownership]:
+    """This process's Ownership, checked while open, closed (its rooms freed) on exit."""
+    owner = Ownership(url, queries)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(owner.run)
+            yield owner
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await owner.close()
+
+
 class Ownership:
     def __init__(self, url: str, queries: Queries, on_lost: Callable[[set[str]], None] | None = None) -> None:
         self.url = url
         self.queries = queries
-        self.on_lost = on_lost  # told which rooms this process no longer owns
+        self.on_lost = on_lost  # told which rooms another process took while the connection was away
         self.owned: set[str] = set()
+        self.regaining: set[str] = set()  # owned until the lock connection died: claimed again
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = trio.Lock()  # one statement at a time on the one connection
 
@@ -50,24 +65,40 @@ class Ownership:
         return bool(row["claimed"])
 
     async def release(self, session_id: str) -> None:
+        """Give a room up; when the database is away the lock is gone with the connection anyway."""
+        self.regaining.discard(session_id)
         if session_id in self.owned:
             self.owned.discard(session_id)
-            await self._call(BUS_RELEASE, session_id=session_id)
+            with contextlib.suppress(DatabaseStalled):
+                await self._call(BUS_RELEASE, session_id=session_id)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Check the lock connection every CHECK_EVERY seconds while rooms are owned."""
+        """Check the lock connection every CHECK_EVERY seconds while rooms are owned, and claim
+        again the rooms a dead connection lost."""
         task_status.started()
         while True:
             await trio.sleep(CHECK_EVERY)
-            if self.owned:
-                with contextlib.suppress(DatabaseStalled):  # reported to on_lost by _call
+            with contextlib.suppress(DatabaseStalled):  # reported to on_lost by _call
+                if self.owned:
                     await self.check()
+                await self.regain()
+
+    async def regain(self) -> None:
+        """Claim again what the lost connection owned; a room another process took meanwhile is
+        reported to `on_lost` (until the relay lands, its clients must reconnect to that one)."""
+        for session_id in list(self.regaining):
+            if not await self.claim(session_id):
+                log.error("room now owned by another process", extra={"fields": {"session": session_id}})
+                if self.on_lost is not None:
+                    self.on_lost({session_id})
+            self.regaining.discard(session_id)
 
     async def check(self) -> None:
         """Ask the lock connection whether it is alive: if not, its rooms are reported lost."""
         await self._call(BUS_PING)
 
     async def close(self) -> None:
+        """Close the lock connection: every room it owned is free for another process."""
         async with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -101,8 +132,7 @@ class Ownership:
         lost, self.owned = self.owned, set()
         if lost:
             log.warning(
-                "lock connection lost: rooms no longer owned",
+                "lock connection lost: claiming its rooms again",
                 extra={"fields": {"rooms": len(lost), "error": exc}},
             )
-            if self.on_lost is not None:
-                self.on_lost(lost)
+            self.regaining |= lost
