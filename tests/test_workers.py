@@ -17,6 +17,7 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from tests.procs import ServerProcess, free_port, proc_stat
+from tests.test_admin import admin
 from tests.wsclient import Peer, connect, go_live
 
 
@@ -152,3 +153,33 @@ async def test_a_restarted_worker_takes_up_only_the_live_rooms_no_running_worker
     finally:
         assert await server.stop(signal.SIGTERM) == 0
 
+
+async def test_an_admin_end_session_reaches_the_connections_of_every_worker(
+    db_url: str, tmp_path: Path
+) -> None:
+    http_port, live_port, metrics_port = ports()
+    env = {
+        "PIKA_DATABASE_URL": db_url,
+        "PIKA_LIVE_PORT": str(live_port),
+        "PIKA_METRICS_PORT": str(metrics_port),
+    }
+    server = await ServerProcess.start(env, http_port, tmp_path / "server.log", args=("--workers", "2"))
+    try:
+        for n in (0, 1):
+            await worker_health(metrics_port, n)  # both listen
+        async with AsyncExitStack() as stack:
+            dj = await stack.enter_async_context(connect(server.url))
+            await go_live(dj, "admin_live_01")
+            dancers = [await stack.enter_async_context(connect(server.url)) for _ in range(12)]
+            for dancer in dancers:
+                await pong(dancer)  # connected and served
+            counts = [(await worker_health(metrics_port, n))["connections"] for n in (0, 1)]
+            assert min(counts) > 0 and sum(counts) == 13  # both workers hold some of them
+
+            result = await admin(db_url, "end-session", "admin_live_01")
+
+            assert result.code == 0, result.err
+            for peer in (dj, *dancers):
+                assert (await peer.recv_type("SESSION_ENDED"))["sessionId"] == "admin_live_01"
+    finally:
+        assert await server.stop(signal.SIGTERM) == 0
