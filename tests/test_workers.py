@@ -183,3 +183,15 @@ async def test_an_admin_end_session_reaches_the_connections_of_every_worker(
                 assert (await peer.recv_type("SESSION_ENDED"))["sessionId"] == "admin_live_01"
     finally:
         assert await server.stop(signal.SIGTERM) == 0
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(db_url: str, tmp_path: Path) -> None:
+    http_port, live_port, _ = ports()
+    env = {"PIKA_DATABASE_URL": db_url, "PIKA_LIVE_PORT": str(live_port)}
+    server = await ServerProcess.start(env, http_port, tmp_path / "server.log", args=("--workers", "2"))
+    workers = await pids_answering(server, 2)
+    assert await server.stop(signal.SIGKILL) == -signal.SIGKILL
+    with trio.fail_after(20):
+        while any(proc_stat(pid) is not None for pid in workers):  # not serving on, orphaned
+            await trio.sleep(0.05)
+    assert await trio.to_thread.run_sync(server.health) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from typing import TypeVar
@@ -21,6 +22,7 @@ from pika.sockets import Listeners
 
 log = logging.getLogger("pika")
 E = TypeVar("E", bound=BaseException)
+SUPERVISOR_CHECK_SECONDS = 1.0
 
 
 def settings_help() -> str:
@@ -162,8 +164,18 @@ async def _serve_until_signalled(
         interpreter.tune()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch)
+            if listeners is not None:  # a worker of `--workers N`
+                nursery.start_soon(_stop_without_supervisor, os.getppid(), shutdown)
             await nursery.start(run)
             interpreter.freeze_startup()
+
+
+async def _stop_without_supervisor(supervisor: int, shutdown: trio.Event) -> None:
+    """A worker whose supervisor died (SIGKILL) stops too, rather than serve on unsupervised."""
+    while os.getppid() == supervisor:
+        await trio.sleep(SUPERVISOR_CHECK_SECONDS)
+    log.warning("supervisor gone: stopping", extra={"fields": {"supervisor": supervisor}})
+    shutdown.set()
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class Supervisor:
 
     def _command(self, index: int, held: Listeners) -> list[str]:
         http_port, live_port = held.ports
-        command = [sys.executable, "-m", "pika", "serve", "--worker", str(index), "--no-migrate"]
+        command = [sys.executable, "-m", "pika", "serve", "--worker", str(index)]
         command += ["--host", self.settings.host, "--port", str(http_port), "--live-port", str(live_port)]
         if not self.reuse_port:
             http_fd, live_fd = held.fds()
