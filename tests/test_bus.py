@@ -206,3 +206,5 @@ async def test_claims_refused_clearly_while_the_database_is_unreachable(tmp_path
     nowhere = Ownership(f"postgresql://postgres@/x?host={tmp_path}&connect_timeout=1", queries)
     with pytest.raises(DatabaseStalled):
         await nowhere.claim("friday")
+    await nowhere.adopt("saturday")  # a room just opened: claimed once the database is back
+    assert nowhere.owned == set() and nowhere.regaining == {"saturday"}

@@ -21,7 +21,7 @@ from tests.test_admin import admin
 from tests.wsclient import Peer, connect, go_live
 
 
-async def pids_answering(server: ServerProcess, want: int, without: set[int] = frozenset()) -> set[int]:
+async def pids_answering(server: ServerProcess, want: int, without: frozenset[int] = frozenset()) -> set[int]:
     """Ask /health over new connections until `want` different worker pids (not in `without`) answered."""
     seen: set[int] = set()
     with trio.fail_after(30):
@@ -80,7 +80,7 @@ async def test_two_workers_share_the_ports_and_a_killed_one_is_replaced(
             for dancer in dancers:
                 await pong(dancer)
             os.kill(first, signal.SIGKILL)
-            replacement = await pids_answering(server, 1, without={first, second})
+            replacement = await pids_answering(server, 1, without=frozenset({first, second}))
             assert proc_stat(replacement.pop())[1] == server.proc.pid
 
             # The killed worker's clients were dropped; they reconnect, and are served.

@@ -73,6 +73,14 @@ class Ownership:
             self.owned.add(session_id)
         return bool(row["claimed"])
 
+    async def adopt(self, session_id: str) -> None:
+        """Own a room this process has just opened (a new session): while the database is away
+        it is claimed as soon as it is back, so opening the room does not wait for it."""
+        try:
+            await self.claim(session_id)
+        except DatabaseStalled:
+            self.regaining.add(session_id)
+
     async def release(self, session_id: str) -> None:
         """Give a room up; when the database is away the lock is gone with the connection anyway."""
         self.regaining.discard(session_id)

@@ -208,7 +208,7 @@ class Hub:
         assert self._nursery is not None
         s = self.settings
         if self.ownership is not None:  # a new session, or one restored after a claim: this one's
-            await self.ownership.claim(info.session_id)
+            await self.ownership.adopt(info.session_id)
         audience = self._audiences.setdefault(info.session_id, set())
         room = Room(
             info,
