@@ -89,18 +89,31 @@ async def receive(url: str) -> None:
             nursery.cancel_scope.cancel()
 
 
-def postgres_cpu(url: str) -> float:
-    """CPU seconds used so far by the PostgreSQL server's processes (postmaster and children)."""
+def postmaster(url: str) -> int:
+    """The PostgreSQL server's postmaster pid (the parent of a backend)."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()  # benchmark probe, not Pika!'s SQL
     assert row is not None
-    postmaster = _parent(row[0])
-    total = 0.0
+    parent = _parent(row[0])
+    assert parent is not None
+    return parent
+
+
+def postgres_cpu(server: int) -> dict[int, float]:
+    """CPU seconds used so far by each of the PostgreSQL server's processes, by pid."""
+    used = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (int(entry.name) == postmaster or _parent(int(entry.name)) == postmaster):
+        if entry.name.isdigit() and (int(entry.name) == server or _parent(int(entry.name)) == server):
             snap = procstat.read(int(entry.name))
-            total += snap.cpu_s if snap else 0.0
-    return total
+            if snap is not None:
+                used[int(entry.name)] = snap.cpu_s
+    return used
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the processes used between two readings (a process started meanwhile: all of
+    its CPU; one that exited meanwhile is not counted: the sender's and receiver's backends stay)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _parent(pid: int) -> int | None:
@@ -158,8 +171,9 @@ async def run(url: str, rates: list[int], seconds: float, rooms: int) -> list[di
         async with open_database(url, load_queries(SQL_DIR / "queries"), 4) as db:
             bus = PgBus(url, db, Latencies(), "loadtest-sender")  # publishes only: no listener
             receiver.figures()  # zero the receiver's counts
+            server = postmaster(url)
             for rate in rates:
-                pg_before, host_before = postgres_cpu(url), procstat.host_cpu()
+                pg_before, host_before = postgres_cpu(server), procstat.host_cpu()
                 receiver_before = receiver.figures()["cpu_s"]
                 began = time.monotonic()
                 sent = await send(bus, rate, seconds, rooms)
@@ -175,7 +189,7 @@ async def run(url: str, rates: list[int], seconds: float, rooms: int) -> list[di
                     "p50_ms": got["p50_ms"],
                     "p95_ms": got["p95_ms"],
                     "p99_ms": got["p99_ms"],
-                    "pg_cpu_us_per_event": 1e6 * (postgres_cpu(url) - pg_before) / max(1, sent),
+                    "pg_cpu_us_per_event": 1e6 * cpu_between(pg_before, postgres_cpu(server)) / max(1, sent),
                     "receiver_cpu_us_per_event": 1e6 * (got["cpu_s"] - receiver_before) / max(1, sent),
                     "machine_busy_percent": procstat.busy_percent(host_before, procstat.host_cpu()),
                     "wall_s": round(wall, 2),
