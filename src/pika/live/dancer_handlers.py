@@ -9,6 +9,7 @@ client" true across restarts and servers — in a group commit with other dancer
 from __future__ import annotations
 
 from pika.db import Tx, timestamptz
+from pika.live.core.dancers import liked
 from pika.live.group_commit import Row
 from pika.live.likes import like_received, reaction_received, unique_tracks
 from pika.live.requests import Refusal, Request, live_room
@@ -35,16 +36,8 @@ async def send_like(req: Request) -> None:
         raise Refusal(RATE_LIMITED)
 
     like = {"session_id": room.session_id, "client_id": client, "match_key": msg.track.match_key}
-    await req.write(Row(INSERT_LIKES, like, answer=_liked))
+    await req.write(Row(INSERT_LIKES, like, answer=liked))
     room.to_dj(like_received(room.session_id, msg.track))
-
-
-def _liked(returned: dict[str, bool]) -> None:
-    """INSERT_LIKES's answer for one like: written, or why not (nothing written then)."""
-    if not returned["played"]:
-        raise Refusal("Track was not played in this session")
-    if not returned["liked"]:
-        raise Refusal("Already liked this track")
 
 
 async def send_bulk_like(req: Request) -> None:

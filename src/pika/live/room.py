@@ -20,6 +20,7 @@ from pika.db import DatabaseStalled
 from pika.live.announcements import Announcement
 from pika.live.clock import Clock
 from pika.live.connection import Connection
+from pika.live.core.state import NowPlaying
 from pika.live.listener_journal import ListenerJournal
 from pika.live.listeners import Listeners
 from pika.live.polls import Poll
@@ -27,15 +28,9 @@ from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
 from pika.live.track_pace import TrackPace
 from pika.live.wire import frame, joined
-from pika.protocol import TrackInfo, iso
+from pika.protocol import iso
 
 TIMER_RETRY = 1.0  # s before a timer's action runs again when the database did not answer in time
-
-
-@dataclass
-class NowPlaying:
-    play_id: int
-    track: TrackInfo
 
 
 @dataclass

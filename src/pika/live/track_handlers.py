@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pika.db import DatabaseStalled, Tx
 from pika.live import store
+from pika.live.core.tracks import merged
 from pika.live.requests import Refusal, Request, dj_turn
 from pika.live.room import NowPlaying, Room
 from pika.protocol import BroadcastTrack, MetadataUpdated, TrackInfo, TrackStopped
@@ -28,7 +29,7 @@ async def broadcast_track(req: Request) -> None:
 
 async def _broadcast_track(req: Request, room: Room, msg: BroadcastTrack) -> None:
     if room.current is not None and room.current.track.same_track(msg.track):
-        if _merged(room.current.track, msg.track) != room.current.track:
+        if merged(room.current.track, msg.track) != room.current.track:
             await _update_metadata(req, room, msg.track)
         elif msg.message_id:
             await req.hub.db.run(req.claim)
@@ -88,24 +89,16 @@ async def metadata_updated(req: Request) -> None:
 async def _update_metadata(req: Request, room: Room, track: TrackInfo) -> None:
     assert room.current is not None
     play_id = room.current.play_id
-    merged = _merged(room.current.track, track)
+    new = merged(room.current.track, track)
 
     def work(tx: Tx) -> None:
         req.claim(tx)
-        tx.execute(UPDATE_PLAY_ANALYTICS, play_id=play_id, **merged.analytics())
+        tx.execute(UPDATE_PLAY_ANALYTICS, play_id=play_id, **new.analytics())
 
     await req.hub.db.run(work)
-    room.current = NowPlaying(play_id, merged)
+    room.current = NowPlaying(play_id, new)
     room.last_activity = room.clock.now()
-    room.publish({"type": "METADATA_UPDATED", "sessionId": room.session_id, "track": merged.to_wire()})
-
-
-def _merged(current: TrackInfo, update: TrackInfo) -> TrackInfo:
-    """The current track with the analytics `update` carries; an absent field keeps its value,
-    and title/artist stay as first played (they match anyway, up to case and spacing)."""
-    fields = current.analytics()
-    fields.update({k: v for k, v in update.analytics().items() if v is not None})
-    return TrackInfo(title=current.title, artist=current.artist, **fields)
+    room.publish({"type": "METADATA_UPDATED", "sessionId": room.session_id, "track": new.to_wire()})
 
 
 async def track_stopped(req: Request) -> None:
