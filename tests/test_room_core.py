@@ -2,9 +2,9 @@
 
 Hypothesis plays a DJ, dancers, the database (each write's returned row, or a timeout) and the
 clock (timers the core set fire when time passes them), and checks the protocol's invariants
-after every step: one active poll, the latest track wins, tempo votes reset per track, listeners
-counted per client with linger, an ended session accepts nothing, and no frame of a decision is
-released before a write of it (the shell commits writes first: nothing visible before durable).
+after every step: one active poll, the latest track wins, tempo votes reset per track and count
+only once stored, the DJ hears of likes in commit order, an ended session accepts nothing, and
+no frame of a decision is released before a write of it (nothing visible before it is durable).
 """
 
 from __future__ import annotations
@@ -49,13 +49,16 @@ class RoomMachine(RuleBasedStateMachine):
         self.sent: list[dict[str, Any]] = []  # every frame released, in order
         self.stored: list[Write] = []  # every write committed, in order
         self.next_id = 1
+        self.uncommitted: list[tuple[c.Like | c.CastTempo | c.Thanks | c.PollVote, Write]] = []
+        self.db_ballots: set[tuple[int, str]] = set()
+        self.db_likes: set[tuple[str, str]] = set()
+        self.played: set[str] = set()  # match keys stored in played_tracks
+        self.likes_accepted: list[str] = []  # clients whose like committed, in order
         # the model
         self.playing: TrackInfo | None = None
         self.votes: dict[str, str] = {}
         self.poll_id: int | None = None
         self.ballots: dict[str, int] = {}
-        self.open: dict[str, int] = {}
-        self.left: dict[str, float] = {}
         self.ended = False
 
     # -- the shell's part: decide, then commit writes, then release frames ----------------
@@ -68,6 +71,10 @@ class RoomMachine(RuleBasedStateMachine):
         if self.ended:
             assert self.state is before and not any(isinstance(e, Write | Send) for e in effects)
         self._carry_out(effects)
+        dancer_writes = [e for e in effects if isinstance(e, Write) and not e.feeds]
+        if isinstance(command, c.Like | c.CastTempo | c.Thanks | c.PollVote) and dancer_writes:
+            (write,) = dancer_writes  # one row per action: the group commit's unit
+            self.uncommitted.append((command, write))
         if any(isinstance(e, Write) and e.feeds for e in effects):
             assert done is not None, f"{command} feeds a row"
             self.state, settled = decide(self.state, done, self.now)
@@ -110,6 +117,7 @@ class RoomMachine(RuleBasedStateMachine):
         refused = [e for e in effects if isinstance(e, Refuse)]
         if not refused and outcome == "stored":
             self.playing, self.votes = track, {}
+            self.played.add(track.match_key)
             assert self.sent[-1]["type"] == "NOW_PLAYING"
             assert self.sent[-1]["track"]["title"] == track.title
 
@@ -166,7 +174,7 @@ class RoomMachine(RuleBasedStateMachine):
 
     @rule()
     def dj_back(self) -> None:
-        self.run(c.DjBack())
+        self.run(c.DjBack("DJ"))
 
     @rule(expired=st.booleans())
     def end(self, expired: bool) -> None:
@@ -187,17 +195,13 @@ class RoomMachine(RuleBasedStateMachine):
             return
         if self.playing is None:
             assert effects == (Refuse("No track is playing"),)
-        elif preference == "clear":
-            self.votes.pop(client, None)
-        else:
-            self.votes[client] = preference
 
     @rule(client=clients, track=tracks)
     def like(self, client: str, track: TrackInfo) -> None:
         effects = self.run(c.Like(client, track))
         if not self.ended:
-            write, send = effects
-            assert isinstance(write, Write) and write.row and isinstance(send, Send)
+            (write,) = effects  # the DJ hears of it once it is stored, not before
+            assert isinstance(write, Write) and write.row
 
     @rule(client=clients, option=st.integers(-1, 2))
     def vote(self, client: str, option: int) -> None:
@@ -212,28 +216,54 @@ class RoomMachine(RuleBasedStateMachine):
             assert refused in ([VoteRejected.INVALID_OPTION], [VoteRejected.ENDED])
         elif client in self.ballots:
             assert refused in ([VoteRejected.ALREADY_VOTED], [VoteRejected.ENDED])
-        elif not refused:
-            self.ballots[client] = option
+        else:
+            assert refused == []
+
+    @precondition(lambda self: self.uncommitted)
+    @rule(count=st.integers(1, 4))
+    def commit_batch(self, count: int) -> None:
+        """The group commit: the oldest actions, in decision order; the database may refuse a row."""
+        batch, self.uncommitted = self.uncommitted[:count], self.uncommitted[count:]
+        for action, write in batch:
+            reason = self._database_refuses(action, write)
+            done = c.Rejected(action, reason) if reason else c.Committed(action, write)
+            before = self.state
+            self.state, effects = decide(self.state, done, self.now)
+            self._carry_out(effects)
+            if reason:
+                assert effects[-1] == Refuse(reason)
+            elif not self.ended:
+                self._committed(action, write, before)
+
+    def _database_refuses(self, action: c.Command, write: Write) -> str | None:
+        if isinstance(action, c.PollVote):
+            key = (action.poll_id, action.client)
+            if key in self.db_ballots:
+                return VoteRejected.ALREADY_VOTED
+            self.db_ballots.add(key)
+        if isinstance(action, c.Like):
+            key = (action.client, action.track.match_key)
+            if action.track.match_key not in self.played:
+                return "Track was not played in this session"
+            if key in self.db_likes:
+                return "Already liked this track"
+            self.db_likes.add(key)
+        return None
+
+    def _committed(self, action: c.Command, write: Write, before: RoomState) -> None:
+        if isinstance(action, c.Like):
+            self.likes_accepted.append(action.client)
+        elif isinstance(action, c.CastTempo):
+            current = before.current
+            if current is not None and current.play_id == write.params["play_id"]:
+                if action.preference == "clear":
+                    self.votes.pop(action.client, None)
+                else:
+                    self.votes[action.client] = action.preference
+        elif isinstance(action, c.PollVote) and action.poll_id == self.poll_id:
+            self.ballots[action.client] = action.option_index
             assert self.sent[-1]["type"] == "VOTE_CONFIRMED"
             assert self.sent[-1]["totalVotes"] == len(self.ballots)
-
-    @rule(client=clients)
-    def subscribe(self, client: str) -> None:
-        self.run(c.Subscribe(client))
-        if not self.ended:
-            self.open[client] = self.open.get(client, 0) + 1
-            self.left.pop(client, None)
-
-    @precondition(lambda self: any(self.open.values()))
-    @rule(data=st.data())
-    def leave(self, data: st.DataObject) -> None:
-        client = data.draw(st.sampled_from(sorted(c for c, n in self.open.items() if n)))
-        self.run(c.Leave(client))
-        if not self.ended:
-            self.open[client] -= 1
-            if not self.open[client]:
-                del self.open[client]
-                self.left[client] = self.now
 
     # -- time -------------------------------------------------------------------------------
 
@@ -283,16 +313,16 @@ class RoomMachine(RuleBasedStateMachine):
             assert counts.total <= len(live)
 
     @invariant()
-    def listeners_counted_per_client(self) -> None:
-        lingering = [c for c, at in self.left.items() if self.now - at < LINGER]
-        assert self.state.listeners.count(self.now) == len(self.open) + len(lingering)
-
-    @invariant()
     def ended_room_is_silent(self) -> None:
         assert self.state.ended == self.ended
         if self.ended:
             assert self.state.poll is None and self.state.announcement is None
             assert not self.timers
+
+    @invariant()
+    def dj_hears_likes_in_commit_order(self) -> None:
+        heard = [m for m in self.sent if m["type"] == "LIKE_RECEIVED"]
+        assert len(heard) == len(self.likes_accepted)
 
     @invariant()
     def database_order_is_decision_order(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pika.audit import audit
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
+from pika.live.core import commands as core
 from pika.live.hub import Hub
 from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
 from pika.live.room import Room, RoomInfo
@@ -101,12 +102,9 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
         RESUME_SESSION, session_id=room.session_id, dj_name=dj_name, resume_key_sha256=resume_key_sha256
     )
     _leave_previous_session(hub, conn, room.session_id)
-    room.dj_name = dj_name
     room.resume_key_sha256 = resume_key_sha256
     now = hub.clock.now()
-    room.last_activity = now
-    room.cancel_grace()
-    room.dj_disconnected_at = None
+    hub.shell.now(room, core.DjBack(dj_name))
     _take_dj_seat(room, conn)
     if previous is not None and previous is not conn:
         previous.dj_room = None

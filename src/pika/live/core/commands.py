@@ -1,8 +1,9 @@
 """What can happen to a room, as typed values: the DJ's commands, dancers' actions, timers, stores.
 
 A command carries only what the sender said (already parsed and validated by pika.protocol) and
-who said it; `now` comes separately from the one clock.  `Stored`/`WriteFailed` close a command
-whose write returns what the room needs (a play id, a poll id, a timestamp).
+who said it; `now` comes separately from the one clock.  `Stored`/`WriteFailed` close a DJ
+command whose write returns what the room needs (a play id, a poll id, a timestamp);
+`Committed`/`Rejected` close a dancer action once its group-commit batch is done.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pika.live.core.effects import Write
 from pika.protocol import TrackInfo
 
 
@@ -17,6 +19,11 @@ from pika.protocol import TrackInfo
 class BroadcastTrack:
     track: TrackInfo
     played_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMetadata:
+    track: TrackInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +87,6 @@ class EndSession:
 
 
 @dataclass(frozen=True, slots=True)
-class Subscribe:
-    client: str
-
-
-@dataclass(frozen=True, slots=True)
-class Leave:
-    client: str
-
-
-@dataclass(frozen=True, slots=True)
 class DjLeft:
     """The DJ's connection closed: the session survives `grace` seconds without it."""
 
@@ -98,7 +95,9 @@ class DjLeft:
 
 @dataclass(frozen=True, slots=True)
 class DjBack:
-    pass
+    """The DJ registered again (resumed), under `dj_name`."""
+
+    dj_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +117,26 @@ class WriteFailed:
     """The database did not answer in time: nothing of the pending command was kept."""
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A dancer action's batch committed: what it changes in the room happens now, in commit
+    order (which is decision order), and its frames go out."""
+
+    action: Like | CastTempo | Thanks | PollVote
+    write: Write  # what was committed for it
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The database refused a dancer action's row (`reason`): nothing of it was kept."""
+
+    action: Like | CastTempo | Thanks | PollVote
+    reason: str
+
+
 Command = (
     BroadcastTrack
+    | UpdateMetadata
     | StopTrack
     | Like
     | CastTempo
@@ -130,11 +147,11 @@ Command = (
     | Announce
     | CancelAnnouncement
     | EndSession
-    | Subscribe
-    | Leave
     | DjLeft
     | DjBack
     | TimerFired
     | Stored
     | WriteFailed
+    | Committed
+    | Rejected
 )

@@ -29,7 +29,8 @@ class Audience(Enum):
 @dataclass(frozen=True, slots=True)
 class Write:
     """One SQL statement with its parameters.  `feeds`: its returned row completes the command
-    (the shell decides `Stored(row)` next, in the same turn).  `row`: one row of a set-based
+    (the shell decides `Stored(row)` next, in the same turn); no row refuses the command, and
+    nothing of its transaction is kept.  `row`: one row of a set-based
     statement, joined with its group-commit batch (live/group_commit.py `Row`), refused by
     `answer` of what the statement returns for it."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pika.db import timestamptz
 from pika.live.announcements import Announcement
-from pika.live.core.commands import Announce, CancelAnnouncement, ClosePoll, OpenPoll, PollVote
+from pika.live.core.commands import Announce, CancelAnnouncement, ClosePoll, OpenPoll
 from pika.live.core.effects import (
     ANNOUNCEMENT_TIMER,
     POLL_TIMER,
@@ -25,11 +25,10 @@ from pika.live.core.effects import (
 )
 from pika.live.core.state import PendingAnnouncement, PendingPoll, RoomState
 from pika.live.core.writes import clear_announcements, close_poll
-from pika.live.polls import Poll, VoteRejected
+from pika.live.polls import Poll
 from pika.queries import query
 
 INSERT_POLL = query("insert_poll")
-INSERT_POLL_VOTE = query("insert_poll_vote")
 INSERT_ANNOUNCEMENT = query("insert_announcement")
 
 POLL_ACTIVE = "A poll is already active"
@@ -93,36 +92,6 @@ def poll_due(state: RoomState, now: float) -> Decision:
 def _closed(state: RoomState, poll: Poll, status: str) -> Decision:
     ended = Send((poll.close(status).ended_message(),), Audience.ROOM)
     return replace(state, poll=None), (close_poll(poll.id, status), CancelTimer(POLL_TIMER), ended)
-
-
-def vote(state: RoomState, cmd: PollVote, now: float) -> Decision:
-    poll = state.poll
-    if poll is None or poll.id != cmd.poll_id:
-        return state, _rejected(cmd, VoteRejected.ENDED, None)
-    try:
-        voted = poll.vote(cmd.client, cmd.option_index, now)  # ended / option / already, in that order
-    except VoteRejected as exc:
-        return state, _rejected(cmd, str(exc), poll)
-    write = Write(
-        INSERT_POLL_VOTE,
-        {"poll_id": poll.id, "client_id": cmd.client, "option_index": cmd.option_index},
-    )
-    confirmed = {
-        "type": "VOTE_CONFIRMED",
-        "pollId": poll.id,
-        "optionIndex": cmd.option_index,
-        "votes": voted.votes(),
-        "totalVotes": voted.total_votes,
-    }
-    return replace(state, poll=voted), (write, Send((confirmed,), Audience.SENDER), Poke("poll"))
-
-
-def _rejected(cmd: PollVote, reason: str, poll: Poll | None) -> tuple[Effect, ...]:
-    """VOTE_REJECTED to the voter (with the current counts when known), then the refusal."""
-    rejected: dict[str, Any] = {"type": "VOTE_REJECTED", "pollId": cmd.poll_id, "reason": reason}
-    if poll is not None:
-        rejected.update(votes=poll.votes(), totalVotes=poll.total_votes)
-    return Send((rejected,), Audience.SENDER), Refuse(reason)
 
 
 def announce(state: RoomState, cmd: Announce, now: float) -> Decision:

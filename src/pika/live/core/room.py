@@ -1,7 +1,8 @@
 """`decide`: one command against a room's state at `now`, by a dispatch table of the rule modules.
 
-An ended room accepts nothing; a room with a pending write accepts only that write's outcome
-(the shell holds the room's turn until it comes, so nothing else can arrive meanwhile).
+An ended room accepts nothing.  While a DJ-side command's write is pending, the shell holds the
+room's turn, so no other DJ-side command arrives until its outcome (`Stored`, `WriteFailed`);
+dancer actions go on meanwhile.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ from pika.live.core.commands import (
     CastTempo,
     ClosePoll,
     Command,
+    Committed,
     DjBack,
     DjLeft,
     EndSession,
-    Leave,
     Like,
     OpenPoll,
     PollVote,
+    Rejected,
     StopTrack,
     Stored,
-    Subscribe,
     Thanks,
     TimerFired,
+    UpdateMetadata,
     WriteFailed,
 )
 from pika.live.core.effects import ANNOUNCEMENT_TIMER, GRACE_TIMER, POLL_TIMER, Effect, Refuse
@@ -49,17 +51,21 @@ RULES: dict[type, Rule] = {
     Thanks: dancers.thanks,
     OpenPoll: polls.open_poll,
     ClosePoll: polls.end_poll,
-    PollVote: polls.vote,
+    PollVote: dancers.vote,
+    Committed: dancers.committed,
+    UpdateMetadata: tracks.metadata,
     Announce: polls.announce,
     CancelAnnouncement: polls.cancel_announcement,
     EndSession: session.end,
-    Subscribe: session.subscribe,
-    Leave: session.leave,
     DjLeft: session.dj_left,
     DjBack: session.dj_back,
 }
 
-DANCER = frozenset({Like, CastTempo, Thanks, PollVote, Subscribe})
+DANCER = frozenset({Like, CastTempo, Thanks, PollVote})
+DJ_SIDE = frozenset(
+    {BroadcastTrack, UpdateMetadata, StopTrack, OpenPoll, ClosePoll, Announce, CancelAnnouncement, EndSession}
+)
+QUIET_WHEN_ENDED = frozenset({TimerFired, DjLeft, DjBack, Committed})
 TIMERS: dict[str, Callable[[RoomState, float], Decision]] = {
     POLL_TIMER: polls.poll_due,
     ANNOUNCEMENT_TIMER: polls.announcement_due,
@@ -70,11 +76,13 @@ TIMERS: dict[str, Callable[[RoomState, float], Decision]] = {
 def decide(state: RoomState, command: Command, now: float) -> Decision:
     """The room's next state and the effects to carry out, in order."""
     kind = type(command)
-    if state.pending is not None:
-        assert kind in (Stored, WriteFailed), f"{kind.__name__} decided while a write is pending"
+    if kind is Stored or kind is WriteFailed:
         return _settled(state, command, now)
+    if kind is Rejected:  # answered even after the end: its sender waits for a NACK
+        return dancers.rejected(state, command, now)
+    assert state.pending is None or kind not in DJ_SIDE, f"{kind.__name__} while a DJ write is pending"
     if state.ended:
-        if kind is Leave or kind is TimerFired:
+        if kind in QUIET_WHEN_ENDED:
             return state, ()
         return state, (Refuse(NOT_LIVE if kind in DANCER else NOT_DJ),)
     if kind is TimerFired:

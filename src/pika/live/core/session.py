@@ -1,12 +1,13 @@
-"""Session rules: listeners joining and leaving (PROTOCOL.md §7), the DJ's grace while away,
-and the end of a session (by the DJ, grace, expiry, an admin), after which the room accepts nothing.
+"""Session rules: the DJ's grace while away, and the end of a session (by the DJ, grace,
+expiry, an admin), after which the room accepts nothing.  Listeners are counted by the room
+(listeners.py), outside the turn: a subscriber's arrival is no decision of the room's.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from pika.live.core.commands import DjBack, DjLeft, EndSession, Leave, Subscribe
+from pika.live.core.commands import DjBack, DjLeft, EndSession
 from pika.live.core.effects import (
     ANNOUNCEMENT_TIMER,
     GRACE_TIMER,
@@ -14,7 +15,6 @@ from pika.live.core.effects import (
     Audience,
     CancelTimer,
     Effect,
-    Poke,
     Send,
     SetTimer,
     TempoClosed,
@@ -25,27 +25,17 @@ from pika.live.core.writes import clear_announcements, close_poll, end_play
 from pika.queries import query
 
 END_SESSION = query("end_session")
-LISTENERS_CHANGED = Poke("listeners")
 
 Decision = tuple[RoomState, tuple[Effect, ...]]
-
-
-def subscribe(state: RoomState, cmd: Subscribe, now: float) -> Decision:
-    state.listeners.join(cmd.client)
-    return state, (LISTENERS_CHANGED,)
-
-
-def leave(state: RoomState, cmd: Leave, now: float) -> Decision:
-    state.listeners.leave(cmd.client, now)
-    return state, (LISTENERS_CHANGED,)
 
 
 def dj_left(state: RoomState, cmd: DjLeft, now: float) -> Decision:
     return replace(state, dj_away_since=now), (SetTimer(GRACE_TIMER, now + cmd.grace),)
 
 
-def dj_back(state: RoomState, _: DjBack, now: float) -> Decision:
-    return replace(state, dj_away_since=None, last_activity=now), (CancelTimer(GRACE_TIMER),)
+def dj_back(state: RoomState, cmd: DjBack, now: float) -> Decision:
+    back = replace(state, dj_name=cmd.dj_name, dj_away_since=None, last_activity=now)
+    return back, (CancelTimer(GRACE_TIMER),)
 
 
 def grace_over(state: RoomState, now: float) -> Decision:
@@ -75,4 +65,5 @@ def end(state: RoomState, cmd: EndSession, now: float) -> Decision:
     if cmd.expired:
         expired = {"type": "SESSION_EXPIRED", "sessionId": sid, "reason": cmd.reason}
         effects.append(Send((expired,), Audience.EVERYONE))
-    return replace(state, ended=True, poll=None, announcement=None), tuple(effects)
+    ended = replace(state, ended=True, end_reason=cmd.reason, poll=None, announcement=None)
+    return ended, tuple(effects)

@@ -59,6 +59,7 @@ class RoomState:
     poll: Poll | None = None
     announcement: Announcement | None = None
     ended: bool = False
+    end_reason: str | None = None
     dj_away_since: float | None = None
     last_activity: float = 0.0
     pending: Pending | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pika.live.core.commands import BroadcastTrack, StopTrack
+from pika.live.core.commands import BroadcastTrack, StopTrack, UpdateMetadata
 from pika.live.core.effects import Audience, Effect, Refuse, Send, TempoClosed, Write
 from pika.live.core.state import NowPlaying, PendingTrack, RoomState
 from pika.live.core.writes import end_play
@@ -78,6 +78,10 @@ def stored(state: RoomState, pending: PendingTrack, row: dict[str, Any] | None, 
 def failed(state: RoomState, now: float) -> Decision:
     """The database did not answer: what the DJ plays meanwhile is owed once it is back."""
     return replace(state, pending=None, pace=state.pace.database_away(now)), ()
+
+
+def metadata(state: RoomState, cmd: UpdateMetadata, now: float) -> Decision:
+    return update_metadata(state, cmd.track, now)
 
 
 def update_metadata(state: RoomState, track: TrackInfo, now: float) -> Decision:
