@@ -12,12 +12,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from pika.live.core import commands as c
 from pika.live.core.effects import CancelTimer, Effect, Refuse, Send, SetTimer, Write
+from pika.live.core.ownership import NOT_AVAILABLE, attach_refusal, resume_refusal
 from pika.live.core.room import decide
 from pika.live.core.state import RoomState
 from pika.live.listeners import Listeners
@@ -333,3 +334,26 @@ class RoomMachine(RuleBasedStateMachine):
 
 RoomMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 TestRoomCore = RoomMachine.TestCase
+
+
+owners = st.one_of(st.none(), st.integers(1, 3))
+
+
+@given(dj=owners, account=owners, key_ok=st.booleans(), elsewhere=st.booleans())
+def test_a_live_session_is_resumed_only_by_its_owner(
+    dj: int | None, account: int | None, key_ok: bool, elsewhere: bool
+) -> None:
+    refusal = resume_refusal(dj, account, key_ok, elsewhere)
+    if account is not None and account != dj:
+        assert refusal == NOT_AVAILABLE  # an account never takes another's (or an anonymous) session
+    if dj is None and account is None and key_ok:
+        assert refusal is None  # whoever holds the resumeKey takes an anonymous session back, always
+    if dj is None and not key_ok and elsewhere:
+        assert refusal is not None  # no keyless takeover while its DJ is connected
+    if dj is not None and account == dj:
+        assert refusal is None  # an account's DJ software and consoles move freely
+
+
+@given(dj=owners, account=st.integers(1, 3))
+def test_a_console_attaches_only_to_its_accounts_session(dj: int | None, account: int) -> None:
+    assert (attach_refusal(dj, account) is None) == (dj == account)

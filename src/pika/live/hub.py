@@ -26,6 +26,7 @@ from pika.live.clock import Clock
 from pika.live.connection import CLOSE_RESTARTING, CLOSE_REVOKED, Connection
 from pika.live.core import commands as core
 from pika.live.core.effects import ANNOUNCEMENT_TIMER, POLL_TIMER
+from pika.live.fanout import LocalFanOut
 from pika.live.group_commit import GroupCommit
 from pika.live.listener_journal import ListenerJournal
 from pika.live.loop_guard import LoopGuard
@@ -82,7 +83,7 @@ class Hub:
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
-        self.shell = RoomShell(db, self.writes, self.clock, self.broadcast_all, self._room_ended)
+        self.shell = RoomShell(db, self.writes, self.clock, LocalFanOut(self.broadcast_all), self._room_ended)
         self.listener_journal = ListenerJournal(
             db, settings.listener_flush_seconds, self._connected_sessions, self.clock
         )

@@ -20,7 +20,6 @@ from pika.live.clock import Clock
 from pika.live.connection import Connection
 from pika.live.core.commands import Command, Committed, Rejected, Stored, TimerFired, WriteFailed
 from pika.live.core.effects import (
-    Audience,
     CancelTimer,
     Effect,
     Poke,
@@ -31,6 +30,7 @@ from pika.live.core.effects import (
     Write,
 )
 from pika.live.core.room import decide
+from pika.live.fanout import Publisher
 from pika.live.group_commit import GroupCommit
 from pika.live.requests import Refusal
 from pika.live.room import Room
@@ -49,13 +49,13 @@ class RoomShell:
         db: Database,
         writes: GroupCommit,
         clock: Clock,
-        broadcast_all: Callable[[dict[str, Any]], None],
+        publisher: Publisher,
         on_end: Callable[[Room], None],
     ) -> None:
         self._db = db
         self._writes = writes
         self._clock = clock
-        self._broadcast_all = broadcast_all
+        self._publisher = publisher
         self._on_end = on_end  # the hub forgets an ended room
 
     # -- DJ-side commands and timers -------------------------------------------------------------
@@ -154,7 +154,7 @@ class RoomShell:
         refusal: str | None = None
         for effect in effects:
             if isinstance(effect, Send):
-                self._send(room, effect, conn)
+                self._publisher.publish(room, effect, conn)
             elif isinstance(effect, Poke):
                 _POKES[effect.what](room)
             elif isinstance(effect, SetTimer):
@@ -169,23 +169,6 @@ class RoomShell:
             self._on_end(room)
         if refusal is not None:
             raise Refusal(refusal)
-
-    def _send(self, room: Room, send: Send, conn: Connection | None) -> None:
-        audience = send.audience
-        if audience is Audience.ROOM:
-            room.publish(*send.messages)
-        elif audience is Audience.DJ:
-            for message in send.messages:
-                room.to_dj(message)
-        elif audience is Audience.SUBSCRIBERS:
-            for message in send.messages:
-                room.publish_subscribers(message)
-        elif audience is Audience.EVERYONE:
-            for message in send.messages:
-                self._broadcast_all(message)
-        elif conn is not None:
-            for message in send.messages:
-                conn.send_message(message)
 
 
 _POKES: dict[str, Callable[[Room], None]] = {

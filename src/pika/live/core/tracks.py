@@ -10,6 +10,7 @@ from typing import Any
 
 from pika.live.core.commands import BroadcastTrack, StopTrack, UpdateMetadata
 from pika.live.core.effects import Audience, Effect, Refuse, Send, TempoClosed, Write
+from pika.live.core.ownership import NOT_AVAILABLE
 from pika.live.core.state import NowPlaying, PendingTrack, RoomState
 from pika.live.core.writes import end_play
 from pika.live.tempo import TempoTally
@@ -21,7 +22,6 @@ CLEAR_CURRENT_PLAY = query("clear_current_play")
 UPDATE_PLAY_ANALYTICS = query("update_play_analytics")
 
 RATE_LIMITED = "Rate limit exceeded"
-NOT_AVAILABLE = "Session not available"
 NOTHING_PLAYING = "No track is playing"
 NOT_CURRENT = "Track is not the current track"
 
