@@ -18,7 +18,18 @@ import trio
 from pika.db import Database, DatabaseStalled, Tx
 from pika.live.clock import Clock
 from pika.live.connection import Connection
-from pika.live.core.commands import Command, Committed, Rejected, Stored, TimerFired, WriteFailed
+from pika.live.core.commands import (
+    CastTempo,
+    Command,
+    Committed,
+    Like,
+    PollVote,
+    Rejected,
+    Stored,
+    Thanks,
+    TimerFired,
+    WriteFailed,
+)
 from pika.live.core.effects import (
     CancelTimer,
     Effect,
@@ -30,13 +41,14 @@ from pika.live.core.effects import (
     Write,
 )
 from pika.live.core.room import decide
+from pika.live.core.state import RoomState
 from pika.live.fanout import Publisher
 from pika.live.group_commit import GroupCommit
 from pika.live.requests import Refusal
 from pika.live.room import Room
 
 Claim = Callable[[Tx], None]
-DancerAction = Any  # Like | CastTempo | Thanks | PollVote (live/core/commands.py)
+DancerAction = Like | CastTempo | Thanks | PollVote
 
 
 class _NoRow(Exception):
@@ -146,7 +158,7 @@ class RoomShell:
     # -- effects ---------------------------------------------------------------------------------
 
     def _carry_out(
-        self, room: Room, state: Any, effects: tuple[Effect, ...], conn: Connection | None
+        self, room: Room, state: RoomState, effects: tuple[Effect, ...], conn: Connection | None
     ) -> None:
         """Install the decided state, then release its effects in order (writes are done)."""
         was_ended = room.state.ended
