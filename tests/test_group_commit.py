@@ -12,7 +12,8 @@ import trio
 import trio.testing
 
 from pika.db import Database, Tx, open_database
-from pika.live.group_commit import SHUTTING_DOWN, GroupCommit, Row
+from pika.live.core.effects import Write
+from pika.live.group_commit import SHUTTING_DOWN, GroupCommit
 from pika.live.requests import Duplicate, Refusal
 from pika.queries import load_queries, query
 
@@ -46,9 +47,9 @@ def reaction(client: str, session: str = SESSION) -> dict[str, list[str]]:
     return {"session_id": [session], "client_id": [client], "reaction": ["thank_you"]}
 
 
-def row(client: str, session: str = SESSION) -> Row:
-    """The same reaction as a Row: written with the batch's other rows in one statement."""
-    return Row(INSERT_REACTIONS, {k: v[0] for k, v in reaction(client, session).items()})
+def row(client: str, session: str = SESSION) -> Write:
+    """The same reaction as a row: written with the batch's other rows in one statement."""
+    return Write(INSERT_REACTIONS, {k: v[0] for k, v in reaction(client, session).items()}, row=True)
 
 
 def stored(db_url: str, sql: str) -> list[tuple]:
@@ -172,8 +173,8 @@ async def test_a_refusal_or_a_duplicate_changes_nothing_and_leaves_the_others_al
     assert claimed == [("client:a", "m1"), ("client:c", "m3")]  # the refused m2 can be retried
 
 
-def like(client: str, match_key: str) -> Row:
-    """A like as an answering Row: the statement says, per like, whether it was written."""
+def like(client: str, match_key: str) -> Write:
+    """A like as an answering row: the statement says, per like, whether it was written."""
 
     def answer(returned: dict[str, bool]) -> str:
         if not returned["played"]:
@@ -183,7 +184,7 @@ def like(client: str, match_key: str) -> Row:
         return f"{client} likes {match_key}"
 
     values = {"session_id": SESSION, "client_id": client, "match_key": match_key}
-    return Row(INSERT_LIKES, values, answer=answer)
+    return Write(INSERT_LIKES, values, row=True, answer=answer)
 
 
 async def test_rows_with_an_answer_each_get_their_own_result_from_one_statement(
@@ -192,7 +193,7 @@ async def test_rows_with_an_answer_each_get_their_own_result_from_one_statement(
     await play(db, "A", "Song")
     results: dict[str, object] = {}
 
-    def act(key: str, sender: str, message_id: str, work: Row) -> Action:
+    def act(key: str, sender: str, message_id: str, work: Write) -> Action:
         async def action(writes: GroupCommit) -> None:
             try:
                 results[key] = await writes.write(sender, message_id, work)

@@ -1,27 +1,24 @@
 """What dancers send: likes (one, bulk, undo), tempo votes and thank-yous.
 
-Every action is recorded under the connection's bound clientId, limited per client
-(pyrate-limiter, never blocking), written to PostgreSQL — where constraints keep "one per
-client" true across restarts and servers — in a group commit with other dancers' actions
-(group_commit.py: each work refuses before it writes), and only then told to the DJ.
+Every action is recorded under the connection's bound clientId and limited per client
+(pyrate-limiter, never blocking); a like, a tempo vote or a thank-you is then decided by the
+room core (live/core/dancers.py), written to PostgreSQL — where constraints keep "one per
+client" true across restarts and servers — in a group commit with other dancers' actions, and
+only then counted and told to the DJ (live/shell.py).
 """
 
 from __future__ import annotations
 
-from pika.db import Tx, timestamptz
-from pika.live.group_commit import Row
-from pika.live.likes import like_received, reaction_received, unique_tracks
+from pika.db import Tx
+from pika.live.core import commands as core
+from pika.live.likes import like_received, unique_tracks
 from pika.live.requests import Refusal, Request, live_room
 from pika.live.room import Room
 from pika.protocol import RemoveLike, SendBulkLike, SendLike, SendReaction, SendTempoRequest, TrackInfo
 from pika.queries import query
 
-INSERT_LIKES = query("insert_likes")
 LIKE_LATEST_PLAY = query("like_latest_play")
 DELETE_LIKE = query("delete_like")
-UPSERT_TEMPO_VOTES = query("upsert_tempo_votes")
-DELETE_TEMPO_VOTE = query("delete_tempo_vote")
-INSERT_REACTIONS = query("insert_reactions")
 
 RATE_LIMITED = "Rate limit exceeded"
 
@@ -33,18 +30,7 @@ async def send_like(req: Request) -> None:
     room = live_room(req, msg.session_id)
     if not req.hub.limits.likes.allow(client):
         raise Refusal(RATE_LIMITED)
-
-    like = {"session_id": room.session_id, "client_id": client, "match_key": msg.track.match_key}
-    await req.write(Row(INSERT_LIKES, like, answer=_liked))
-    room.to_dj(like_received(room.session_id, msg.track))
-
-
-def _liked(returned: dict[str, bool]) -> None:
-    """INSERT_LIKES's answer for one like: written, or why not (nothing written then)."""
-    if not returned["played"]:
-        raise Refusal("Track was not played in this session")
-    if not returned["liked"]:
-        raise Refusal("Already liked this track")
+    await req.act(room, core.Like(client, msg.track))
 
 
 async def send_bulk_like(req: Request) -> None:
@@ -87,20 +73,10 @@ async def send_tempo_request(req: Request) -> None:
     client = req.client()
     room = live_room(req, msg.session_id)
     if room.current is None:
-        raise Refusal("No track is playing")
+        raise Refusal("No track is playing")  # before the rate limit: a refused vote costs nothing
     if not req.hub.limits.tempo.allow(client):
         raise Refusal(RATE_LIMITED)
-    play_id = room.current.play_id
-    now = room.clock.now()
-
-    if msg.preference == "clear":
-        await req.write(lambda tx: tx.execute(DELETE_TEMPO_VOTE, play_id=play_id, client_id=client))
-    else:
-        vote = {"play_id": play_id, "client_id": client, "preference": msg.preference}
-        await req.write(Row(UPSERT_TEMPO_VOTES, {**vote, "cast_at": timestamptz(now)}))
-    if room.current is not None and room.current.play_id == play_id:  # the track may have changed meanwhile
-        room.tempo.cast(client, msg.preference, now)
-        room.tempo_changed()
+    await req.act(room, core.CastTempo(client, msg.preference))
 
 
 async def send_reaction(req: Request) -> None:
@@ -110,11 +86,7 @@ async def send_reaction(req: Request) -> None:
     room = _subscribed_room(req, msg.session_id)
     if not req.hub.limits.reactions.allow(client):
         raise Refusal(RATE_LIMITED)
-
-    await req.write(
-        Row(INSERT_REACTIONS, {"session_id": room.session_id, "client_id": client, "reaction": msg.reaction})
-    )
-    room.to_dj(reaction_received(room.session_id, msg.reaction))
+    await req.act(room, core.Thanks(client, msg.reaction))
 
 
 def _subscribed_room(req: Request, session_id: str) -> Room:

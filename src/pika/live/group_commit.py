@@ -1,9 +1,10 @@
-"""Group commit: dancer actions from every room written together, one transaction per batch.
+"""Group commit: every room's writes in one queue, one transaction per batch, in queue order.
 
-One flusher takes everything queued (likes, tempo votes, thank-yous, poll votes), runs it in one
-worker thread on one connection, commits once, and only then wakes each handler to ACK: a busy
-room pays one fsync per batch instead of one per tap, a quiet one no added wait.  What each
-action keeps of having a transaction to itself is listed on `GroupCommit`.
+One flusher takes everything queued (likes, tempo votes, thank-yous, poll votes, the DJ's
+commands), runs it in one worker thread on one connection, commits once, and only then releases
+and wakes each action: a busy room pays one fsync per batch instead of one per tap, a quiet one
+no added wait, and the database commits what the rooms decided in the order they decided it.
+What each action keeps of having a transaction to itself is listed on `GroupCommit`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import outcome
@@ -19,6 +19,7 @@ import trio
 
 from pika import metrics
 from pika.db import Database, DatabaseStalled, Tx
+from pika.live.core.effects import Write
 from pika.live.requests import Duplicate, Refusal, claim
 from pika.queries import Query, query
 
@@ -31,33 +32,20 @@ MAX_BATCH = 500  # actions per transaction: bounds how long the first one in a b
 SHUTTING_DOWN = "Server restarting; nothing was changed, try again"
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One row for a set-based statement: `query` takes each column as an array parameter
-    (`%(client_id)s::text[]`), and gets the rows of every action in the batch at once.
-
-    Without `answer`, a row cannot refuse; only the database can reject it (then the batch is
-    retried one by one).  With `answer`, the query returns one row per input row, in input
-    order, and `answer(returned)` is the action's result, or raises `Refusal`: then its claim is
-    forgotten, so the statement must not have written that row (check and write in one)."""
-
-    query: Query
-    values: dict[str, Any]
-    answer: Callable[[dict[str, Any]], Any] | None = None
-
-
-Work = Callable[[Tx], Any] | Row
+Work = Callable[[Tx], Any] | Write
+Release = Callable[[Any], None]
 
 
 class _Write:
     """One queued action: who claims which messageId, the work, and the task waiting for it."""
 
-    __slots__ = ("message_id", "result", "sender", "taken", "task", "work")
+    __slots__ = ("message_id", "release", "result", "sender", "taken", "task", "work")
 
-    def __init__(self, sender: str, message_id: str | None, work: Work) -> None:
+    def __init__(self, sender: str, message_id: str | None, work: Work, release: Release | None) -> None:
         self.sender = sender
         self.message_id = message_id
         self.work = work
+        self.release = release
         self.task = trio.lowlevel.current_task()
         self.taken = False
         self.result: outcome.Outcome[Any] | None = None
@@ -76,9 +64,13 @@ class GroupCommit:
       actions are retried one transaction each, so the error reaches only its own sender;
     - once a batch has taken an action its handler is answered (the wait cannot be cancelled
       then), so a closing socket never leaves a committed action untold to the DJ.
-    The commonest actions are a `Row`: joined with the other rows of its query queued since the
-    batch's last other work and written by one set-based statement before the next (so a like and
-    its undo keep their order); a row with an `answer` learns its own result from it.
+    The commonest actions are a row (`Write(row=True)`: each column an array parameter such as
+    `%(client_id)s::text[]`): joined with the other rows of its query queued since the batch's
+    last other work and written by one set-based statement before the next (so a like and its
+    undo keep their order).  Without an `answer` a row cannot refuse (only the database can reject
+    it: then the batch is retried one by one); with one, the query returns one row per input row,
+    in order, and `answer(returned)` is the action's result or raises `Refusal` (its claim is then
+    forgotten, so the statement must not have written that row: check and write in one).
     """
 
     def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
@@ -88,17 +80,25 @@ class GroupCommit:
         self._wake = trio.Event()
         self._stopped = False
 
-    async def write(self, sender: str, message_id: str | None, work: Callable[[Tx], T] | Row) -> T:
-        """Run `work(tx)` (or add the `Row`) in the next batch, claiming `message_id` for `sender`.
+    async def write(
+        self,
+        sender: str,
+        message_id: str | None,
+        work: Callable[[Tx], T] | Write,
+        release: Release | None = None,
+    ) -> T:
+        """Run `work(tx)` (or the `Write`) in the next batch, claiming `message_id` for `sender`.
 
-        Returns what `work` returned (None for a Row) once the batch committed.  Raises
+        Returns what `work` returned (a `Write`: what its `answer` returned) once the batch
+        committed; `release(result)` is called first, by the flusher, for each action of the
+        batch that was kept, in queue order (a room's decisions, in database order).  Raises
         `Duplicate` when the messageId was applied before, and whatever `work` raised (a
         `Refusal`, say) when it refused; then nothing of it was kept.  Cancellable only until
         a batch takes the action.
         """
         if self._stopped:
             raise Refusal(SHUTTING_DOWN)
-        item = _Write(sender, message_id, work)
+        item = _Write(sender, message_id, work, release)
         self._queue.append(item)
         self._wake.set()
 
@@ -141,6 +141,10 @@ class GroupCommit:
                 results = [await outcome.acapture(self._db.run, _alone(item)) for item in batch]
             for item, result in zip(batch, results, strict=True):
                 item.result = result
+                if item.release is not None and isinstance(result, outcome.Value):
+                    released = outcome.capture(item.release, result.value)
+                    if isinstance(released, outcome.Error):
+                        item.result = released
         finally:
             for item in batch:  # cancelled half-way through the one-by-one writes: the rest never ran
                 trio.lowlevel.reschedule(item.task, item.result or outcome.Error(Refusal(SHUTTING_DOWN)))
@@ -148,6 +152,14 @@ class GroupCommit:
 
 def _alone(item: _Write) -> Callable[[Tx], Any]:
     return lambda tx: _write_batch(tx, [item])[0].unwrap()
+
+
+def _statement(tx: Tx, write: Write) -> Any:
+    """One statement of its own; its `answer` judges the row it returned (or None)."""
+    if write.answer is None:
+        tx.execute(write.query, **write.params)
+        return None
+    return write.answer(tx.one(write.query, **write.params))
 
 
 def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
@@ -159,7 +171,7 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
     claimed = claim(tx, keys) if keys else set()
     results: list[outcome.Outcome[Any]] = []
     refused: list[tuple[str, str]] = []
-    by_query: dict[Query, list[tuple[int, _Write, Row]]] = {}  # (position in results, write, row)
+    by_query: dict[Query, list[tuple[int, _Write, Write]]] = {}  # (position in results, write, row)
 
     def settle(at: int, w: _Write, work: Callable[[], Any]) -> None:
         try:
@@ -171,7 +183,7 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
 
     def write_rows() -> None:
         for q, rows in by_query.items():
-            params = {column: [row.values[column] for _, _, row in rows] for column in rows[0][2].values}
+            params = {column: [row.params[column] for _, _, row in rows] for column in rows[0][2].params}
             if rows[0][2].answer is None:
                 tx.execute(q, **params)
                 continue
@@ -188,11 +200,15 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
                 results[-1] = outcome.Error(Duplicate())
                 continue
             claimed.discard(key)
-        if isinstance(w.work, Row):
-            by_query.setdefault(w.work.query, []).append((len(results) - 1, w, w.work))
+        work = w.work
+        if isinstance(work, Write) and work.row:
+            by_query.setdefault(work.query, []).append((len(results) - 1, w, work))
+            continue
+        write_rows()  # rows queued before this work are written before it, as they came
+        if isinstance(work, Write):
+            settle(len(results) - 1, w, functools.partial(_statement, tx, work))
         else:
-            write_rows()  # rows queued before this work are written before it, as they came
-            settle(len(results) - 1, w, functools.partial(w.work, tx))
+            settle(len(results) - 1, w, functools.partial(work, tx))
     write_rows()
     if refused:
         tx.execute(UNCLAIM_MESSAGES, senders=[k[0] for k in refused], message_ids=[k[1] for k in refused])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -22,17 +21,19 @@ import trio
 from pika.bus.ownership import Ownership
 from pika.config import Settings
 from pika.db import Database, DatabaseStalled, Tx, timestamptz
-from pika.live import store
 from pika.live.announcements import Announcement
 from pika.live.applied import AppliedIds
 from pika.live.clock import Clock
 from pika.live.connection import CLOSE_RESTARTING, CLOSE_REVOKED, Connection
+from pika.live.core import commands as core
+from pika.live.core.effects import ANNOUNCEMENT_TIMER, POLL_TIMER
+from pika.live.fanout import LocalFanOut
 from pika.live.group_commit import GroupCommit
 from pika.live.listener_journal import ListenerJournal
 from pika.live.loop_guard import LoopGuard
-from pika.live.poll_handlers import end_poll_now, open_poll, show_announcement
 from pika.live.polls import Poll
 from pika.live.room import NowPlaying, Room, RoomInfo, Windows
+from pika.live.shell import RoomShell
 from pika.live.tempo import TempoTally
 from pika.live.track_pace import TrackPace
 from pika.live.wire import frame
@@ -53,7 +54,6 @@ LIVE_POLL_VOTES = query("live_poll_votes")
 LIVE_ANNOUNCEMENTS = query("live_announcements")
 RECENT_APPLIED_MESSAGES = query("recent_applied_messages")
 SET_DJ_DISCONNECTED = query("set_dj_disconnected")
-END_SESSION = query("end_session")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
 LIVE_SESSION_LISTENERS = query("live_session_listeners")
 PURGE_SESSION_LISTENERS = query("purge_session_listeners")
@@ -85,6 +85,7 @@ class Hub:
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
+        self.shell = RoomShell(self.writes, self.clock, LocalFanOut(self.broadcast_all), self._room_ended)
         self.listener_journal = ListenerJournal(
             db, settings.listener_flush_seconds, self._connected_sessions, self.clock
         )
@@ -228,10 +229,9 @@ class Hub:
         and the grace period runs; its disconnection is stored in the room's turn."""
         room.dj_conn = None
         now = self.clock.now()
-        room.dj_disconnected_at = now
         self.telemetry.emit(room.session_id, "disconnect", reason=reason)
         if not self.closing:  # after a restart, the rebuilt room starts a fresh grace period
-            room.start_grace(self.settings.dj_grace_seconds, lambda: self.end_session(room, "grace_expired"))
+            self.shell.now(room, core.DjLeft(self.settings.dj_grace_seconds))
             room.start_timer(0.0, lambda: self._store_dj_away(room, now))
 
     async def _store_dj_away(self, room: Room, since: float) -> None:
@@ -243,32 +243,22 @@ class Hub:
             log.warning("DJ disconnection not stored", extra={"fields": {"session": room.session_id}})
 
     async def end_session(
-        self, room: Room, reason: str, *, expired: bool = False, claim: Callable[[Tx], None] | None = None
+        self,
+        room: Room,
+        reason: str,
+        *,
+        expired: bool = False,
+        sender: str = "",
+        message_id: str | None = None,
     ) -> None:
         """End a live session: close its poll, clear its announcement, store its tempo tally and
         `ended_at` (one transaction), then tell everyone and close the room with its timers.
-        The caller holds the room's turn."""
-        if room.ended:
-            return
-        room.ended = True
-        tempo = room.tempo_counts()
-        current, poll = room.current, room.poll
+        The caller holds the room's turn; `message_id` (of `sender`) is claimed with the end."""
+        if not room.ended:
+            await self.shell.settle(room, core.EndSession(reason, expired), sender, message_id)
 
-        def work(tx: Tx) -> None:
-            if claim is not None:
-                claim(tx)
-            if poll is not None:
-                store.close_poll(tx, poll.id, "closed")
-            store.clear_announcements(tx, room.session_id)
-            if current is not None:
-                store.end_play(tx, current.play_id, tempo)
-            tx.execute(END_SESSION, session_id=room.session_id, reason=reason)
-
-        try:
-            await self.db.run(work)
-        except BaseException:
-            room.ended = False  # nothing was stored: the session is still live
-            raise
+    def _room_ended(self, room: Room) -> None:
+        """The room's session ended (stored, and told): forget the room and close it."""
         self.rooms.pop(room.session_id, None)
         if self.ownership is not None:
             await self.ownership.release(room.session_id)
@@ -276,15 +266,10 @@ class Hub:
             self._audiences.pop(room.session_id, None)
         if room.dj_conn is not None and room.dj_conn.dj_room is room:
             room.dj_conn.dj_room = None
-        if poll is not None:
-            room.publish(poll.close("closed").ended_message())
-        if current is not None:
-            room.close_tempo(tempo)
-        self.broadcast_all({"type": "SESSION_ENDED", "sessionId": room.session_id})
-        if expired:
-            self.broadcast_all({"type": "SESSION_EXPIRED", "sessionId": room.session_id, "reason": reason})
-        self.telemetry.emit(room.session_id, "end", reason=reason)
-        log.info("session ended", extra={"fields": {"session": room.session_id, "reason": reason}})
+        self.telemetry.emit(room.session_id, "end", reason=room.state.end_reason)
+        log.info(
+            "session ended", extra={"fields": {"session": room.session_id, "reason": room.state.end_reason}}
+        )
         for controller in room.controllers:
             controller.dj_room = None
         room.controllers.clear()
@@ -362,14 +347,11 @@ class Hub:
                     started_at=row["started_at"].timestamp(),
                     last_activity=row["last_activity_at"].timestamp(),
                     current=current,
-                    dj_disconnected_at=self.clock.now(),
                     tempo=TempoTally.from_votes(tallies.get(row["id"], [])),
                     lingering=lingering.get(row["id"], []),
                 )
             )
-            room.start_grace(
-                self.settings.dj_grace_seconds, lambda room=room: self.end_session(room, "grace_expired")
-            )
+            self.shell.now(room, core.DjLeft(self.settings.dj_grace_seconds))
         for p in polls:
             room = self.rooms.get(p["session_id"])
             if room is None:
@@ -383,23 +365,21 @@ class Hub:
                 ends_at=p["ends_at"].timestamp() if p["ends_at"] else None,
                 ballots=ballots.get(p["id"], {}),
             )
-            if poll.ended(self.clock.now()):  # its endsAt passed while the server was down
-                room.poll = poll
-                async with room.turn:
-                    await end_poll_now(self, room, poll.id, "closed")
-            else:
-                open_poll(self, room, poll)
+            room.state.poll = poll
+            if poll.ends_at is not None:  # closed at once if its endsAt passed meanwhile
+                room.set_timer(
+                    POLL_TIMER, poll.ends_at - self.clock.now(), self.shell.timer(room, POLL_TIMER)
+                )
         for a in announcements:
             room = self.rooms.get(a["session_id"])
             if room is not None:
                 ends_at = a["ends_at"].timestamp() if a["ends_at"] else None
-                show_announcement(
-                    self,
-                    room,
-                    Announcement(
-                        room.session_id, a["message"], a["dj_name"], a["created_at"].timestamp(), ends_at
-                    ),
+                room.state.announcement = Announcement(
+                    room.session_id, a["message"], a["dj_name"], a["created_at"].timestamp(), ends_at
                 )
+                if ends_at is not None:
+                    timer = self.shell.timer(room, ANNOUNCEMENT_TIMER)
+                    room.set_timer(ANNOUNCEMENT_TIMER, ends_at - self.clock.now(), timer)
         if sessions:
             log.info(
                 "live sessions restored", extra={"fields": {"count": len(sessions), "polls": len(polls)}}

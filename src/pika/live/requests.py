@@ -18,7 +18,7 @@ from pika.queries import query
 
 if TYPE_CHECKING:
     from pika.live.connection import Connection
-    from pika.live.group_commit import Row
+    from pika.live.core.effects import Write
     from pika.live.hub import Hub
     from pika.live.room import Room
 
@@ -48,16 +48,19 @@ class Request:
     msg: Any
     sender: str
 
-    def claim(self, tx: Tx) -> None:
-        """Inside the effect's transaction: record the messageId, or stop if it was applied already."""
-        message_id = self.msg.message_id
-        if message_id and not claim(tx, [(self.sender, message_id)]):
-            raise Duplicate
-
-    async def write(self, work: Callable[[Tx], T] | Row) -> T:
+    async def write(self, work: Callable[[Tx], T] | Write) -> T:
         """A dancer action's SQL (or row), group-committed with others (live/group_commit.py),
         its messageId claimed there.  `work` must refuse before it writes."""
         return await self.hub.writes.write(self.sender, self.msg.message_id, work)
+
+    async def settle(self, room: Room, command: Any) -> None:
+        """A DJ-side command, in the room's turn: decided by the room core, its writes committed
+        with this message's claim, then its frames sent (live/shell.py)."""
+        await self.hub.shell.settle(room, command, self.sender, self.msg.message_id, self.conn)
+
+    async def act(self, room: Room, action: Any) -> None:
+        """A dancer action: decided by the room core, group-committed, then told (live/shell.py)."""
+        await self.hub.shell.act(room, action, self.sender, self.msg.message_id, self.conn)
 
     def client(self) -> str:
         """The bound clientId dancer actions are recorded under (PROTOCOL.md §1)."""

@@ -1,9 +1,9 @@
 """A room: one live DJ session, its audience, its state and its timers.
 
-DJ-side commands and housekeeping (grace, poll auto-close, announcement expiry, session expiry)
-run one at a time, in arrival order (`turn`), with `now` from the hub's one clock.  Handlers
-store each change in PostgreSQL before it reaches the room (a cache of the database), and
-`publish` encodes once and never awaits a member.
+The rules' state is `state` (live/core), changed only by the shell (live/shell.py); the room
+adds what is not a rule: its connections, `publish` (encodes once, never awaits a member), the
+coalesced feedback (PROTOCOL.md §6), the timers, and the `turn` that runs DJ-side commands and
+housekeeping one at a time, in arrival order.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pika.db import DatabaseStalled
 from pika.live.announcements import Announcement
 from pika.live.clock import Clock
 from pika.live.connection import Connection
+from pika.live.core.state import NowPlaying, RoomState
 from pika.live.listener_journal import ListenerJournal
 from pika.live.listeners import Listeners
 from pika.live.polls import Poll
@@ -27,15 +28,9 @@ from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
 from pika.live.track_pace import TrackPace
 from pika.live.wire import frame, joined
-from pika.protocol import TrackInfo, iso
+from pika.protocol import iso
 
 TIMER_RETRY = 1.0  # s before a timer's action runs again when the database did not answer in time
-
-
-@dataclass
-class NowPlaying:
-    play_id: int
-    track: TrackInfo
 
 
 @dataclass
@@ -49,7 +44,6 @@ class RoomInfo:
     started_at: float  # epoch seconds
     last_activity: float
     current: NowPlaying | None = None
-    dj_disconnected_at: float | None = None
     tempo: TempoTally = field(default_factory=TempoTally)
     poll: Poll | None = None
     announcement: Announcement | None = None
@@ -82,33 +76,38 @@ class Room:
     ) -> None:
         self.clock = clock  # every rule's `now`; the timers sleep on the trio clock it reads
         self.session_id = info.session_id
-        self.dj_name = info.dj_name
         self.dj_id = info.dj_id
         self.resume_key_sha256 = info.resume_key_sha256
         self.started_at = info.started_at
-        self.last_activity = info.last_activity
-        self.current = info.current
-        self.dj_disconnected_at = info.dj_disconnected_at
-        self.tempo = info.tempo
-        self.poll = info.poll
-        self.announcement = info.announcement
         self.windows = windows
-        self.track_pace = track_pace  # the flood guard on the DJ's tracks
+        # What the rules decide on (live/core): changed only by the shell (live/shell.py).
+        self.state = RoomState(
+            info.session_id,
+            info.dj_name,
+            pace=track_pace,
+            listeners=Listeners(linger),
+            current=info.current,
+            tempo=info.tempo,
+            tempo_lapse=windows.tempo_lapse,
+            poll=info.poll,
+            announcement=info.announcement,
+            last_activity=info.last_activity,
+        )
         # One DJ-side command or housekeeping action at a time, in arrival order (trio.Lock is
         # fair): handlers take it through `requests.dj_turn`, timers in `start_timer`.
         self.turn = trio.Lock()
+        # Set while a DJ-side command's write is in flight: dancer actions committed meanwhile
+        # are decided once it settles (`deferred`), in commit order (live/shell.py).
+        self.settling: trio.Event | None = None
+        self.deferred: list[Callable[[], None]] = []
         self.dj_conn: Connection | None = None
         self.controllers: set[Connection] = set()  # DJ consoles (ATTACH_SESSION): hear what the DJ hears
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
-        self.listeners = Listeners(linger)
         self._journal = journal
         for client, left in info.lingering:
             self.listeners.restore(client, left)
-        self.ended = False
         self._nursery: trio.Nursery | None = None
-        self._grace: trio.CancelScope | None = None
-        self._poll_timer: trio.CancelScope | None = None
-        self._announcement_timer: trio.CancelScope | None = None
+        self._timers: dict[str, trio.CancelScope] = {}
         self._listener_count: Coalescer | None = None
         self._tempo_feedback: Coalescer | None = None
         self._poll_update_dj: Coalescer | None = None
@@ -117,6 +116,44 @@ class Room:
         self._sent_tempo: TempoCounts | None = None
         self._sent_poll_votes: tuple[int, ...] | None = None
         self._sent_poll_votes_dj: tuple[int, ...] | None = None
+
+    # -- the state's parts, by name ---------------------------------------------------------------
+
+    @property
+    def dj_name(self) -> str:
+        return self.state.dj_name
+
+    @property
+    def current(self) -> NowPlaying | None:
+        return self.state.current
+
+    @property
+    def tempo(self) -> TempoTally:
+        return self.state.tempo
+
+    @property
+    def poll(self) -> Poll | None:
+        return self.state.poll
+
+    @property
+    def announcement(self) -> Announcement | None:
+        return self.state.announcement
+
+    @property
+    def listeners(self) -> Listeners:
+        return self.state.listeners
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    @property
+    def last_activity(self) -> float:
+        return self.state.last_activity
+
+    @property
+    def dj_disconnected_at(self) -> float | None:
+        return self.state.dj_away_since
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -140,7 +177,7 @@ class Room:
             await trio.sleep_forever()
 
     def close(self) -> None:
-        self.ended = True
+        self.state.ended = True
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
@@ -171,24 +208,15 @@ class Room:
             scope.cancel()
         return scope
 
-    def start_grace(self, seconds: float, on_expiry: Callable[[], Any]) -> None:
-        self.cancel_grace()
-        self._grace = self.start_timer(seconds, on_expiry)
+    def set_timer(self, name: str, delay: float, action: Callable[[], Any]) -> None:
+        """The room's timer `name` (poll, announcement, grace), replacing the one armed before."""
+        self.cancel_timer(name)
+        self._timers[name] = self.start_timer(max(0.0, delay), action)
 
-    def cancel_grace(self) -> None:
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
-
-    def arm_poll_timer(self, delay: float | None, on_end: Callable[[], Any]) -> None:
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
-        self._poll_timer = None if delay is None else self.start_timer(max(0.0, delay), on_end)
-
-    def arm_announcement_timer(self, delay: float | None, on_expiry: Callable[[], Any]) -> None:
-        if self._announcement_timer is not None:
-            self._announcement_timer.cancel()
-        self._announcement_timer = None if delay is None else self.start_timer(max(0.0, delay), on_expiry)
+    def cancel_timer(self, name: str) -> None:
+        scope = self._timers.pop(name, None)
+        if scope is not None:
+            scope.cancel()
 
     def _audience_window(self, base: float) -> Callable[[], float]:
         """An audience-wide message costs one send per member: past `large_room`, wait twice as long."""
@@ -310,10 +338,10 @@ class Room:
         return counts
 
     def close_tempo(self, stored: TempoCounts) -> None:
-        """The current play ends with the tally `stored`: the DJ sees exactly that, then votes reset."""
+        """The play ended with the tally `stored` (the state's votes were reset): the DJ sees
+        exactly that, and the next feedback starts afresh."""
         if stored != self._sent_tempo and (stored.total or self._sent_tempo is not None):
             self.to_dj(stored.feedback(self.session_id))
-        self.tempo = TempoTally()
         self._sent_tempo = None
 
     def poll_changed(self) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from pika.audit import audit
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
+from pika.live.core import commands as core
+from pika.live.core.ownership import NOT_AVAILABLE, attach_refusal, resume_refusal
 from pika.live.hub import Hub
 from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
 from pika.live.room import Room, RoomInfo
@@ -33,7 +35,7 @@ async def register_session(req: Request) -> AfterAck | None:
     if room is not None:
         async with room.turn:
             if room.ended:  # while this waited for its turn: the id now belongs to an ended session
-                raise Refusal("Session not available")
+                raise Refusal(NOT_AVAILABLE)
             await _resume(req, room, account)
         return None
     if len(hub.rooms) >= hub.settings.max_sessions:
@@ -50,7 +52,7 @@ async def register_session(req: Request) -> AfterAck | None:
         )
     )
     if row is None:  # the id belongs to an ended (or just-taken) session
-        raise _not_theirs(req, account, session_id, "Session not available")
+        raise _not_theirs(req, account, session_id, NOT_AVAILABLE)
     _leave_previous_session(hub, conn, session_id)
     room = await hub.open_room(
         RoomInfo(
@@ -84,13 +86,10 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
     key_ok = msg.resume_key is not None and secrets.compare_digest(
         sha256(msg.resume_key), room.resume_key_sha256
     )
-    if room.dj_id is not None:
-        if account is None or account["id"] != room.dj_id:
-            raise _not_theirs(req, account, room.session_id, "Session not available")
-    elif account is not None:  # an account cannot take over an anonymous session
-        raise _not_theirs(req, account, room.session_id, "Session not available")
-    elif not key_ok and room.dj_conn is not None and room.dj_conn is not conn:
-        raise _not_theirs(req, account, room.session_id, "Session is live on another connection")
+    live_elsewhere = room.dj_conn is not None and room.dj_conn is not conn
+    refusal = resume_refusal(room.dj_id, account["id"] if account else None, key_ok, live_elsewhere)
+    if refusal is not None:
+        raise _not_theirs(req, account, room.session_id, refusal)
     previous = room.dj_conn
     disconnected_at = room.dj_disconnected_at
     dj_name = account["display_name"] if account else (msg.dj_name or room.dj_name)
@@ -101,12 +100,9 @@ async def _resume(req: Request, room: Room, account: dict[str, Any] | None) -> N
         RESUME_SESSION, session_id=room.session_id, dj_name=dj_name, resume_key_sha256=resume_key_sha256
     )
     _leave_previous_session(hub, conn, room.session_id)
-    room.dj_name = dj_name
     room.resume_key_sha256 = resume_key_sha256
     now = hub.clock.now()
-    room.last_activity = now
-    room.cancel_grace()
-    room.dj_disconnected_at = None
+    hub.shell.now(room, core.DjBack(dj_name))
     _take_dj_seat(room, conn)
     if previous is not None and previous is not conn:
         previous.dj_room = None
@@ -180,12 +176,13 @@ async def attach_session(req: Request) -> None:
     account = await _authenticate(hub, msg.token)
     assert account is not None
     room = hub.rooms.get(msg.session_id)
-    if room is None or room.dj_id is None or room.dj_id != account["id"]:
-        # unknown, ended, anonymous or another account's
-        raise _not_theirs(req, account, msg.session_id, "Session not available")
+    refusal = NOT_AVAILABLE if room is None else attach_refusal(room.dj_id, account["id"])
+    if refusal is not None:  # unknown, ended, anonymous or another account's
+        raise _not_theirs(req, account, msg.session_id, refusal)
+    assert room is not None
     async with room.turn:
         if room.ended:
-            raise Refusal("Session not available")
+            raise Refusal(NOT_AVAILABLE)
         _attach(hub, conn, room)
 
 
@@ -217,7 +214,7 @@ def _attach(hub: Hub, conn: Connection, room: Room) -> None:
 
 async def end_session(req: Request) -> None:
     async with dj_turn(req, req.msg.session_id) as room:
-        await req.hub.end_session(room, "dj_ended", claim=req.claim)
+        await req.hub.end_session(room, "dj_ended", sender=req.sender, message_id=req.msg.message_id)
     req.conn.dj_room = None
 
 

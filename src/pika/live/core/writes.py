@@ -1,0 +1,34 @@
+"""The SQL units the room's rules write, as `Write` values: one builder per unit, shared by
+every path that ends a play, a poll or an announcement (a DJ's command, a timer, the session's end).
+"""
+
+from __future__ import annotations
+
+from pika.live.core.effects import Write
+from pika.live.tempo import TempoCounts
+from pika.queries import query
+
+END_PLAY = query("end_play")
+STORE_TEMPO_TALLY = query("store_tempo_tally")
+CLOSE_POLL = query("close_poll")
+CLEAR_ANNOUNCEMENTS = query("clear_announcements")
+
+
+def end_play(play_id: int, tempo: TempoCounts) -> tuple[Write, Write]:
+    """The play stops being current; its tempo tally is stored (NULL when nobody voted)."""
+    voted = tempo.total > 0
+    tally = {
+        "play_id": play_id,
+        "slower": tempo.slower if voted else None,
+        "perfect": tempo.perfect if voted else None,
+        "faster": tempo.faster if voted else None,
+    }
+    return Write(END_PLAY, {"play_id": play_id}), Write(STORE_TEMPO_TALLY, tally)
+
+
+def close_poll(poll_id: int, status: str) -> Write:
+    return Write(CLOSE_POLL, {"poll_id": poll_id, "status": status})
+
+
+def clear_announcements(session_id: str) -> Write:
+    return Write(CLEAR_ANNOUNCEMENTS, {"session_id": session_id})
