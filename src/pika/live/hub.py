@@ -260,8 +260,8 @@ class Hub:
     def _room_ended(self, room: Room) -> None:
         """The room's session ended (stored, and told): forget the room and close it."""
         self.rooms.pop(room.session_id, None)
-        if self.ownership is not None:
-            await self.ownership.release(room.session_id)
+        if self.ownership is not None and self._nursery is not None:
+            self._nursery.start_soon(self.ownership.release, room.session_id)
         if not self._audiences.get(room.session_id):
             self._audiences.pop(room.session_id, None)
         if room.dj_conn is not None and room.dj_conn.dj_room is room:
