@@ -121,3 +121,39 @@ async def test_frames_queued_behind_a_partial_one_keep_their_order_for_every_dan
                     got.append(reply["track"]["title"])
         assert got == titles
         await peer.abort()
+
+
+async def test_a_burst_to_the_dj_beyond_the_outbox_arrives_whole_and_in_order(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    """Likes committed together reach the DJ together: gathered into one write, they are not a
+    backlog (4 frames of outbox here) and the DJ is not closed as a slow consumer."""
+    running = await nursery.start(serve, test_settings(db_url, outbox_frames=4))
+    go = trio.Event()
+    async with connect(running.url) as dj:
+        await go_live(dj, "conf_burst")
+        await dj.request("BROADCAST_TRACK", sessionId="conf_burst", track=track("Burst"))
+        async with trio.open_nursery() as dancers:
+            for i in range(30):
+                await dancers.start(_like_on_cue, running.url, f"client_burst{i:03d}", go)
+            go.set()  # all at once: one group-commit batch, or a few
+        likes = []
+        with trio.fail_after(10):
+            while len(likes) < 30:
+                reply = await dj.recv()
+                if reply["type"] == "LIKE_RECEIVED":
+                    likes.append(reply["payload"]["track"]["title"])
+        assert likes == ["Burst"] * 30
+        replies = await dj.request("TRACK_STOPPED", sessionId="conf_burst")  # still connected
+        assert replies[-1]["type"] == "ACK"
+
+
+async def _like_on_cue(
+    url: str, client_id: str, go: trio.Event, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    async with connect(url) as dancer:
+        await dancer.request("SUBSCRIBE", sessionId="conf_burst", clientId=client_id)
+        task_status.started()
+        await go.wait()
+        replies = await dancer.request("SEND_LIKE", sessionId="conf_burst", payload={"track": track("Burst")})
+        assert replies[-1]["type"] == "ACK", replies

@@ -2,14 +2,17 @@
 
 Publishing never awaits a connection.  On a socket Pika! owns (listener.py), `send()` writes an
 encoded `Frame` straight into the socket when nothing is ahead of it; what the kernel does not
-take waits in the outbox for a writer task, started only while there is a backlog.  On the plain
-ASGI path (endpoint.py) every frame goes through the outbox and the writer.  A full outbox, or a
-socket that takes no byte for `write_stall_seconds`, is a slow consumer: closed with 1013.
+take waits in the outbox for a writer task, started only while there is a backlog; a burst to
+one connection (a DJ's LIKE_RECEIVED as a batch of likes commits) is gathered for it too, into
+one write.  On the plain ASGI path (endpoint.py) every frame goes through the outbox and the
+writer.  A full outbox, or a socket that takes no byte for `write_stall_seconds`, is a slow
+consumer: closed with 1013.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +34,7 @@ CLOSE_REVOKED = 4003  # the DJ's token was revoked (PROTOCOL.md §1): the sessio
 
 CLOSE_DEADLINE = 5.0  # s from asking for a close to giving up on the close handshake
 BATCH_FRAMES = 64  # queued frames joined into one socket write at most
+BURST_SECONDS = 0.002  # a frame this soon after a direct write waits for the writer, with the burst
 
 _ids = itertools.count(1)
 
@@ -58,6 +62,7 @@ class Connection:
     """A WebSocket peer: send frames, close it, know who it is."""
 
     __slots__ = (
+        "_burst",
         "_close_by",
         "_nursery",
         "_outbox",
@@ -65,6 +70,7 @@ class Connection:
         "_partial",
         "_transport",
         "_writing",
+        "_wrote_at",
         "client_id",
         "client_ip",
         "close_code",
@@ -83,6 +89,8 @@ class Connection:
         self._outbox: deque[Frame] | None = None  # made when a frame must wait, dropped when drained
         self._outbox_frames = outbox_frames
         self._partial = b""  # the rest of a frame the kernel took in part: it goes out first
+        self._burst: list[bytes] | None = None  # frames gathered for the writer's next write
+        self._wrote_at = -BURST_SECONDS  # when a frame was last written straight in
         self._nursery: trio.Nursery | None = None  # where the writer runs, while the socket is served
         self._writing = False
         self._close_by = float("inf")
@@ -111,8 +119,18 @@ class Connection:
         """Write or queue one encoded frame; never waits.  A full outbox closes with 1013."""
         if self.close_code is not None:
             return
+        if self._burst is not None:
+            self._burst.append(frame.wire)
+            return
         if self._transport.direct and not self._writing and not self._outbox:
             wire = frame.wire
+            now = time.monotonic()
+            if now - self._wrote_at < BURST_SECONDS:
+                self._start_writer()
+                if self._writing:  # it runs in the next scheduler pass: what comes until then joins
+                    self._burst = [wire]
+                    return
+            self._wrote_at = now
             written = self._transport.try_write(wire)
             if written == len(wire):
                 return
@@ -156,12 +174,15 @@ class Connection:
         self._close_by = trio.current_time() + CLOSE_DEADLINE
         if not after_queued:
             self._outbox = None
+            self._burst = None
         self._start_writer()
 
     def serve_in(self, nursery: trio.Nursery | None) -> None:
         """Where to start the writer from now on (None: the socket is no longer served)."""
         self._nursery = nursery
-        if nursery is not None and (self._outbox or self._partial or self.close_code is not None):
+        if nursery is not None and (
+            self._outbox or self._partial or self._burst or self.close_code is not None
+        ):
             self._start_writer()
 
     def _start_writer(self) -> None:
@@ -179,6 +200,10 @@ class Connection:
                 if self._partial:
                     data: list[Frame] | bytes = self._partial
                     self._partial = b""
+                elif self._burst:
+                    data = b"".join(self._burst)
+                    self._burst = None
+                    self._wrote_at = time.monotonic()  # frames that follow soon gather again
                 elif self._outbox:
                     data = self._batch(self._outbox)
                 else:
@@ -194,6 +219,7 @@ class Connection:
                     else:
                         self._slow()  # the peer took nothing for the stall time
             self._outbox = None
+            self._burst = None
             if self.close_code is not None and self.close_code != CLOSE_ABNORMAL:
                 metrics.CLOSES.labels(str(self.close_code)).inc()
                 await transport.close(self.close_code, self.close_reason, self._close_by)
@@ -216,5 +242,6 @@ class Connection:
         """The socket closed under us: nothing more can be written; the reader, which sees the
         disconnect, cleans up."""
         self._outbox = None
+        self._burst = None
         self._partial = b""
         self.close_code = CLOSE_ABNORMAL

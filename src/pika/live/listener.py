@@ -1,5 +1,5 @@
 """The live listener: `/ws` on `PIKA_LIVE_PORT`, a WebSocket server of Pika!'s own (trio sockets,
-h11 for the upgrade request, wsproto for frames), so writing into a socket is ours to do.
+h11 for the upgrade request, frames.py for frames), so writing into a socket is ours to do.
 
 Admission (PROTOCOL.md §1) answers before the upgrade, as an HTTP error with a JSON body.  Each
 connection is one reader task; a writer exists only while frames wait (connection.py).  The hub
@@ -18,16 +18,16 @@ from typing import Any
 
 import h11
 import trio
-from wsproto.connection import Connection as WsFrames
-from wsproto.connection import ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.connection import Connection as WsConnection
+from wsproto.connection import ConnectionType
 from wsproto.extensions import PerMessageDeflate
 from wsproto.handshake import server_extensions_handshake
-from wsproto.utilities import LocalProtocolError, generate_accept_token
+from wsproto.utilities import generate_accept_token
 
 from pika import metrics
 from pika.config import Settings
-from pika.live.connection import CLOSE_TOO_BIG, Connection
+from pika.live.connection import Connection
+from pika.live.frames import Close, FrameParser, Ping, WsprotoFrames
 from pika.live.handlers import receive
 from pika.live.hub import Hub
 from pika.live.wire import Frame
@@ -44,6 +44,7 @@ ACCEPT_RETRY_SECONDS = 0.1  # after running out of file descriptors
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 Headers = list[tuple[bytes, bytes]]
+Frames = FrameParser | WsprotoFrames
 
 
 def refusal_response(
@@ -61,13 +62,13 @@ def refusal_response(
 class OwnedSocket:
     """A connection's transport on the live listener: frame bytes straight into the socket."""
 
-    __slots__ = ("_sock", "_stall", "reading", "ws")
+    __slots__ = ("_sock", "_stall", "frames", "reading")
     direct = True
 
-    def __init__(self, sock: trio.socket.SocketType, ws: WsFrames, stall: float) -> None:
+    def __init__(self, sock: trio.socket.SocketType, frames: Frames, stall: float) -> None:
         self._sock = sock
         self._stall = stall
-        self.ws = ws
+        self.frames = frames
         self.reading = trio.CancelScope()  # the reader's: cancelled to drop the connection
 
     def try_write(self, data: bytes | memoryview) -> int | None:
@@ -103,13 +104,10 @@ class OwnedSocket:
             return bytes(view)  # the peer took no byte in time
 
     async def close(self, code: int, reason: str, close_by: float) -> None:
-        try:
-            data = self.ws.send(CloseConnection(code=code, reason=reason or None))
-        except LocalProtocolError:  # the close handshake is already over
-            data = b""
+        data = self.frames.close(code, reason)  # b"" when the close handshake is already over
         if data and await self.write(data, close_by) != b"":
             self.abort()
-        elif self.ws.state is ConnectionState.CLOSED:
+        elif self.frames.closed:
             self.abort()  # both close frames are out: the server closes TCP first (RFC 6455 §7.1.1)
         else:
             self.reading.deadline = min(self.reading.deadline, close_by)  # wait for the reply
@@ -127,7 +125,6 @@ class LiveListener:
         self.sock = sock  # a listening socket made for it (serve --workers, pika/sockets.py)
         self.port = 0
         self.http_port: int | None = None  # set once hypercorn listens (its pages' origin)
-        self._partial: dict[Connection, _Fragments] = {}  # messages still arriving, by connection
         self._nursery: trio.Nursery | None = None
 
     async def run(self, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -168,7 +165,7 @@ class LiveListener:
     async def _serve_socket(self, sock: trio.socket.SocketType, address: Any) -> None:
         with sock:
             scope: dict[str, Any] = {"client": (address[0], address[1]), "headers": []}
-            ws = None
+            frames = None
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if hasattr(socket, "TCP_NOTSENT_LOWAT"):
@@ -176,30 +173,29 @@ class LiveListener:
                     # reading backs up into its outbox, where the 1013 rules see it
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UNSENT_BYTES)
                 with trio.move_on_after(HANDSHAKE_SECONDS):
-                    ws = await self._handshake(sock, scope)
+                    frames = await self._handshake(sock, scope)
             except OSError:
-                ws = None
-            if ws is None:
+                frames = None
+            if frames is None:
                 self.hub.ws_admission.release(scope)  # does nothing unless it was admitted
                 return
-            transport = OwnedSocket(sock, ws, self.settings.write_stall_seconds)
+            transport = OwnedSocket(sock, frames, self.settings.write_stall_seconds)
             conn = Connection(transport, self.settings.outbox_frames, peer=f"{address[0]}:{address[1]}")
             conn.client_ip = admitted_ip(scope)
             self.hub.add(conn)
             try:
                 conn.serve_in(self._nursery)
                 with transport.reading:
-                    await self._read(conn, sock, ws)
+                    await self._read(conn, sock, frames)
             finally:
                 conn.serve_in(None)
-                self._partial.pop(conn, None)
                 with trio.CancelScope(shield=True):
                     await self.hub.remove(conn)
                 self.hub.ws_admission.release(scope)
 
-    async def _handshake(self, sock: trio.socket.SocketType, scope: dict[str, Any]) -> WsFrames | None:
+    async def _handshake(self, sock: trio.socket.SocketType, scope: dict[str, Any]) -> Frames | None:
         """Read the upgrade request; refuse it (HTTP error, JSON body) or accept it (101).
-        Returns the WebSocket frame protocol of an accepted connection."""
+        Returns the frame parser of an accepted connection (wsproto's when it deflates)."""
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
         while True:
             try:
@@ -251,7 +247,10 @@ class LiveListener:
                 response.append((b"sec-websocket-extensions", accepted))
                 extensions.append(deflate)
         await _send_all(sock, http.send(h11.InformationalResponse(status_code=101, headers=response)) or b"")
-        return WsFrames(ConnectionType.SERVER, extensions, http.trailing_data[0])
+        limit, early = self.settings.max_frame_bytes, http.trailing_data[0]
+        if extensions:
+            return WsprotoFrames(WsConnection(ConnectionType.SERVER, extensions, early), limit)
+        return FrameParser(limit, early)
 
     def _admission_headers(self, headers: Sequence[tuple[bytes, bytes]]) -> Headers:
         """The request's headers for the admission rules.  A page served by the HTTP port that
@@ -265,75 +264,39 @@ class LiveListener:
             result.append((name, value))
         return result
 
-    async def _read(self, conn: Connection, sock: trio.socket.SocketType, ws: WsFrames) -> None:
-        """Feed the socket's bytes to wsproto and handle its events in order, until the peer
-        leaves or the close handshake ends."""
-        while await self._handle_events(conn, ws):
+    async def _read(self, conn: Connection, sock: trio.socket.SocketType, frames: Frames) -> None:
+        """Handle the socket's frames in order, until the peer leaves or the close handshake ends.
+        Waits for the socket before each read (a read that would block costs a failed syscall)."""
+        fd = sock.fileno()
+        data = b""  # the first pass parses what came with the upgrade request
+        while await self._handle(conn, frames.receive(data), frames):
+            await trio.lowlevel.wait_readable(sock)
             try:
-                data = await sock.recv(RECV_BYTES)
+                data = os.read(fd, RECV_BYTES)
+            except BlockingIOError:
+                data = b""
+                continue
             except OSError:  # reset by the peer: as good as gone
                 return
-            if not data or ws.state is ConnectionState.CLOSED:
+            if not data or frames.closed:
                 return
             conn.heard = trio.current_time()
-            ws.receive_data(data)
 
-    async def _handle_events(self, conn: Connection, ws: WsFrames) -> bool:
-        """Handle what wsproto has parsed; False once the close handshake is over."""
-        limit = self.settings.max_frame_bytes
-        for event in ws.events():
+    async def _handle(self, conn: Connection, events: list[Any], frames: Frames) -> bool:
+        """Handle parsed messages and control frames; False once the close handshake is over."""
+        for event in events:
             kind = type(event)
-            if kind is CloseConnection:
-                if conn.close_code is None:  # the peer's close, or wsproto's verdict on a bad frame
-                    conn.close_soon(event.code)  # type: ignore[attr-defined]
+            if kind is str or kind is bytes:
+                if conn.close_code is None:  # closing: messages are no longer handled
+                    await receive(self.hub, conn, event)
+            elif kind is Close:
+                if conn.close_code is None:  # the peer's close, or the parser's verdict on a bad frame
+                    conn.close_soon(event.code, "" if frames.received_close else event.reason)
                     return True
-                return ws.state is ConnectionState.REMOTE_CLOSING  # else: the reply to our close
-            if conn.close_code is not None:
-                continue  # closing: frames are no longer handled
-            if kind is Ping:
-                conn.send(Frame((), ws.send(event.response())))  # type: ignore[attr-defined]
-            elif kind is TextMessage or kind is BytesMessage:
-                message = self._message(conn, event, limit)  # type: ignore[arg-type]
-                if message is not None:
-                    await receive(self.hub, conn, message)
+                return not frames.sent_close  # else: the reply to our close, once ours is out
+            elif kind is Ping and conn.close_code is None:
+                conn.send(Frame((), frames.pong(event.payload)))
         return True
-
-    def _message(self, conn: Connection, event: TextMessage | BytesMessage, limit: int) -> str | bytes | None:
-        """A whole message, or None while it is incomplete (or too big: then closed with 1009)."""
-        partial = self._partial.get(conn)
-        if event.message_finished and partial is None:
-            message = event.data
-        else:
-            if partial is None:
-                partial = self._partial[conn] = _Fragments()
-            partial.chunks.append(event.data)
-            partial.size += len(event.data)
-            if partial.size > limit:  # characters or bytes: over the byte limit either way
-                del self._partial[conn]
-                conn.close_soon(CLOSE_TOO_BIG, "message too big")
-                return None
-            if not event.message_finished:
-                return None
-            del self._partial[conn]
-            message = ("" if isinstance(event, TextMessage) else b"").join(partial.chunks)
-        if len(message) * 4 > limit and _size(message) > limit:
-            conn.close_soon(CLOSE_TOO_BIG, "message too big")
-            return None
-        return message
-
-
-class _Fragments:
-    """A message arriving in several frames (or reads): held only until it is whole."""
-
-    __slots__ = ("chunks", "size")
-
-    def __init__(self) -> None:
-        self.chunks: list[Any] = []
-        self.size = 0
-
-
-def _size(message: str | bytes) -> int:
-    return len(message.encode("utf-8", "surrogatepass")) if isinstance(message, str) else len(message)
 
 
 def _is_probe(request: h11.Request, headers: dict[bytes, bytes]) -> bool:
