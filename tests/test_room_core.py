@@ -85,6 +85,9 @@ class RoomMachine(RuleBasedStateMachine):
         return effects
 
     def _carry_out(self, effects: tuple[Effect, ...]) -> None:
+        writes = [e for e in effects if isinstance(e, Write)]
+        # a write that may refuse (returns no row) comes first: a batch has no savepoints
+        assert all(not w.feeds for w in writes[1:])
         released = False
         for effect in effects:
             if isinstance(effect, Write):

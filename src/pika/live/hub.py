@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -83,7 +82,7 @@ class Hub:
         self.applied = AppliedIds()
         self.telemetry = Telemetry(db)
         self.writes = GroupCommit(db)
-        self.shell = RoomShell(db, self.writes, self.clock, LocalFanOut(self.broadcast_all), self._room_ended)
+        self.shell = RoomShell(self.writes, self.clock, LocalFanOut(self.broadcast_all), self._room_ended)
         self.listener_journal = ListenerJournal(
             db, settings.listener_flush_seconds, self._connected_sessions, self.clock
         )
@@ -239,13 +238,19 @@ class Hub:
             log.warning("DJ disconnection not stored", extra={"fields": {"session": room.session_id}})
 
     async def end_session(
-        self, room: Room, reason: str, *, expired: bool = False, claim: Callable[[Tx], None] | None = None
+        self,
+        room: Room,
+        reason: str,
+        *,
+        expired: bool = False,
+        sender: str = "",
+        message_id: str | None = None,
     ) -> None:
         """End a live session: close its poll, clear its announcement, store its tempo tally and
         `ended_at` (one transaction), then tell everyone and close the room with its timers.
-        The caller holds the room's turn."""
+        The caller holds the room's turn; `message_id` (of `sender`) is claimed with the end."""
         if not room.ended:
-            await self.shell.settle(room, core.EndSession(reason, expired), claim)
+            await self.shell.settle(room, core.EndSession(reason, expired), sender, message_id)
 
     def _room_ended(self, room: Room) -> None:
         """The room's session ended (stored, and told): forget the room and close it."""

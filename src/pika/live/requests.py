@@ -48,12 +48,6 @@ class Request:
     msg: Any
     sender: str
 
-    def claim(self, tx: Tx) -> None:
-        """Inside the effect's transaction: record the messageId, or stop if it was applied already."""
-        message_id = self.msg.message_id
-        if message_id and not claim(tx, [(self.sender, message_id)]):
-            raise Duplicate
-
     async def write(self, work: Callable[[Tx], T] | Write) -> T:
         """A dancer action's SQL (or row), group-committed with others (live/group_commit.py),
         its messageId claimed there.  `work` must refuse before it writes."""
@@ -62,8 +56,7 @@ class Request:
     async def settle(self, room: Room, command: Any) -> None:
         """A DJ-side command, in the room's turn: decided by the room core, its writes committed
         with this message's claim, then its frames sent (live/shell.py)."""
-        claim = self.claim if self.msg.message_id else None
-        await self.hub.shell.settle(room, command, claim, self.conn)
+        await self.hub.shell.settle(room, command, self.sender, self.msg.message_id, self.conn)
 
     async def act(self, room: Room, action: Any) -> None:
         """A dancer action: decided by the room core, group-committed, then told (live/shell.py)."""

@@ -214,7 +214,7 @@ def _attach(hub: Hub, conn: Connection, room: Room) -> None:
 
 async def end_session(req: Request) -> None:
     async with dj_turn(req, req.msg.session_id) as room:
-        await req.hub.end_session(room, "dj_ended", claim=req.claim)
+        await req.hub.end_session(room, "dj_ended", sender=req.sender, message_id=req.msg.message_id)
     req.conn.dj_room = None
 
 

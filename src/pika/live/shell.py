@@ -2,20 +2,23 @@
 then frames, timers and refusals released in decision order, so nothing is visible before it
 is durable and the database holds what the room decided, in the order it decided it.
 
-DJ-side commands and timers `settle` in the room's turn: one transaction for the decision's
-writes and the messageId claim, then the frames.  Dancer actions `act` without a turn: decided
-at once, their row group-committed with other rooms' actions; what they change in the room, and
-their frames, are decided by the flusher once the batch committed, in batch order.
+Every write goes through the group commit (one queue, batches across rooms), so the database
+commits them in the order they were decided.  DJ-side commands and timers `settle` in the
+room's turn: their writes and messageId claim as one action of a batch, then the frames.  Dancer
+actions `act` without a turn: decided at once, their row queued; what they change in the room,
+and their frames, are decided by the flusher once the batch committed, in batch order (after
+the DJ-side command in flight, when one is).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import trio
 
-from pika.db import Database, DatabaseStalled, Tx
+from pika.db import DatabaseStalled, Tx
 from pika.live.clock import Clock
 from pika.live.connection import Connection
 from pika.live.core.commands import (
@@ -47,24 +50,21 @@ from pika.live.group_commit import GroupCommit
 from pika.live.requests import Refusal
 from pika.live.room import Room
 
-Claim = Callable[[Tx], None]
 DancerAction = Like | CastTempo | Thanks | PollVote
 
 
-class _NoRow(Exception):
-    """A write that completes its command returned nothing: the transaction is rolled back."""
+class _NoRow(Refusal):
+    """A write that completes its command returned nothing: refused, its claim forgotten."""
 
 
 class RoomShell:
     def __init__(
         self,
-        db: Database,
         writes: GroupCommit,
         clock: Clock,
         publisher: Publisher,
         on_end: Callable[[Room], None],
     ) -> None:
-        self._db = db
         self._writes = writes
         self._clock = clock
         self._publisher = publisher
@@ -73,20 +73,26 @@ class RoomShell:
     # -- DJ-side commands and timers -------------------------------------------------------------
 
     async def settle(
-        self, room: Room, command: Command, claim: Claim | None = None, conn: Connection | None = None
+        self,
+        room: Room,
+        command: Command,
+        sender: str = "",
+        message_id: str | None = None,
+        conn: Connection | None = None,
     ) -> None:
-        """Decide `command` in the room's turn (the caller holds it), commit its writes with the
-        claim in one transaction, then release its frames.  Raises `Refusal` (nothing changed)."""
+        """Decide `command` in the room's turn (the caller holds it), commit its writes and the
+        claim of `message_id` in the group commit, behind every write decided before it, then
+        release its frames.  Raises `Refusal` (nothing changed)."""
         now = self._clock.now()
         state, effects = decide(room.state, command, now)
         writes = [e for e in effects if isinstance(e, Write)]
-        if not writes and claim is None:
+        if not writes and message_id is None:
             self._carry_out(room, state, effects, conn)
             return
         room.settling = settled = trio.Event()
         try:
             try:
-                row = await self._db.run(lambda tx: _commit(tx, writes, claim))
+                row = await self._writes.write(sender, message_id, functools.partial(_commit, writes=writes))
             except _NoRow:
                 row = None
             except DatabaseStalled:
@@ -190,16 +196,16 @@ _POKES: dict[str, Callable[[Room], None]] = {
 }
 
 
-def _commit(tx: Tx, writes: list[Write], claim: Claim | None) -> dict[str, Any] | None:
-    """In a worker thread: the claim, then each write in order; the row a `feeds` write returned."""
-    if claim is not None:
-        claim(tx)
+def _commit(tx: Tx, writes: list[Write]) -> dict[str, Any] | None:
+    """In the group commit's worker thread: each write in order; the row a `feeds` write
+    returned.  A batch has no savepoints, so a feeds write that may return nothing comes first."""
     fed = None
-    for write in writes:
+    for at, write in enumerate(writes):
         if write.feeds:
             fed = tx.one(write.query, **write.params)
             if fed is None:
-                raise _NoRow
+                assert at == 0, "a refusing write after others would leave them written"
+                raise _NoRow("")
         else:
             tx.execute(write.query, **write.params)
     return fed

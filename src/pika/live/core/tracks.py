@@ -51,7 +51,8 @@ def broadcast(state: RoomState, cmd: BroadcastTrack, now: float) -> Decision:
         feeds=True,
     )
     ended = end_play(current.play_id, tempo) if current is not None else ()
-    return replace(state, pending=PendingTrack(track, pace, tempo)), (*ended, insert)
+    # the insert first: it refuses (an ended session) before anything is written
+    return replace(state, pending=PendingTrack(track, pace, tempo)), (insert, *ended)
 
 
 def stored(state: RoomState, pending: PendingTrack, row: dict[str, Any] | None, now: float) -> Decision:
