@@ -1,9 +1,10 @@
-"""Group commit: dancer actions from every room written together, one transaction per batch.
+"""Group commit: every room's writes in one queue, one transaction per batch, in queue order.
 
-One flusher takes everything queued (likes, tempo votes, thank-yous, poll votes), runs it in one
-worker thread on one connection, commits once, and only then wakes each handler to ACK: a busy
-room pays one fsync per batch instead of one per tap, a quiet one no added wait.  What each
-action keeps of having a transaction to itself is listed on `GroupCommit`.
+One flusher takes everything queued (likes, tempo votes, thank-yous, poll votes, the DJ's
+commands), runs it in one worker thread on one connection, commits once, and only then releases
+and wakes each action: a busy room pays one fsync per batch instead of one per tap, a quiet one
+no added wait, and the database commits what the rooms decided in the order they decided it.
+What each action keeps of having a transaction to itself is listed on `GroupCommit`.
 """
 
 from __future__ import annotations
