@@ -6,6 +6,7 @@
     python -m loadtest compare scale [--max N]      # Pika! and the yardstick, both spawned
     python -m loadtest flood [--dancers 200] [--rate 1000] [--seconds 5] ...   # one client floods likes
     python -m loadtest logins [--dancers 200] [--clients 20] ...               # concurrent HTTP logins
+    python -m loadtest bus [--rates 1000,2000,...] [--seconds 5]  # LISTEN/NOTIFY events/s (loadtest/bus.py)
     python -m loadtest capacity [--dancers 3000] [--step 1000] [--max 10000] [--seconds 20] [--quick] ...
 
 The table goes to stdout, progress to stderr, and `--json FILE` keeps everything for machines.
@@ -130,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--subscriptions", type=int, default=2000, help="Web Push subscriptions of the room (default 2,000)"
     )
     _common(push, quiet=False)
+    sub.add_parser(
+        "bus",
+        help="events/s through PostgreSQL LISTEN/NOTIFY (python -m loadtest bus --help)",
+        add_help=False,
+    )
     cap = sub.add_parser(
         "capacity",
         help="dancer frames at a stepped fixed rate: the highest rate with ACK p99 <= 200 ms, CPU per frame",
@@ -270,6 +276,11 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bus"]:
+        from loadtest.bus import main as bus_main
+
+        return bus_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = _check(args)

@@ -4,6 +4,7 @@ healthy), and PostgreSQL's process tree, to stall it with SIGSTOP as a hung data
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -25,12 +27,12 @@ def free_port() -> int:
 class ServerProcess:
     """One server process on a fixed port; `stop()` sends a signal and waits for the exit code."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, log: Path, args: tuple[str, ...] = ()) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pika", "serve"],
+            [sys.executable, "-m", "pika", "serve", *args],
             env={
                 "PIKA_LIVE_PORT": "0",
                 **os.environ,
@@ -43,8 +45,10 @@ class ServerProcess:
         )
 
     @classmethod
-    async def start(cls, env: dict[str, str], port: int, log: Path, timeout: float = 30.0) -> ServerProcess:
-        server = cls(env, port, log)
+    async def start(
+        cls, env: dict[str, str], port: int, log: Path, timeout: float = 30.0, args: tuple[str, ...] = ()
+    ) -> ServerProcess:
+        server = cls(env, port, log, args)
         await server.wait_healthy(timeout)
         return server
 
@@ -58,11 +62,19 @@ class ServerProcess:
                 await trio.sleep(0.1)
 
     def _healthy(self) -> bool:
+        return self.health() is not None
+
+    def health(self) -> dict[str, Any] | None:
+        """/health's answer when the server is healthy (from whichever worker took the request)."""
+        return self.health_at(self.url)
+
+    @staticmethod
+    def health_at(url: str) -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
-                return response.status == 200
+            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                return json.loads(response.read()) if response.status == 200 else None
         except OSError:
-            return False
+            return None
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> int:
         self.proc.send_signal(sig)

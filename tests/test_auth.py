@@ -212,6 +212,14 @@ async def test_a_wrong_password_and_an_unknown_email_get_the_same_401(srv: Runni
     assert wrong_password.json() == {"error": "Invalid email or password"}
 
 
+async def test_a_login_with_an_unpaired_surrogate_in_the_email_is_a_plain_401(srv: Running) -> None:
+    # JSON may carry a lone "\ud800"; the failed login's audit line digests it instead of failing with a 500.
+    reply = await login(srv.url, "\ud800@example.com", "not the password")
+
+    assert reply.status == 401
+    assert reply.json() == {"error": "Invalid email or password"}
+
+
 async def test_after_five_failures_every_login_for_that_email_is_429_even_the_right_one(srv: Running) -> None:
     await register(srv.url, "ida@example.com", "Ida")
     for _ in range(5):

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import trio
 
-from loadtest import scrape, stats, steps, windows
+from loadtest import bus, scrape, stats, steps, windows
 from loadtest.__main__ import _check, build_parser, capacity_plan, main
 from loadtest.client import FrameReader, accept_for, encode_frame, parse_handshake
 from loadtest.flooder import FloodRecord
@@ -588,3 +589,28 @@ async def test_capacity_against_a_server_with_its_default_limits_says_the_limits
     assert step["nack_errors"].get("Rate limit exceeded", 0) == step["nacked"] > 0
     assert step["acked"] + step["nacked"] + step["unanswered"] == step["sent"] == 100
     assert step["ack_ms"]["n"] == step["acked"]  # the refusals are not in the ACK latency
+
+
+def test_the_bus_rate_is_the_highest_step_sent_in_full_within_the_limit() -> None:
+    steps = [
+        {"rate": 1000, "sent_per_s": 998, "p99_ms": 4.0},
+        {"rate": 2000, "sent_per_s": 1999, "p99_ms": 30.0},
+        {"rate": 4000, "sent_per_s": 2500, "p99_ms": 20.0},  # the sender could not keep up
+        {"rate": 8000, "sent_per_s": 7990, "p99_ms": 80.0},
+    ]
+    assert bus.best_rate(steps) == 1999
+    assert bus.best_rate(steps[3:]) is None
+
+
+async def test_a_tiny_bus_run_delivers_every_event_to_the_other_process(db_url: str, tmp_path: Path) -> None:
+    report = tmp_path / "bus.json"
+    args = ["--rates", "100,200", "--seconds", "1", "--database-url", db_url, "--json", str(report)]
+    done = await trio.run_process(
+        [sys.executable, "-m", "loadtest", "bus", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    assert b"highest rate with p99" in done.stdout
+    steps = json.loads(report.read_text())["steps"]
+    assert [s["rate"] for s in steps] == [100, 200]
+    assert all(s["lost"] == 0 and s["received"] > 0 and s["rereads"] == 0 for s in steps)

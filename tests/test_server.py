@@ -35,7 +35,17 @@ from tests.conftest import test_settings as settings_for
 from tests.procs import proc_stat, process_tree
 from tests.wsclient import connect
 
-HEALTH_FIELDS = {"status", "version", "timestamp", "activeSessions", "connections", "database"}
+# PROTOCOL.md's fields, and the process that answered (README, Protocol additions)
+HEALTH_FIELDS = {
+    "status",
+    "version",
+    "timestamp",
+    "activeSessions",
+    "connections",
+    "database",
+    "process",
+    "pid",
+}
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
@@ -81,6 +91,7 @@ async def test_health_answers_ok_with_exactly_the_documented_fields(server: Runn
     assert body["activeSessions"] == 0
     assert body["connections"] == 0
     assert body["database"] == "connected"
+    assert body["pid"] == os.getpid() and body["process"] == f"{socket.gethostname()}:{os.getpid()}"
     assert ISO_Z.match(body["timestamp"]), body["timestamp"]
     stamp = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
     assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60

@@ -4,6 +4,9 @@ The CLI records an action in `admin_actions` and sends `NOTIFY pika_admin`; the 
 dedicated connection LISTENing (waited on by trio, no thread) and, at start, on each notification
 and after every reconnect, carries out the pending rows through the hub and marks each done.  A
 notification sent while no server listened is therefore found in the table at the next start.
+With several server processes (serve --workers N, several hosts) each one LISTENs and carries
+out every action for its own connections and rooms, following the actions by id: one process
+marking an action done does not keep it from the others.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ RETRY_EVERY = 1.0  # s between attempts while the database is away or an action 
 ADMIN_LISTEN = query("admin_listen")
 ADMIN_PENDING_ACTIONS = query("admin_pending_actions")
 ADMIN_ACTION_DONE = query("admin_action_done")
+ADMIN_ACTIONS_AFTER = query("admin_actions_after")
+ADMIN_LAST_ACTION = query("admin_last_action")
 
 
 class AdminChannel:
     def __init__(self, url: str, hub: Hub) -> None:
         self.url = url
         self.hub = hub
+        self.followed: int | None = None  # the newest action id this process has carried out
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """LISTEN, carry out what is pending, then wait for notifications; reconnect when the
@@ -72,9 +78,16 @@ class AdminChannel:
                 await self._carry_out_pending()
 
     async def _carry_out_pending(self) -> None:
-        for action in await self.hub.db.run(lambda tx: tx.all(ADMIN_PENDING_ACTIONS)):
+        """At start: the actions no process has done; then every action after the last followed."""
+        if self.followed is None:
+            actions, last = await self.hub.db.run(_pending_and_last)
+        else:
+            actions, last = await self.hub.db.all(ADMIN_ACTIONS_AFTER, after=self.followed), self.followed
+        for action in actions:
             await self._carry_out(action)
             await self.hub.db.run(lambda tx, id=action["id"]: _done(tx, id))
+            self.followed = max(self.followed or 0, action["id"])
+        self.followed = max(self.followed or 0, last)
 
     async def _carry_out(self, action: Row) -> None:
         """Do one action (reset-password needs nothing of the server) and write its audit line."""
@@ -84,10 +97,18 @@ class AdminChannel:
             if room is not None:
                 async with room.turn:  # after the DJ's command in progress
                     await self.hub.end_session(room, "admin")
+            else:  # live on another process, which tells its own connections; these learn it here
+                self.hub.broadcast_all({"type": "SESSION_ENDED", "sessionId": action["session_id"]})
             fields.update(session=action["session_id"], was_live=room is not None)
         elif action["action"] == "revoke_tokens":
             fields.update(closed=self.hub.tokens_revoked(action["dj_id"]))
         audit("admin_action", ip=None, account=action["dj_id"], **fields)
+
+
+def _pending_and_last(tx: Tx) -> tuple[list[Row], int]:
+    last = tx.one(ADMIN_LAST_ACTION)
+    assert last is not None
+    return tx.all(ADMIN_PENDING_ACTIONS), last["last"]
 
 
 def _done(tx: Tx, action_id: int) -> None:

@@ -42,5 +42,7 @@ def audit(event: str, *, ip: str | None, account: int | None = None, **fields: o
 
 
 def email_hash(email: str) -> str:
-    """A salted digest of a normalised email: the same address gives the same 16 hex characters."""
-    return hashlib.sha256(_EMAIL_SALT + email.strip().lower().encode("utf-8")).hexdigest()[:16]
+    """A salted digest of a normalised email: the same address gives the same 16 hex characters.
+    Whatever a client typed is digested, unpaired surrogates included (JSON allows them)."""
+    typed = email.strip().lower().encode("utf-8", "surrogatepass")
+    return hashlib.sha256(_EMAIL_SALT + typed).hexdigest()[:16]

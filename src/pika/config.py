@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,16 @@ def _log_format(raw: str) -> str:
     return value
 
 
+def _workers(raw: str) -> int:
+    if raw.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    return _int(1, 256)(raw)
+
+
+def _opt_port(raw: str) -> int | None:
+    return _int(1, 65535)(raw) if raw.strip() else None
+
+
 def setting(default: Any, parse: Callable[[str], Any], help: str, group: str = "server") -> Any:
     """Declare one setting: its default, how to parse its env var, and its help line."""
     return field(default=default, metadata={"parse": parse, "help": help, "group": group})
@@ -134,6 +145,18 @@ class Settings:
     log_format: str = setting("line", _log_format, "log lines as `line` (key=value) or `json` (log shippers)")
     metrics_token: str | None = setting(
         None, _opt_str, "bearer token /metrics requires (set it in production); unset = open"
+    )
+    workers: int = setting(
+        1, _workers, "server processes on this host sharing the ports (1-256, or auto = one per core)"
+    )
+    process_name: str | None = setting(
+        None, _opt_str, "this process's name in /health and /metrics; unset = hostname:pid"
+    )
+    reuse_port: bool = setting(
+        True, _bool, "workers bind the ports with SO_REUSEPORT (off: they share sockets the supervisor opens)"
+    )
+    metrics_port: int | None = setting(
+        None, _opt_port, "also serve /health and /metrics on this port (worker N on this port + N)"
     )
     db_pool_size: int = setting(10, _int(1, 200), "PostgreSQL connections (and worker threads) for queries")
     db_deadline_seconds: float = setting(
@@ -272,6 +295,11 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def process(self) -> str:
+        """This process's name: PIKA_PROCESS_NAME, else hostname:pid."""
+        return self.process_name or f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def pgdata(self) -> Path:

@@ -17,6 +17,12 @@ M = TypeVar("M", bound=MetricWrapperBase)
 
 REGISTRY = CollectorRegistry()
 
+PROCESS_INFO = Gauge(
+    "pika_process_info",
+    "Always 1: which server process answered this scrape (serve --workers N runs several)",
+    ["process", "pid"],
+    registry=REGISTRY,
+)
 CONNECTIONS = Gauge("pika_ws_connections", "Open WebSocket connections", registry=REGISTRY)
 LIVE_SESSIONS = Gauge("pika_live_sessions", "Live DJ sessions", registry=REGISTRY)
 MESSAGES_IN = Counter(
@@ -111,6 +117,18 @@ PUSH_RESULTS = Counter(
     "Web Push deliveries by result: sent, gone (404/410, deleted), retried, expired, failed, dropped,"
     " refused (a host PIKA_PUSH_HOSTS does not name)",
     ["result"],
+    registry=REGISTRY,
+)
+
+BUS_BATCHES = Counter(
+    "pika_bus_batches_total",
+    "Room batches on the bus between processes (one NOTIFY each), by direction: sent, received",
+    ["direction"],
+    registry=REGISTRY,
+)
+BUS_REREADS = Counter(
+    "pika_bus_rereads_total",
+    "Times the bus asked for rooms to be re-read from PostgreSQL (a gap, a new owner, a reconnect)",
     registry=REGISTRY,
 )
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,8 +20,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from pika import __version__
+from pika import __version__, metrics
 from pika.admin_channel import AdminChannel
+from pika.bus.ownership import ownership
 from pika.config import Settings
 from pika.db import Database, open_database
 from pika.embedded import embedded_postgres
@@ -30,6 +33,7 @@ from pika.live.hub import Hub
 from pika.live.listener import LiveListener
 from pika.migrate import Migrator
 from pika.queries import load_queries
+from pika.sockets import Listeners
 
 log = logging.getLogger("pika.server")
 
@@ -54,26 +58,32 @@ async def serve(
     migrate: bool = True,
     shutdown: trio.Event | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+    listeners: Listeners | None = None,
+    worker: int = 0,
 ) -> None:
-    """Run Pika! until `shutdown` is set (or the task is cancelled)."""
+    """Run Pika! until `shutdown` is set (or the task is cancelled).  `listeners`: sockets made
+    for it (worker number `worker` of `serve --workers N`); else it binds PIKA_HOST's ports."""
     if shutdown is None:
         shutdown = trio.Event()
-    async with _database_url(settings) as url:
-        await _migrate(url, settings, apply=migrate)
+    metrics.PROCESS_INFO.labels(settings.process, str(os.getpid())).set(1)
+    async with database_url(settings) as url:
+        await migrate_database(url, settings, apply=migrate)
         queries = load_queries(settings.sql_dir / "queries")
         async with (
             open_database(url, queries, settings.db_pool_size, settings.db_deadline_seconds) as db,
+            ownership(url, queries) as owner,
             trio.open_nursery() as nursery,
         ):
-            hub = Hub(settings, db)
+            hub = Hub(settings, db, owner)
             await nursery.start(hub.run)
             await nursery.start(AdminChannel(url, hub).run)  # actions pending at start come first
-            listener = LiveListener(settings, hub)
+            listener = LiveListener(settings, hub, listeners.live if listeners else None)
             live_port = await nursery.start(listener.run)
             web_db = db.lane(settings.db_pool_size // 2)  # the live rooms keep the other half
             app = _Dispatcher(LiveEndpoint(settings, hub), create_app(settings, web_db, hub, live_port))
             async with trio.open_nursery() as http:
-                binds = await http.start(_serve_http, app, settings, hub, shutdown)
+                http_sock = listeners.http if listeners else None
+                binds = await http.start(_serve_http, app, settings, hub, shutdown, http_sock, worker)
                 port = listener.http_port = int(binds[0].rsplit(":", 1)[1])
                 live_url = f"ws://{binds[0].split('://', 1)[1].rsplit(':', 1)[0]}:{live_port}/ws"
                 log.info(
@@ -90,10 +100,15 @@ async def _serve_http(
     settings: Settings,
     hub: Hub,
     shutdown: trio.Event,
+    sock: socket.socket | None,
+    worker: int,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     config = HypercornConfig()
-    config.bind = [f"{settings.host}:{settings.port}"]
+    # hypercorn takes over a socket of ours by its file descriptor (and closes it)
+    config.bind = [f"fd://{sock.detach()}" if sock else f"{settings.host}:{settings.port}"]
+    if settings.metrics_port is not None:  # each worker's own port, for a scraper to reach them all
+        config.bind.append(f"{settings.host}:{settings.metrics_port + worker}")
     config.websocket_max_message_size = settings.max_frame_bytes
     # No protocol pings on the plain ASGI /ws: hypercorn 0.18's ping task races its own close
     # (`send_eof` beside a ping's `send_all`) and the BusyResourceError ends the whole HTTP server.
@@ -127,7 +142,7 @@ class _Dispatcher:
 
 
 @contextlib.asynccontextmanager
-async def _database_url(settings: Settings) -> AsyncIterator[str]:
+async def database_url(settings: Settings) -> AsyncIterator[str]:
     """The configured URL, or the embedded PostgreSQL's (started here, stopped on exit)."""
     if settings.database_url:
         yield settings.database_url
@@ -141,7 +156,7 @@ async def _database_url(settings: Settings) -> AsyncIterator[str]:
             await trio.to_thread.run_sync(embedded.__exit__, None, None, None)
 
 
-async def _migrate(url: str, settings: Settings, *, apply: bool) -> None:
+async def migrate_database(url: str, settings: Settings, *, apply: bool) -> None:
     migrator = Migrator(url, settings.sql_dir / "migrations", lock_timeout=settings.migration_lock_timeout)
     if apply:
         applied = await trio.to_thread.run_sync(migrator.up)

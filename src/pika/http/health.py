@@ -4,6 +4,7 @@ when PIKA_METRICS_TOKEN is set)."""
 from __future__ import annotations
 
 import hmac
+import os
 import time
 
 from quart import Blueprint, Response, current_app, jsonify, request
@@ -26,6 +27,8 @@ def health_blueprint() -> Blueprint:
             "activeSessions": ctx["hub"].live_session_count,
             "connections": ctx["hub"].connection_count,
             "database": "connected" if up else "unavailable",
+            "process": ctx["settings"].process,
+            "pid": os.getpid(),
         }
         return jsonify(body), 200 if up else 503
 

@@ -5,7 +5,8 @@ writer, the group commit of dancer actions (group_commit.py), the loop guard (lo
 the housekeeping loop (session expiry, forgetting old message ids), the daily retention
 (retention.py) and the pinger (one timer for every live-listener socket: a ping per
 `ping_interval`, and the silent ones dropped).  At start the hub
-rebuilds every live session from PostgreSQL, so a restart loses nothing a client saw.
+rebuilds every live session from PostgreSQL that no other server process owns (bus/ownership.py),
+so a restart loses nothing a client saw.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import trio
 
+from pika.bus.ownership import Ownership
 from pika.config import Settings
 from pika.db import Database, DatabaseStalled, Tx, timestamptz
 from pika.live.announcements import Announcement
@@ -73,9 +75,10 @@ class Limits:
 
 
 class Hub:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, ownership: Ownership | None = None) -> None:
         self.settings = settings
         self.db = db
+        self.ownership = ownership  # rooms this process decides for (bus/ownership.py); None: all
         self.clock = Clock()  # the one `now` of every room rule (live/clock.py)
         self.limits = Limits(settings)
         self.ws_admission = WsAdmission(settings)
@@ -205,6 +208,8 @@ class Hub:
         """Make a live session's room and start its nursery inside the hub's."""
         assert self._nursery is not None
         s = self.settings
+        if self.ownership is not None:  # a new session, or one restored after a claim: this one's
+            await self.ownership.adopt(info.session_id)
         audience = self._audiences.setdefault(info.session_id, set())
         room = Room(
             info,
@@ -255,6 +260,8 @@ class Hub:
     def _room_ended(self, room: Room) -> None:
         """The room's session ended (stored, and told): forget the room and close it."""
         self.rooms.pop(room.session_id, None)
+        if self.ownership is not None:
+            await self.ownership.release(room.session_id)
         if not self._audiences.get(room.session_id):
             self._audiences.pop(room.session_id, None)
         if room.dj_conn is not None and room.dj_conn.dj_room is room:
@@ -314,6 +321,8 @@ class Hub:
             load, deadline=RESTORE_DEADLINE
         )
         self.applied.load((r["sender"], r["message_id"], r["applied_at"]) for r in applied)
+        if self.ownership is not None:  # with other processes: only the rooms no other one owns
+            sessions = [row for row in sessions if await self.ownership.claim(row["id"])]
         tallies: dict[str, list[tuple[str, str, float]]] = {}
         for v in tempo_votes:
             tallies.setdefault(v["session_id"], []).append(

@@ -121,18 +121,23 @@ class OwnedSocket:
 class LiveListener:
     """Accepts connections on the live port and serves each until it closes."""
 
-    def __init__(self, settings: Settings, hub: Hub) -> None:
+    def __init__(self, settings: Settings, hub: Hub, sock: socket.socket | None = None) -> None:
         self.settings = settings
         self.hub = hub
+        self.sock = sock  # a listening socket made for it (serve --workers, pika/sockets.py)
         self.port = 0
         self.http_port: int | None = None  # set once hypercorn listens (its pages' origin)
         self._partial: dict[Connection, _Fragments] = {}  # messages still arriving, by connection
         self._nursery: trio.Nursery | None = None
 
     async def run(self, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(
-            self.settings.live_port, host=self.settings.host, backlog=BACKLOG
-        )
+        if self.sock is not None:
+            self.sock.setblocking(False)
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(self.sock))]
+        else:
+            listeners = await trio.open_tcp_listeners(
+                self.settings.live_port, host=self.settings.host, backlog=BACKLOG
+            )
         self.port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
