@@ -60,10 +60,15 @@ SET_DJ_DISCONNECTED = query("set_dj_disconnected")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
 LIVE_SESSION_LISTENERS = query("live_session_listeners")
 PURGE_SESSION_LISTENERS = query("purge_session_listeners")
+REPLICA_SESSION = query("replica_session")
 
 RESTORE_DEADLINE = 300.0  # s: reading every live room back at start may take longer than a call
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 PING_TICK = 0.25  # s between two slices of the connections being pinged
+
+
+class OwnedElsewhere(Exception):
+    """A live room another running process owns: its DJ is served there (try again)."""
 
 
 class Limits:
@@ -101,6 +106,7 @@ class Hub:
         self.closing = False
         self._nursery: trio.Nursery | None = None
         self._drained = trio.Event()
+        self._taking_over = trio.Lock()
         self._windows = Windows(
             listener_count=settings.listener_count_window,
             tempo_feedback=settings.tempo_feedback_window,
@@ -319,6 +325,21 @@ class Hub:
             if room.poll is not None and room.poll.id == poll_id:
                 return room
         return None
+
+    async def take_over(self, session_id: str) -> Room | None:
+        """A live room no running process owns any more (its owner was killed, or lost its
+        database connection): claimed and rebuilt here from PostgreSQL, so its DJ can resume
+        here.  None when it is not live; raises `OwnedElsewhere` when a running process owns it
+        (or its killed owner's lock is not released yet)."""
+        if self.ownership is None or await self.db.one(REPLICA_SESSION, session_id=session_id) is None:
+            return None  # alone, or not live (a new session's id: nothing to read back)
+        async with self._taking_over:  # one rebuild of a room, however many ask at once
+            if session_id not in self.rooms:
+                await self._restore(only=session_id)
+            room = self.rooms.get(session_id)
+        if room is None:
+            raise OwnedElsewhere(session_id)
+        return room
 
     async def _restore(self, only: str | None = None) -> None:
         """Rebuild every live session's room from PostgreSQL (after a restart or a crash), or
