@@ -111,6 +111,12 @@ async def test_the_listener_count_is_the_union_over_processes(db_url: str, tmp_p
         await counted(local, 3)
         await counted(remote, 3)
 
+        late = await stack.enter_async_context(connect(b.url))
+        replies = await late.request("SUBSCRIBE", sessionId="relay_room_03")
+        assert next(m for m in replies if m["type"] == "LISTENER_COUNT")["count"] == 3  # the owner's last
+        await counted(dj, 4)
+        await counted(late, 4)
+
 
 async def test_dancer_actions_on_another_process_are_stored_and_reach_the_dj(
     db_url: str, tmp_path: Path

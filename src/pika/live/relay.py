@@ -34,6 +34,7 @@ log = logging.getLogger("pika.relay")
 MEMBERS = "M"  # a line reporting one process's members of a room to its owner
 ACTION = "A"  # a line with a dancer action another process committed, for the room's owner
 _COUNT = '{"type":"LISTENER_COUNT"'  # how the owner's listener counts begin (protocol.encode)
+_ENDED = '{"type":"SESSION_ENDED"'
 # Prefixes of the bus keys a process numbers its reports and its actions for one room under:
 _REPORT = "members "
 _ACTIONS = "actions "
@@ -111,6 +112,8 @@ class Relay:
             for text in texts:
                 if text.startswith(_COUNT):
                     self.counts[session_id] = json.loads(text)["count"]
+                elif text.startswith(_ENDED):
+                    self.counts.pop(session_id, None)
             encoded = joined([text_frame(text) for text in texts])
             recipients = self.hub.connections if kind == EVERYONE else self.hub.audience(session_id)
             for conn in recipients:  # no DJ side here: the room's DJ is on its owner
