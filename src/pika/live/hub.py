@@ -6,7 +6,8 @@ the housekeeping loop (session expiry, forgetting old message ids), the daily re
 (retention.py) and the pinger (one timer for every live-listener socket: a ping per
 `ping_interval`, and the silent ones dropped).  At start the hub
 rebuilds every live session from PostgreSQL that no other server process owns (bus/ownership.py),
-so a restart loses nothing a client saw.
+so a restart loses nothing a client saw; later, a room whose owner died is taken over when its DJ
+resumes here (`take_over`).
 """
 
 from __future__ import annotations
