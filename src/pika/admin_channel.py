@@ -97,8 +97,7 @@ class AdminChannel:
             if room is not None:
                 async with room.turn:  # after the DJ's command in progress
                     await self.hub.end_session(room, "admin")
-            else:  # live on another process, which tells its own connections; these learn it here
-                self.hub.broadcast_all({"type": "SESSION_ENDED", "sessionId": action["session_id"]})
+            # else live on another process: its SESSION_ENDED reaches these connections by the relay
             fields.update(session=action["session_id"], was_live=room is not None)
         elif action["action"] == "revoke_tokens":
             fields.update(closed=self.hub.tokens_revoked(action["dj_id"]))

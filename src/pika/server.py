@@ -31,6 +31,7 @@ from pika.http.app import create_app
 from pika.live.endpoint import LiveEndpoint
 from pika.live.hub import Hub
 from pika.live.listener import LiveListener
+from pika.live.relay import Relay
 from pika.migrate import Migrator
 from pika.queries import load_queries
 from pika.sockets import Listeners
@@ -75,7 +76,9 @@ async def serve(
             trio.open_nursery() as nursery,
         ):
             hub = Hub(settings, db, owner)
+            hub.relay = relay = Relay(hub, url, settings.process)
             await nursery.start(hub.run)
+            await nursery.start(relay.run)
             await nursery.start(AdminChannel(url, hub).run)  # actions pending at start come first
             listener = LiveListener(settings, hub, listeners.live if listeners else None)
             live_port = await nursery.start(listener.run)

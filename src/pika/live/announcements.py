@@ -6,6 +6,7 @@ expired never sees it even if the expiry timer has not fired yet.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,12 @@ class Announcement:
     dj_name: str
     created_at: float
     ends_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Announcement:
+        """An active announcement as PostgreSQL holds it (a restored room, a replica)."""
+        ends_at = row["ends_at"].timestamp() if row["ends_at"] else None
+        return cls(row["session_id"], row["message"], row["dj_name"], row["created_at"].timestamp(), ends_at)
 
     def active(self, now: float) -> bool:
         return self.ends_at is None or now < self.ends_at

@@ -4,15 +4,17 @@ Every action is recorded under the connection's bound clientId and limited per c
 (pyrate-limiter, never blocking); a like, a tempo vote or a thank-you is then decided by the
 room core (live/core/dancers.py), written to PostgreSQL — where constraints keep "one per
 client" true across restarts and servers — in a group commit with other dancers' actions, and
-only then counted and told to the DJ (live/shell.py).
+only then counted and told to the DJ (live/shell.py).  On a room another process owns, the row is
+written here and the action announced to the owner, who counts it and tells its DJ (live/relay.py).
 """
 
 from __future__ import annotations
 
 from pika.db import Tx
 from pika.live.core import commands as core
+from pika.live.core.state import RoomState
 from pika.live.likes import like_received, unique_tracks
-from pika.live.requests import Refusal, Request, live_room
+from pika.live.requests import Refusal, Request, dancer_room
 from pika.live.room import Room
 from pika.protocol import RemoveLike, SendBulkLike, SendLike, SendReaction, SendTempoRequest, TrackInfo
 from pika.queries import query
@@ -27,7 +29,7 @@ async def send_like(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, SendLike)
     client = req.client()
-    room = live_room(req, msg.session_id)
+    room = await dancer_room(req, msg.session_id)
     if not req.hub.limits.likes.allow(client):
         raise Refusal(RATE_LIMITED)
     await req.act(room, core.Like(client, msg.track))
@@ -38,7 +40,7 @@ async def send_bulk_like(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, SendBulkLike)
     client = req.client()
-    room = live_room(req, msg.session_id)
+    room = await dancer_room(req, msg.session_id)
     if not req.hub.limits.bulk_likes.allow(client):
         raise Refusal(RATE_LIMITED)
     tracks = unique_tracks(msg.tracks)
@@ -52,14 +54,18 @@ async def send_bulk_like(req: Request) -> None:
         return liked
 
     for track in await req.write(work):
-        room.to_dj(like_received(room.session_id, track))
+        if isinstance(room, Room):
+            room.to_dj(like_received(room.session_id, track))
+        else:  # owned by another process: its DJ hears of it there
+            assert req.hub.relay is not None
+            req.hub.relay.announce(room.session_id, core.Like(client, track), None)
 
 
 async def remove_like(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, RemoveLike)
     client = req.client()
-    room = live_room(req, msg.session_id)
+    room = await dancer_room(req, msg.session_id)
 
     def work(tx: Tx) -> None:
         tx.execute(DELETE_LIKE, session_id=room.session_id, client_id=client, match_key=msg.track.match_key)
@@ -71,7 +77,7 @@ async def send_tempo_request(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, SendTempoRequest)
     client = req.client()
-    room = live_room(req, msg.session_id)
+    room = await dancer_room(req, msg.session_id)
     if room.current is None:
         raise Refusal("No track is playing")  # before the rate limit: a refused vote costs nothing
     if not req.hub.limits.tempo.allow(client):
@@ -83,13 +89,13 @@ async def send_reaction(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, SendReaction)
     client = req.client()
-    room = _subscribed_room(req, msg.session_id)
+    room = await _subscribed_room(req, msg.session_id)
     if not req.hub.limits.reactions.allow(client):
         raise Refusal(RATE_LIMITED)
     await req.act(room, core.Thanks(client, msg.reaction))
 
 
-def _subscribed_room(req: Request, session_id: str) -> Room:
+async def _subscribed_room(req: Request, session_id: str) -> Room | RoomState:
     if req.conn.subscribed != session_id:
         raise Refusal("Not subscribed to this session")
-    return live_room(req, session_id)
+    return await dancer_room(req, session_id)

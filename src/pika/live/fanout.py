@@ -1,7 +1,8 @@
 """Where a room decision's frames go: the `Publisher` seam between the room shell and sockets.
 
 `LocalFanOut` delivers to this process's connections (encoded once per message and audience,
-never awaiting a member).  A publisher for several processes implements the same `publish`.
+never awaiting a member).  What reaches a room's audience, or everyone, is also handed to the
+room's relay (live/relay.py) for the other processes' members.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ the housekeeping loop (session expiry, forgetting old message ids), the daily re
 (retention.py) and the pinger (one timer for every live-listener socket: a ping per
 `ping_interval`, and the silent ones dropped).  At start the hub
 rebuilds every live session from PostgreSQL that no other server process owns (bus/ownership.py),
-so a restart loses nothing a client saw.
+so a restart loses nothing a client saw; later, a room whose owner died is taken over when its DJ
+resumes here (`take_over`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -36,7 +37,7 @@ from pika.live.room import NowPlaying, Room, RoomInfo, Windows
 from pika.live.shell import RoomShell
 from pika.live.tempo import TempoTally
 from pika.live.track_pace import TrackPace
-from pika.live.wire import frame
+from pika.live.wire import EVERYONE, frame
 from pika.protocol import TrackInfo, safe_dj_name
 from pika.push.sender import PushSender
 from pika.queries import query
@@ -44,6 +45,9 @@ from pika.retention import prune, run_daily
 from pika.security.admission import UpgradeRefusal, WsAdmission
 from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from pika.live.relay import Relay
 
 log = logging.getLogger("pika.hub")
 
@@ -57,10 +61,15 @@ SET_DJ_DISCONNECTED = query("set_dj_disconnected")
 PURGE_APPLIED_MESSAGES = query("purge_applied_messages")
 LIVE_SESSION_LISTENERS = query("live_session_listeners")
 PURGE_SESSION_LISTENERS = query("purge_session_listeners")
+REPLICA_SESSION = query("replica_session")
 
 RESTORE_DEADLINE = 300.0  # s: reading every live room back at start may take longer than a call
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 PING_TICK = 0.25  # s between two slices of the connections being pinged
+
+
+class OwnedElsewhere(Exception):
+    """A live room another running process owns: its DJ is served there (try again)."""
 
 
 class Limits:
@@ -79,6 +88,7 @@ class Hub:
         self.settings = settings
         self.db = db
         self.ownership = ownership  # rooms this process decides for (bus/ownership.py); None: all
+        self.relay: Relay | None = None  # to and from the other processes (live/relay.py); None: alone
         self.clock = Clock()  # the one `now` of every room rule (live/clock.py)
         self.limits = Limits(settings)
         self.ws_admission = WsAdmission(settings)
@@ -97,6 +107,7 @@ class Hub:
         self.closing = False
         self._nursery: trio.Nursery | None = None
         self._drained = trio.Event()
+        self._taking_over = trio.Lock()
         self._windows = Windows(
             listener_count=settings.listener_count_window,
             tempo_feedback=settings.tempo_feedback_window,
@@ -177,6 +188,8 @@ class Hub:
         room = self.rooms.get(session_id)
         if room is not None:
             room.listener_joined(conn)
+        elif self.relay is not None:  # a member of a room another process owns
+            self.relay.members_changed(session_id)
         return room
 
     def unsubscribe(self, conn: Connection) -> None:
@@ -192,12 +205,24 @@ class Hub:
         room = self.rooms.get(session_id)
         if room is not None:
             room.listener_left(conn)
+        elif self.relay is not None:
+            self.relay.members_changed(session_id)
+
+    def audience(self, session_id: str) -> set[Connection]:
+        """This process's connections subscribed to `session_id`."""
+        return self._audiences.get(session_id, set())
+
+    def remote_sessions(self) -> list[str]:
+        """Sessions this process has members of but does not own (their owner is elsewhere)."""
+        return [sid for sid, members in self._audiences.items() if members and sid not in self.rooms]
 
     def broadcast_all(self, message: dict[str, Any]) -> None:
         """Discovery events (SESSION_STARTED/ENDED/EXPIRED) go to every open connection."""
         encoded = frame(message)
         for conn in self.connections:
             conn.send(encoded)
+        if self.relay is not None:  # and to every other process's connections
+            self.relay.outward(message["sessionId"], EVERYONE, encoded)
 
     def sessions_list(self) -> dict[str, Any]:
         return {"type": "SESSIONS_LIST", "sessions": [room.summary() for room in self.rooms.values()]}
@@ -220,6 +245,8 @@ class Hub:
             journal=self.listener_journal,
             track_pace=TrackPace(s.track_burst, s.track_rate, s.track_backlog_seconds),
         )
+        if self.relay is not None:
+            room.relay = self.relay.outward
         self.rooms[info.session_id] = room
         await self._nursery.start(room.run)
         return room
@@ -300,9 +327,25 @@ class Hub:
                 return room
         return None
 
-    async def _restore(self) -> None:
-        """Rebuild every live session's room from PostgreSQL (after a restart or a crash):
-        current track, tempo votes, active poll with its votes, active announcement, timers."""
+    async def take_over(self, session_id: str) -> Room | None:
+        """A live room no running process owns any more (its owner was killed, or lost its
+        database connection): claimed and rebuilt here from PostgreSQL, so its DJ can resume
+        here.  None when it is not live; raises `OwnedElsewhere` when a running process owns it
+        (or its killed owner's lock is not released yet)."""
+        if self.ownership is None or await self.db.one(REPLICA_SESSION, session_id=session_id) is None:
+            return None  # alone, or not live (a new session's id: nothing to read back)
+        async with self._taking_over:  # one rebuild of a room, however many ask at once
+            if session_id not in self.rooms:
+                await self._restore(only=session_id)
+            room = self.rooms.get(session_id)
+        if room is None:
+            raise OwnedElsewhere(session_id)
+        return room
+
+    async def _restore(self, only: str | None = None) -> None:
+        """Rebuild every live session's room from PostgreSQL (after a restart or a crash), or
+        only session `only`: current track, tempo votes, active poll with its votes, active
+        announcement, timers."""
 
         since = timestamptz(self.clock.now() - self.settings.listener_linger_seconds)
 
@@ -322,7 +365,12 @@ class Hub:
         )
         self.applied.load((r["sender"], r["message_id"], r["applied_at"]) for r in applied)
         if self.ownership is not None:  # with other processes: only the rooms no other one owns
-            sessions = [row for row in sessions if await self.ownership.claim(row["id"])]
+            sessions = [
+                row
+                for row in sessions
+                if (only is None or row["id"] == only) and await self.ownership.claim(row["id"])
+            ]
+        restored = {row["id"] for row in sessions}
         tallies: dict[str, list[tuple[str, str, float]]] = {}
         for v in tempo_votes:
             tallies.setdefault(v["session_id"], []).append(
@@ -354,17 +402,9 @@ class Hub:
             self.shell.now(room, core.DjLeft(self.settings.dj_grace_seconds))
         for p in polls:
             room = self.rooms.get(p["session_id"])
-            if room is None:
+            if room is None or p["session_id"] not in restored:
                 continue
-            poll = Poll(
-                id=p["id"],
-                session_id=p["session_id"],
-                question=p["question"],
-                options=tuple(p["options"]),
-                started_at=p["started_at"].timestamp(),
-                ends_at=p["ends_at"].timestamp() if p["ends_at"] else None,
-                ballots=ballots.get(p["id"], {}),
-            )
+            poll = Poll.from_row(p, ballots.get(p["id"], {}))
             room.state.poll = poll
             if poll.ends_at is not None:  # closed at once if its endsAt passed meanwhile
                 room.set_timer(
@@ -372,11 +412,9 @@ class Hub:
                 )
         for a in announcements:
             room = self.rooms.get(a["session_id"])
-            if room is not None:
-                ends_at = a["ends_at"].timestamp() if a["ends_at"] else None
-                room.state.announcement = Announcement(
-                    room.session_id, a["message"], a["dj_name"], a["created_at"].timestamp(), ends_at
-                )
+            if room is not None and a["session_id"] in restored:
+                room.state.announcement = Announcement.from_row(a)
+                ends_at = room.state.announcement.ends_at
                 if ends_at is not None:
                     timer = self.shell.timer(room, ANNOUNCEMENT_TIMER)
                     room.set_timer(ANNOUNCEMENT_TIMER, ends_at - self.clock.now(), timer)

@@ -8,9 +8,13 @@ auto-close and announcement expiry are room timers, re-armed from the database a
 
 from __future__ import annotations
 
+import contextlib
+
 from pika.live.core import commands as core
+from pika.live.core.state import RoomState
 from pika.live.polls import VoteRejected
-from pika.live.requests import Refusal, Request, dj_turn
+from pika.live.requests import Refusal, Request, dancer_room, dj_turn
+from pika.live.room import Room
 from pika.protocol import CancelAnnouncement, CancelPoll, EndPoll, SendAnnouncement, StartPoll, VoteOnPoll
 from pika.queries import query
 
@@ -44,16 +48,28 @@ async def vote_on_poll(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, VoteOnPoll)
     client = req.client()
-    room = req.hub.room_of_poll(msg.poll_id)
-    if room is None:
-        row = await req.hub.db.one(GET_POLL, poll_id=msg.poll_id)
-        reason = VoteRejected.ENDED if row is not None else POLL_NOT_FOUND
-        req.conn.send_message({"type": "VOTE_REJECTED", "pollId": msg.poll_id, "reason": reason})
-        raise Refusal(reason)
+    room = await _room_of_poll(req, msg.poll_id)
     vote = core.PollVote(client, msg.poll_id, msg.option_index)
     if req.conn.subscribed != room.session_id:
         req.hub.shell.reject(room, vote, "Not subscribed to this session", req.conn)
     await req.act(room, vote)
+
+
+async def _room_of_poll(req: Request, poll_id: int) -> Room | RoomState:
+    """The live room whose active poll this is: this process's, or (as PostgreSQL holds it)
+    one another process owns; else VOTE_REJECTED and the refusal."""
+    room = req.hub.room_of_poll(poll_id)
+    if room is not None:
+        return room
+    row = await req.hub.db.one(GET_POLL, poll_id=poll_id)
+    if row is not None and row["status"] == "active" and req.hub.relay is not None:
+        with contextlib.suppress(Refusal):  # not live after all: the poll has ended
+            state = await dancer_room(req, row["session_id"])
+            if state.poll is not None and state.poll.id == poll_id:
+                return state
+    reason = VoteRejected.ENDED if row is not None else POLL_NOT_FOUND
+    req.conn.send_message({"type": "VOTE_REJECTED", "pollId": poll_id, "reason": reason})
+    raise Refusal(reason)
 
 
 async def send_announcement(req: Request) -> None:

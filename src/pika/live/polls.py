@@ -45,6 +45,19 @@ class Poll:
     ballots: Mapping[str, int] = field(default_factory=dict)  # client -> option index
     status: str = ACTIVE  # active | closed | cancelled
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], ballots: Mapping[str, int]) -> Poll:
+        """An active poll as PostgreSQL holds it (a restored room, a replica)."""
+        return cls(
+            id=row["id"],
+            session_id=row["session_id"],
+            question=row["question"],
+            options=tuple(row["options"]),
+            started_at=row["started_at"].timestamp(),
+            ends_at=row["ends_at"].timestamp() if row["ends_at"] else None,
+            ballots=ballots,
+        )
+
     def vote(self, client: str, option_index: int, now: float) -> Poll:
         """A new poll with `client`'s ballot for `option_index`.
 

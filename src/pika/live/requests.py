@@ -7,6 +7,7 @@ returns normally (the dispatcher ACKs), raises `Refusal` (NACK/ERROR with its te
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pika.db import Tx
+from pika.live.core.state import RoomState
+from pika.live.replica import read_replica
 from pika.queries import query
 
 if TYPE_CHECKING:
@@ -58,9 +61,18 @@ class Request:
         with this message's claim, then its frames sent (live/shell.py)."""
         await self.hub.shell.settle(room, command, self.sender, self.msg.message_id, self.conn)
 
-    async def act(self, room: Room, action: Any) -> None:
-        """A dancer action: decided by the room core, group-committed, then told (live/shell.py)."""
-        await self.hub.shell.act(room, action, self.sender, self.msg.message_id, self.conn)
+    async def act(self, room: Room | RoomState, action: Any) -> None:
+        """A dancer action: decided by the room core, group-committed, then told (live/shell.py);
+        on a room owned by another process (its `RoomState` as PostgreSQL holds it), told to
+        that process (live/relay.py)."""
+        hub = self.hub
+        if not isinstance(room, RoomState):
+            await hub.shell.act(room, action, self.sender, self.msg.message_id, self.conn)
+            return
+        relay = hub.relay
+        assert relay is not None
+        announce = functools.partial(relay.announce, room.session_id)
+        await hub.shell.act_elsewhere(room, action, self.sender, self.msg.message_id, self.conn, announce)
 
     def client(self) -> str:
         """The bound clientId dancer actions are recorded under (PROTOCOL.md §1)."""
@@ -106,6 +118,19 @@ def live_room(req: Request, session_id: str) -> Room:
     if room is None:
         raise Refusal("Session is not live")
     return room
+
+
+async def dancer_room(req: Request, session_id: str) -> Room | RoomState:
+    """The live room a dancer acts on: this process's, or the state of one another process
+    owns, read from PostgreSQL (live/replica.py)."""
+    room = req.hub.rooms.get(session_id)
+    if room is not None:
+        return room
+    if req.hub.relay is not None:
+        replica = await read_replica(req.hub.db, session_id)
+        if replica is not None:
+            return replica.state()
+    raise Refusal("Session is not live")
 
 
 def sha256(text: str) -> str:

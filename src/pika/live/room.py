@@ -27,7 +27,7 @@ from pika.live.polls import Poll
 from pika.live.tempo import TempoCounts, TempoTally
 from pika.live.timers import Coalescer, start_soon_unless_closing
 from pika.live.track_pace import TrackPace
-from pika.live.wire import frame, joined
+from pika.live.wire import ROOM, SUBSCRIBERS, Frame, frame, joined
 from pika.protocol import iso
 
 TIMER_RETRY = 1.0  # s before a timer's action runs again when the database did not answer in time
@@ -103,6 +103,8 @@ class Room:
         self.dj_conn: Connection | None = None
         self.controllers: set[Connection] = set()  # DJ consoles (ATTACH_SESSION): hear what the DJ hears
         self.audience = audience  # shared with the hub: subscribers may wait before a session is live
+        # The relay (live/relay.py): what the audience gets also goes to other processes' members.
+        self.relay: Callable[[str, str, Frame], None] | None = None
         self._journal = journal
         for client, left in info.lingering:
             self.listeners.restore(client, left)
@@ -113,6 +115,7 @@ class Room:
         self._poll_update_dj: Coalescer | None = None
         self._poll_update: Coalescer | None = None
         self._sent_count: int | None = None
+        self._remote: dict[str, set[str]] = {}  # other processes' members, by their relay's origin
         self._sent_tempo: TempoCounts | None = None
         self._sent_poll_votes: tuple[int, ...] | None = None
         self._sent_poll_votes_dj: tuple[int, ...] | None = None
@@ -248,13 +251,17 @@ class Room:
     def publish(self, *messages: dict[str, Any]) -> None:
         """Send to the session audience (subscribers and the DJ): encoded once, never waits.
         Several messages go back to back in one write per member."""
-        self._fan_out(messages, self.members())
+        encoded = self._fan_out(messages, self.members())
+        if self.relay is not None:
+            self.relay(self.session_id, ROOM, encoded)
 
     def publish_subscribers(self, message: dict[str, Any]) -> None:
         """Like `publish`, without the DJ side (which has its own, faster POLL_UPDATE)."""
-        self._fan_out((message,), (m for m in self.audience if not self.is_dj(m)))
+        encoded = self._fan_out((message,), (m for m in self.audience if not self.is_dj(m)))
+        if self.relay is not None:
+            self.relay(self.session_id, SUBSCRIBERS, encoded)
 
-    def _fan_out(self, messages: tuple[dict[str, Any], ...], recipients: Iterable[Connection]) -> None:
+    def _fan_out(self, messages: tuple[dict[str, Any], ...], recipients: Iterable[Connection]) -> Frame:
         encoded = joined([frame(m) for m in messages])
         sent = 0
         for member in recipients:
@@ -262,6 +269,7 @@ class Room:
             sent += 1
         for message in messages:
             metrics.child(metrics.MESSAGES_OUT, message["type"]).inc(sent)
+        return encoded
 
     def to_dj(self, message: dict[str, Any]) -> None:
         """To the DJ connection and its controllers only (LIKE_RECEIVED, TEMPO_FEEDBACK, …)."""
@@ -279,6 +287,19 @@ class Room:
         now = self.clock.now()
         if self.listeners.leave(conn.listener_id, now) and conn.client_id is not None:
             self._journal.left(self.session_id, conn.client_id, now)
+        self._poke_listeners()
+
+    def remote_members(self, origin: str, members: list[str]) -> None:
+        """Another process's members of this room (reported by its relay) count here as they
+        would if connected here: joined, or lingering once gone (PROTOCOL.md §7)."""
+        now = self.clock.now()
+        before = self._remote.get(origin, set())
+        after = set(members)
+        for client in after - before:
+            self.listeners.join(client)
+        for client in before - after:
+            self.listeners.leave(client, now)
+        self._remote[origin] = after
         self._poke_listeners()
 
     def _join(self, conn: Connection) -> None:

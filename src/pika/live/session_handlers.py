@@ -11,7 +11,8 @@ from pika.audit import audit
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
 from pika.live.core import commands as core
 from pika.live.core.ownership import NOT_AVAILABLE, attach_refusal, resume_refusal
-from pika.live.hub import Hub
+from pika.live.hub import Hub, OwnedElsewhere
+from pika.live.replica import read_replica
 from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
 from pika.live.room import Room, RoomInfo
 from pika.protocol import AttachSession, RegisterSession, Subscribe, ValidateSession, iso
@@ -32,6 +33,11 @@ async def register_session(req: Request) -> AfterAck | None:
     account = await _authenticate(hub, msg.token)
     session_id = msg.session_id or f"pika_{secrets.token_urlsafe(12)}"
     room = hub.rooms.get(session_id)
+    if room is None and msg.session_id is not None:  # perhaps live, its owner gone: resumed here
+        try:
+            room = await hub.take_over(session_id)
+        except OwnedElsewhere:  # the client reconnects (to the owner, or once the lock is free)
+            raise Refusal("Server busy", close_code=CLOSE_TRY_AGAIN) from None
     if room is not None:
         async with room.turn:
             if room.ended:  # while this waited for its turn: the id now belongs to an ended session
@@ -228,7 +234,14 @@ async def subscribe(req: Request) -> None:
     bundle: list[dict[str, Any]] = [hub.sessions_list()]
     if msg.session_id is not None:
         room = hub.subscribe(conn, msg.session_id)
-        if room is None:
+        replica = None
+        if room is None and hub.relay is not None:  # live on another process, perhaps
+            replica = await read_replica(hub.db, msg.session_id)
+        if replica is not None and hub.relay is not None:
+            count = hub.relay.counts.get(msg.session_id, 0)  # the owner's, until it counts this one
+            bundle.append({"type": "LISTENER_COUNT", "sessionId": msg.session_id, "count": count})
+            bundle.extend(replica.state_messages(conn.listener_id, hub.clock.now()))
+        elif room is None:
             bundle.append({"type": "LISTENER_COUNT", "sessionId": msg.session_id, "count": 0})
             bundle.append({"type": "SESSION_ENDED", "sessionId": msg.session_id})
         else:

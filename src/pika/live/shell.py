@@ -34,6 +34,7 @@ from pika.live.core.commands import (
     WriteFailed,
 )
 from pika.live.core.effects import (
+    Audience,
     CancelTimer,
     Effect,
     Poke,
@@ -152,9 +153,49 @@ class RoomShell:
         if settling is not None:  # committed while a DJ-side write was in flight: told after it
             await settling.wait()
 
-    def reject(self, room: Room, action: DancerAction, reason: str, conn: Connection) -> NoReturn:
+    async def act_elsewhere(
+        self,
+        state: RoomState,
+        action: DancerAction,
+        sender: str,
+        message_id: str | None,
+        conn: Connection,
+        announce: Callable[[DancerAction, Write], None],
+    ) -> None:
+        """A dancer action on a room another process owns (`state`: as PostgreSQL holds it):
+        decided and group-committed here, then announced to the owner, whose room decides what
+        it changes; the sender hears here what concerns only it (VOTE_CONFIRMED, a refusal)."""
+        now = self._clock.now()
+        _, effects = decide(state, action, now)
+        if len(effects) != 1 or not isinstance(write := effects[0], Write):
+            _to_sender(effects, conn)
+            return
+        try:
+            await self._writes.write(sender, message_id, write)
+        except Refusal as exc:
+            self.reject(state, action, str(exc), conn)
+        announce(action, write)
+        _to_sender(decide(state, Committed(action, write), now)[1], conn)
+
+    def told(self, room: Room, action: DancerAction, play_id: int | None) -> None:
+        """A dancer action another process committed (`play_id`: the play a tempo vote is
+        for): decided here as if committed here, unless it no longer applies to the room."""
+        _, effects = decide(room.state, action, self._clock.now())
+        if len(effects) != 1 or not isinstance(write := effects[0], Write):
+            return  # e.g. the poll closed meanwhile: stored, the result was already final
+        if write.params.get("play_id") != play_id:
+            return  # the track changed meanwhile: the vote stays with its play
+        if room.settling is None:
+            self._decide(room, Committed(action, write), None)
+        else:
+            room.deferred.append(lambda: self._decide(room, Committed(action, write), None))
+
+    def reject(self, room: Room | RoomState, action: DancerAction, reason: str, conn: Connection) -> NoReturn:
         """Refuse a dancer action for `reason` (a voter also gets VOTE_REJECTED)."""
-        self._decide(room, Rejected(action, reason), conn)
+        if isinstance(room, RoomState):  # owned by another process: only the sender hears of it
+            _to_sender(decide(room, Rejected(action, reason), self._clock.now())[1], conn)
+        else:
+            self._decide(room, Rejected(action, reason), conn)
         raise Refusal(reason)  # the decision raised it already: a Rejected always refuses
 
     def _decide(self, room: Room, command: Command, conn: Connection | None) -> None:
@@ -187,6 +228,19 @@ class RoomShell:
             self._on_end(room)
         if refusal is not None:
             raise Refusal(refusal)
+
+
+def _to_sender(effects: tuple[Effect, ...], conn: Connection) -> None:
+    """What a decision on a replica's state sends the sender, then its refusal (if any)."""
+    refusal: str | None = None
+    for effect in effects:
+        if isinstance(effect, Send) and effect.audience is Audience.SENDER:
+            for message in effect.messages:
+                conn.send_message(message)
+        elif isinstance(effect, Refuse):
+            refusal = effect.reason
+    if refusal is not None:
+        raise Refusal(refusal)
 
 
 _POKES: dict[str, Callable[[Room], None]] = {

@@ -23,11 +23,19 @@ class Frame:
     wire: bytes
 
 
+# Who a frame relayed to other processes is for (live/relay.py): a room's whole audience, its
+# subscribers without the DJ side, or every connection (discovery events).
+ROOM, SUBSCRIBERS, EVERYONE = "R", "S", "E"
+
 PING = Frame((), b"\x89\x00")  # FIN + ping opcode, no payload, unmasked
 
 
 def frame(message: dict[str, Any]) -> Frame:
-    text = encode(message)
+    return text_frame(encode(message))
+
+
+def text_frame(text: str) -> Frame:
+    """The frame of a message already encoded (one relayed from another process)."""
     payload = text.encode("utf-8")
     size = len(payload)
     if size < 126:
