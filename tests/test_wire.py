@@ -70,7 +70,7 @@ def test_joined_frames_read_back_in_order_with_one_write() -> None:
 
 
 @given(
-    st.text(min_size=1, max_size=128) | st.text("ab\\\" ~", min_size=1, max_size=128),
+    st.text(min_size=1, max_size=128) | st.text('ab\\" ~', min_size=1, max_size=128),
     st.floats(min_value=0, max_value=4e9),
 )
 def test_an_ack_frame_is_the_ack_message_encoded_for_any_message_id(message_id: str, now: float) -> None:
