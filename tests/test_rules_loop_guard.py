@@ -17,8 +17,19 @@ def test_a_responsive_loop_holds_nobody():
     assert admission.open
 
 
+def test_one_late_tick_is_a_pause_not_a_loop_behind_and_holds_nobody():
+    """A garbage collection makes one tick late: closing then held thousands of frames for
+    hundreds of ms while the loop had time to spare."""
+    admission = Admission(per_tick=64)
+    for _ in range(5):
+        assert admission.observe(HIGH_LAG * 5, waiting=0) == 0
+        assert admission.observe(LOW_LAG / 2, waiting=0) == 0
+    assert admission.open and admission.per_tick == 64 + 5 * admission.step
+
+
 def test_high_lag_closes_the_gate_and_halves_the_ration_down_to_the_floor():
     admission = Admission(per_tick=64, floor=4)
+    assert admission.observe(HIGH_LAG * 2, waiting=1000) == 0  # one late tick: still open
     assert admission.observe(HIGH_LAG * 2, waiting=1000) == 32
     assert not admission.open
     rations = [admission.observe(1.0, waiting=1000) for _ in range(10)]
@@ -27,6 +38,7 @@ def test_high_lag_closes_the_gate_and_halves_the_ration_down_to_the_floor():
 
 def test_the_ration_grows_while_lag_is_low_and_the_gate_opens_once_nobody_waits():
     admission = Admission(per_tick=64, step=8)
+    admission.observe(1.0, waiting=500)
     admission.observe(1.0, waiting=500)  # closed, ration 32
     assert [admission.observe(LOW_LAG / 2, waiting=500) for _ in range(3)] == [40, 48, 56]
     assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=500) == 64  # in between: grows, stays closed
@@ -53,6 +65,7 @@ def test_under_steady_load_the_gate_reopens_once_lag_is_low_and_one_ration_cover
     """Frames keep arriving between ticks, so some always wait at a tick: waiting for nobody
     to wait kept the gate closed for good, and every frame paid a park and up to a tick."""
     admission = Admission(per_tick=64, step=8)
+    admission.observe(1.0, waiting=500)
     admission.observe(1.0, waiting=500)  # closed, ration 32
     assert admission.observe(LOW_LAG / 2, waiting=50) == 40 and not admission.open  # 50 > 40: still rationed
     assert admission.observe(LOW_LAG / 2, waiting=30) == 0  # 30 <= 48: all go, and the gate opens
@@ -63,11 +76,13 @@ def test_under_steady_load_the_gate_reopens_once_lag_is_low_and_one_ration_cover
 def test_the_ration_grows_no_further_than_its_ceiling():
     admission = Admission(per_tick=64, step=8, ceiling=100)
     admission.observe(1.0, waiting=10_000)
+    admission.observe(1.0, waiting=10_000)
     assert max(admission.observe(LOW_LAG / 2, waiting=10_000) for _ in range(50)) == 100
 
 
 def test_never_more_turns_than_frames_waiting():
     admission = Admission(per_tick=64)
+    admission.observe(1.0, waiting=3)
     admission.observe(1.0, waiting=3)
     assert admission.observe((LOW_LAG + HIGH_LAG) / 2, waiting=3) == 3
 

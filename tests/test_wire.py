@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from wsproto.connection import Connection as WsFrames
 from wsproto.connection import ConnectionType
 from wsproto.events import TextMessage
 
-from pika.live.wire import PING, frame, joined
-from pika.protocol import encode
+from pika.live.wire import PING, ack_frame, frame, joined
+from pika.protocol import ack, encode
 from pika.server import serve
 from tests.conftest import test_settings
 from tests.rawws import RawPeer
@@ -65,6 +67,14 @@ def test_joined_frames_read_back_in_order_with_one_write() -> None:
     assert both.wire == b"".join(f.wire for f in frames)
     assert read_back(both.wire) == list(both.texts)
     assert joined(frames[:1]) is frames[0]  # one frame: no copy
+
+
+@given(
+    st.text(min_size=1, max_size=128) | st.text('ab\\" ~', min_size=1, max_size=128),
+    st.floats(min_value=0, max_value=4e9),
+)
+def test_an_ack_frame_is_the_ack_message_encoded_for_any_message_id(message_id: str, now: float) -> None:
+    assert ack_frame(message_id, now) == frame(ack(message_id, now))
 
 
 def test_the_ping_frame_is_an_empty_unmasked_ping() -> None:

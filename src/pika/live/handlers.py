@@ -24,6 +24,7 @@ from pika.live import dancer_handlers, poll_handlers, session_handlers, track_ha
 from pika.live.connection import Connection
 from pika.live.hub import Hub
 from pika.live.requests import Duplicate, Handler, Refusal, Request
+from pika.live.wire import ack_frame
 from pika.protocol import (
     STATE_CHANGING,
     AttachSession,
@@ -49,7 +50,6 @@ from pika.protocol import (
     TrackStopped,
     ValidateSession,
     VoteOnPoll,
-    ack,
     error,
     nack,
     parse,
@@ -119,7 +119,7 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     except Duplicate:
         now = hub.clock.now()
         hub.applied.add(req.sender, message_id, now)
-        conn.send_message(ack(message_id, now))
+        conn.send(ack_frame(message_id, now))
         return
     except Refusal as exc:
         _refuse(
@@ -139,7 +139,7 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         now = hub.clock.now()
         if deduplicated:
             hub.applied.add(req.sender, message_id, now)
-        conn.send_message(ack(message_id, now))
+        conn.send(ack_frame(message_id, now))
     if after is not None:
         after()
 

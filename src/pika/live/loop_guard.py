@@ -1,6 +1,7 @@
 """The loop guard: when dancers send more than one process can handle, the DJ still goes first.
 
-The guard watches loop lag (how late a 10 ms sleep wakes).  While it is high, dancer connections
+The guard watches loop lag (how late a 10 ms sleep wakes).  While it is high (two ticks in a row:
+one late tick is a pause, such as a garbage collection, not a loop falling behind), dancer connections
 take a turn before each frame, handed out per tick at a rate the loop can afford (AIMD: halved on
 high lag, grown step by step otherwise, up to a ceiling).  A held reader stops reading, so nothing
 is dropped or reordered; the DJ's frames are never held.  `Admission` is the rule, without I/O;
@@ -29,11 +30,16 @@ class Admission:
     step: int = 8
     ceiling: int = 512
     open: bool = True
+    lagging: bool = False  # the previous tick's lag was high
 
     def observe(self, lag: float, waiting: int) -> int:
         """Record one tick's lag; return how many waiting frames to let go now (once `open`,
-        every one of them goes)."""
-        if lag > HIGH_LAG:
+        every one of them goes).  An open gate closes on the second high tick in a row."""
+        high = lag > HIGH_LAG
+        was_high, self.lagging = self.lagging, high
+        if high:
+            if self.open and not was_high:
+                return 0  # one late tick: a pause (a garbage collection, say), not a loop behind
             self.open = False
             self.per_tick = max(self.floor, self.per_tick // 2)
         else:

@@ -7,11 +7,12 @@ path sends the text instead.  `joined()` makes several frames one write per reci
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
 
-from pika.protocol import encode
+from pika.protocol import ack, encode, iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,21 @@ def text_frame(text: str) -> Frame:
         header = struct.pack("!BBH", 0x81, 126, size)
     else:
         header = struct.pack("!BBQ", 0x81, 127, size)
+    return Frame((text,), header + payload)
+
+
+_PLAIN_ID = re.compile(r"[ !#-\[\]-~]{1,128}")  # printable ASCII but " and backslash: JSON as it is
+
+
+def ack_frame(message_id: str, now: float) -> Frame:
+    """`frame(ack(message_id, now))`, filled into a template when the id needs no JSON escaping
+    (every ACK of a dancer frame goes out this way)."""
+    if _PLAIN_ID.fullmatch(message_id) is None:
+        return frame(ack(message_id, now))
+    text = f'{{"type":"ACK","messageId":"{message_id}","status":"ok","timestamp":"{iso(now)}"}}'
+    payload = text.encode("ascii")
+    size = len(payload)
+    header = bytes((0x81, size)) if size < 126 else struct.pack("!BBH", 0x81, 126, size)
     return Frame((text,), header + payload)
 
 
