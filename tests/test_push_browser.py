@@ -92,7 +92,8 @@ def test_the_page_subscribes_with_the_browsers_own_push_subscription_after_a_tap
                 expect(button).to_have_text("Stop announcement notifications")
 
                 real = page.evaluate(SUBSCRIPTION)
-                assert real["endpoint"] == STAGING_ENDPOINT + gcm.tokens[-1]  # the page's: the last one
+                # Chromium may register again when an answer is slow, and keep either token.
+                assert real["endpoint"] in [STAGING_ENDPOINT + token for token in gcm.tokens]
                 assert gcm.registrations[-1]["sender"] == public_key_of(vapid)  # the server's key
                 stored = server_rows(
                     server, "SELECT endpoint, p256dh, auth, client_id, session_id FROM push_subscriptions"
