@@ -62,8 +62,12 @@ class PgBus:
     # -- sending --------------------------------------------------------------------------------
 
     async def publish(self, batches: Sequence[Batch]) -> None:
-        """One NOTIFY per room batch, in one transaction (delivered when it commits)."""
-        await self.db.run(lambda tx: self.publish_in(tx, batches))
+        """One NOTIFY per room batch, in one transaction (delivered when it commits).  Raises
+        `DatabaseStalled` when nothing was sent, the connection lost to a database restart too."""
+        try:
+            await self.db.run(lambda tx: self.publish_in(tx, batches))
+        except psycopg.OperationalError as exc:
+            raise DatabaseStalled from exc
 
     def publish_in(self, tx: Tx, batches: Sequence[Batch]) -> None:
         """The same inside a caller's transaction, so a batch is announced only if it commits.
@@ -153,12 +157,14 @@ class PgBus:
         """A big batch's frames, read once by this process; None when they cannot be read."""
         try:
             row = await self.db.one(BUS_EVENT_FRAMES, id=event_id)
-        except DatabaseStalled:
+        except (DatabaseStalled, psycopg.OperationalError):
             return None
         return None if row is None else tuple(row["frames"])
 
     async def _purge_old(self) -> None:
         while True:
-            with contextlib.suppress(DatabaseStalled):  # the next round deletes them
+            with contextlib.suppress(
+                DatabaseStalled, psycopg.OperationalError
+            ):  # the next round deletes them
                 await self.db.execute(BUS_EVENTS_PURGE, older_than=KEEP_EVENTS)
             await trio.sleep(PURGE_EVERY)

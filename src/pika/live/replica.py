@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pika.db import Database, Tx
+import psycopg
+
+from pika.db import Database, DatabaseStalled, Tx
 from pika.live.announcements import Announcement
 from pika.live.core.state import NowPlaying, RoomState
 from pika.live.listeners import Listeners
@@ -80,4 +82,7 @@ async def read_replica(db: Database, session_id: str) -> Replica | None:
             None if announcement is None else Announcement.from_row(announcement),
         )
 
-    return await db.run(load)
+    try:
+        return await db.run(load)
+    except psycopg.OperationalError as exc:  # a read: the connection lost to a restart is a stall
+        raise DatabaseStalled from exc
