@@ -94,7 +94,8 @@ def test_the_page_subscribes_with_the_browsers_own_push_subscription_after_a_tap
                 real = page.evaluate(SUBSCRIPTION)
                 # Chromium may register again when an answer is slow, and keep either token.
                 assert real["endpoint"] in [STAGING_ENDPOINT + token for token in gcm.tokens]
-                assert gcm.registrations[-1]["sender"] == public_key_of(vapid)  # the server's key
+                # the page's registration names the server's key (Chromium may register for itself too)
+                assert public_key_of(vapid) in [r["sender"] for r in gcm.registrations]
                 stored = server_rows(
                     server, "SELECT endpoint, p256dh, auth, client_id, session_id FROM push_subscriptions"
                 )
