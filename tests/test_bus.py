@@ -17,6 +17,7 @@ from pika.bus.postgres import PgBus
 from pika.config import SQL_DIR
 from pika.db import Database, DatabaseStalled, open_database
 from pika.queries import load_queries
+from tests.wsclient import until
 
 
 class Rooms:
@@ -167,9 +168,7 @@ async def test_an_owner_whose_connection_dies_loses_its_rooms_to_another_process
         [(holder,)] = lock_holder(db_url, "friday")
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(%s)", (holder,))
-        with trio.fail_after(10):
-            while not await b.claim("friday"):  # the lock went with the connection
-                await trio.sleep(0.05)
+        await until(lambda: b.claim("friday"), 10)  # the lock went with the connection
         assert a.owned == {"friday"}  # a does not know yet: it finds out at its next check
         await a.check()
         assert a.owned == set() and a.regaining == {"friday"}
@@ -190,9 +189,7 @@ async def test_an_owner_whose_connection_died_claims_its_rooms_again(db_url: str
         [(holder,)] = lock_holder(db_url, "friday")
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(%s)", (holder,))
-        with trio.fail_after(10):
-            while lock_holder(db_url, "friday"):
-                await trio.sleep(0.05)
+        await until(lambda: not lock_holder(db_url, "friday"), 10)
         await a.check()
         await a.regain()
         assert a.owned == {"friday"} and lost == []

@@ -12,7 +12,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from pika.server import Running
 from tests.conftest import rows
 from tests.procs import ServerProcess, free_port, proc_stat, process_tree
 from tests.pushservice import push_service
-from tests.wsclient import Peer, connect, go_live
+from tests.wsclient import Peer, connect, go_live, until
 
 
 async def call(
@@ -46,12 +45,6 @@ async def call(
             return exc.code, json.loads(exc.read())
 
     return await trio.to_thread.run_sync(run)
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    with trio.fail_after(seconds):
-        while not condition():
-            await trio.sleep(0.02)
 
 
 async def announce(dj: Peer, session_id: str, message: str, **fields: Any) -> None:
@@ -97,14 +90,14 @@ async def test_push_announcement_reaches_only_that_sessions_subscribers(
 
             sent_at = time.time()
             await announce(ana, "push_floor", "Last dance in 5 minutes!", durationSeconds=300, push=True)
-            await wait_until(
+            await until(
                 lambda: len(phone.received) == 1 and gone.answered == [410] and len(busy.received) == 1
             )
             await announce(bo, "push_other", "Water at the bar", push=True)
-            await wait_until(lambda: len(other.received) == 1)
+            await until(lambda: len(other.received) == 1)
             await announce(ana, "push_floor", "Not pushed")
             await announce(bo, "push_other", "Pushed again", push=True)
-            await wait_until(lambda: len(other.received) == 2)
+            await until(lambda: len(other.received) == 2)
 
         assert service.problems == []
         expected = {
@@ -157,7 +150,7 @@ async def test_push_worker_processes_start_at_the_first_push_and_leave_with_the_
                 await announce(dj, "push_procs", "Not pushed")
                 assert process_tree(server.proc.pid) == [server.proc.pid]  # no push yet, no workers
                 await announce(dj, "push_procs", "Pushed", push=True)
-                await wait_until(lambda: len(phone.received) == 1)
+                await until(lambda: len(phone.received) == 1)
             workers = process_tree(server.proc.pid)[1:]
             assert workers != []  # the push was encrypted and posted there
         assert await server.stop(signal.SIGTERM) == 0
@@ -165,7 +158,7 @@ async def test_push_worker_processes_start_at_the_first_push_and_leave_with_the_
         if server.proc.poll() is None:
             server.proc.kill()
     # None left behind (multiprocessing's resource tracker leaves a moment after the server).
-    await wait_until(lambda: all(proc_stat(pid) is None for pid in workers), 5)
+    await until(lambda: all(proc_stat(pid) is None for pid in workers), 5)
 
 
 async def test_a_push_worker_process_that_dies_fails_its_batch_and_the_next_push_goes_out(
@@ -186,13 +179,13 @@ async def test_a_push_worker_process_that_dies_fails_its_batch_and_the_next_push
             for pid in process_tree(os.getpid())[1:]:
                 if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     os.kill(pid, signal.SIGKILL)  # the worker posting it, mid-request
-            await wait_until(lambda: PUSH_RESULTS.labels("failed")._value.get() == failed + 1)
+            await until(lambda: PUSH_RESULTS.labels("failed")._value.get() == failed + 1)
             held.release.set()
 
             body = later.subscription(service.base, clientId="client_later", sessionId="push_crash")
             assert await call(server, "POST", "/api/push/subscribe", body) == (200, {"success": True})
             await announce(dj, "push_crash", "Pushed", push=True)
-            await wait_until(lambda: len(later.received) == 1 and len(held.received) == 2)
+            await until(lambda: len(later.received) == 1 and len(held.received) == 2)
     # The held push had reached the push service before its worker died: answered, but to no one.
     assert [p["body"] for p in held.received] == ["Lost with its worker", "Pushed"]
     assert [p["body"] for p in later.received] == ["Pushed"]

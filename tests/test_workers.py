@@ -18,19 +18,21 @@ from trio_websocket import ConnectionClosed
 
 from tests.procs import ServerProcess, free_port, proc_stat
 from tests.test_admin import admin
-from tests.wsclient import Peer, connect, go_live
+from tests.wsclient import Peer, connect, go_live, until
 
 
 async def pids_answering(server: ServerProcess, want: int, without: frozenset[int] = frozenset()) -> set[int]:
     """Ask /health over new connections until `want` different worker pids (not in `without`) answered."""
     seen: set[int] = set()
-    with trio.fail_after(30):
-        while len(seen - without) < want:
-            health = await trio.to_thread.run_sync(server.health)
-            if health is not None:
-                assert health["process"].endswith(f":{health['pid']}")  # hostname:pid by default
-                seen.add(health["pid"])
-            await trio.sleep(0.05)
+
+    async def enough() -> bool:
+        health = await trio.to_thread.run_sync(server.health)
+        if health is not None:
+            assert health["process"].endswith(f":{health['pid']}")  # hostname:pid by default
+            seen.add(health["pid"])
+        return len(seen - without) >= want
+
+    await until(enough, 30)
     return seen - without
 
 
@@ -100,9 +102,7 @@ async def test_two_workers_share_the_ports_and_a_killed_one_is_replaced(
     finally:
         code = await server.stop(signal.SIGTERM)
     assert code == 0
-    with trio.fail_after(5):
-        while proc_stat(second) is not None:  # the workers stop with their supervisor
-            await trio.sleep(0.05)
+    await until(lambda: proc_stat(second) is None)  # the workers stop with their supervisor
 
 
 async def test_a_bad_worker_count_is_one_line(tmp_path: Path) -> None:
@@ -115,14 +115,18 @@ async def test_a_bad_worker_count_is_one_line(tmp_path: Path) -> None:
 
 async def worker_health(metrics_port: int, index: int, not_pid: int | None = None) -> dict:
     """Worker `index`'s /health on its own port, once it answers (from a pid other than `not_pid`)."""
-    with trio.fail_after(30):
-        while True:
-            health = await trio.to_thread.run_sync(
-                ServerProcess.health_at, f"http://127.0.0.1:{metrics_port + index}"
-            )
-            if health is not None and health["pid"] != not_pid:
-                return health
-            await trio.sleep(0.05)
+    answered: list[dict] = []
+
+    async def answers() -> bool:
+        health = await trio.to_thread.run_sync(
+            ServerProcess.health_at, f"http://127.0.0.1:{metrics_port + index}"
+        )
+        if health is not None and health["pid"] != not_pid:
+            answered.append(health)
+        return bool(answered)
+
+    await until(answers, 30)
+    return answered[0]
 
 
 async def test_a_restarted_worker_takes_up_only_the_live_rooms_no_running_worker_owns(
@@ -195,7 +199,5 @@ async def test_workers_stop_when_their_supervisor_is_killed(db_url: str, tmp_pat
     server = await ServerProcess.start(env, http_port, tmp_path / "server.log", args=("--workers", "2"))
     workers = await pids_answering(server, 2)
     assert await server.stop(signal.SIGKILL) == -signal.SIGKILL
-    with trio.fail_after(20):
-        while any(proc_stat(pid) is not None for pid in workers):  # not serving on, orphaned
-            await trio.sleep(0.05)
+    await until(lambda: all(proc_stat(pid) is None for pid in workers), 20)  # not serving on, orphaned
     assert await trio.to_thread.run_sync(server.health) is None

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import urllib.request
@@ -73,11 +74,17 @@ class Peer:
                 return exc.reason.code
 
 
-async def until(condition: Any) -> None:
-    """Wait (at most 5 s) until `condition()` holds: the server has seen a socket close."""
-    with trio.fail_after(5):
-        while not condition():
+async def until(condition: Any, seconds: float = 5.0) -> None:
+    """Wait (at most `seconds`) until `condition()` holds: what another task, process or the
+    database does, which no event of ours announces.  `condition` may be a coroutine function."""
+    with trio.fail_after(seconds):
+        while not await _holds(condition):
             await trio.sleep(0.01)
+
+
+async def _holds(condition: Any) -> bool:
+    result = condition()
+    return bool(await result if inspect.isawaitable(result) else result)
 
 
 def types(messages: list[dict[str, Any]]) -> list[str]:
