@@ -45,23 +45,8 @@ class Replica:
         )
 
     def state_messages(self, listener_id: str, now: float) -> list[dict[str, Any]]:
-        """The state in the order PROTOCOL.md §3.2 gives (track, poll, announcement), as the
-        owner's `Room.state_messages` would show it."""
-        messages: list[dict[str, Any]] = []
-        if self.current is not None:
-            messages.append(
-                {
-                    "type": "NOW_PLAYING",
-                    "sessionId": self.session_id,
-                    "djName": self.dj_name,
-                    "track": self.current.track.to_wire(),
-                }
-            )
-        if self.poll is not None:
-            messages.append(self.poll.started_message(listener_id))
-        if self.announcement is not None and self.announcement.active(now):
-            messages.append(self.announcement.received_message())
-        return messages
+        """What the owner's `Room.state_messages` would show."""
+        return self.state().state_messages(listener_id, now)
 
 
 async def read_replica(db: Database, session_id: str) -> Replica | None:

@@ -385,27 +385,8 @@ class Room:
 
     # -- what a late joiner or a resuming DJ is shown ----------------------------------------
 
-    def now_playing_message(self) -> dict[str, Any] | None:
-        if self.current is None:
-            return None
-        return {
-            "type": "NOW_PLAYING",
-            "sessionId": self.session_id,
-            "djName": self.dj_name,
-            "track": self.current.track.to_wire(),
-        }
-
     def state_messages(self, conn: Connection) -> list[dict[str, Any]]:
-        """The session's current state, in the order PROTOCOL.md §3.2 gives (track, poll, announcement)."""
-        messages = []
-        now_playing = self.now_playing_message()
-        if now_playing:
-            messages.append(now_playing)
-        if self.poll is not None:
-            messages.append(self.poll.started_message(conn.listener_id))
-        if self.announcement is not None and self.announcement.active(self.clock.now()):
-            messages.append(self.announcement.received_message())
-        return messages
+        return self.state.state_messages(conn.listener_id, self.clock.now())
 
     def summary(self) -> dict[str, Any]:
         """One entry of SESSIONS_LIST."""

@@ -9,6 +9,7 @@ can finish (a play id, a poll id, an announcement's timestamp).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pika.live.announcements import Announcement
 from pika.live.listeners import Listeners
@@ -73,3 +74,14 @@ class RoomState:
             "djName": self.dj_name,
             "track": self.current.track.to_wire(),
         }
+
+    def state_messages(self, listener_id: str, now: float) -> list[dict[str, Any]]:
+        """What a late joiner or a resuming DJ is shown, in the order PROTOCOL.md §3.2 gives
+        (track, poll with the listener's own vote, announcement)."""
+        now_playing = self.now_playing_message()
+        messages: list[dict[str, Any]] = [] if now_playing is None else [now_playing]
+        if self.poll is not None:
+            messages.append(self.poll.started_message(listener_id))
+        if self.announcement is not None and self.announcement.active(now):
+            messages.append(self.announcement.received_message())
+        return messages
