@@ -1,6 +1,8 @@
 """The loop guard: when dancers send more than one process can handle, the DJ still goes first.
 
-The guard watches loop lag (how late a 10 ms sleep wakes).  While it is high (two ticks in a row:
+The guard watches loop lag (how late a 10 ms sleep wakes), less the time the loop's thread waited
+for a CPU (Linux schedstat): a neighbour hogging the cores makes every tick late, but holding
+dancers back would not give the loop its CPU back, only starve them.  While it is high (two ticks in a row:
 one late tick is a pause, such as a garbage collection, not a loop falling behind), dancer connections
 take a turn before each frame, handed out per tick at a rate the loop can afford (AIMD: halved on
 high lag, grown step by step otherwise, up to a ceiling).  A held reader stops reading, so nothing
@@ -10,6 +12,7 @@ is dropped or reordered; the DJ's frames are never held.  `Admission` is the rul
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import trio
@@ -65,14 +68,39 @@ class LoopGuard:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        while True:
-            began = trio.current_time()
-            await trio.sleep(TICK)
-            lag = trio.current_time() - began - TICK
-            metrics.LOOP_LAG_SECONDS.observe(lag)
-            let_go = self.admission.observe(lag, len(self._lot))
-            if self.admission.open:
-                if self._lot:  # the last ration, or a straggler parked in the tick that opened the gate
-                    self._lot.unpark_all()
-            elif let_go:
-                self._lot.unpark(count=let_go)
+        with CpuWait() as cpu_wait:
+            while True:
+                began, waited = trio.current_time(), cpu_wait.seconds()
+                await trio.sleep(TICK)
+                lag = trio.current_time() - began - TICK
+                metrics.LOOP_LAG_SECONDS.observe(lag)
+                own_lag = lag - (cpu_wait.seconds() - waited)  # late by its own work, not the OS's choice
+                self._tick(self.admission.observe(own_lag, len(self._lot)))
+
+    def _tick(self, let_go: int) -> None:
+        if self.admission.open:
+            if self._lot:  # the last ration, or a straggler parked in the tick that opened the gate
+                self._lot.unpark_all()
+        elif let_go:
+            self._lot.unpark(count=let_go)
+
+
+class CpuWait:
+    """The time the calling thread has spent runnable but waiting for a CPU, from Linux's
+    /proc/thread-self/schedstat (its second field, in ns); always 0.0 where there is none."""
+
+    def __enter__(self) -> CpuWait:
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+    def seconds(self) -> float:
+        if self._fd is None:
+            return 0.0
+        return int(os.pread(self._fd, 64, 0).split()[1]) / 1e9
