@@ -91,25 +91,28 @@ class RoomShell:
             self._carry_out(room, state, effects, conn)
             return
         room.settling = settled = trio.Event()
-        try:
+
+        def carry_out(row: dict[str, Any] | None) -> None:
             try:
-                row = await self._writes.write(sender, message_id, functools.partial(_commit, writes=writes))
-            except _NoRow:
-                row = None
-            except DatabaseStalled:
-                if state.pending is not None:
-                    room.state, _ = decide(state, WriteFailed(), now)
-                raise
+                if state.pending is None:
+                    self._carry_out(room, state, effects, conn)
+                else:
+                    stored, more = decide(state, Stored(row), now)
+                    self._carry_out(room, stored, (*effects, *more), conn)
+            finally:
+                _settled(room, settled)
+
+        try:
+            # released by the flusher as the batch commits: its frames do not wait for this task's turn
+            await self._writes.write(sender, message_id, functools.partial(_commit, writes=writes), carry_out)
+        except _NoRow:
+            carry_out(None)
+        except DatabaseStalled:
             if state.pending is not None:
-                state, more = decide(state, Stored(row), now)
-                effects = (*effects, *more)
-            self._carry_out(room, state, effects, conn)
+                room.state, _ = decide(state, WriteFailed(), now)
+            raise
         finally:
-            room.settling = None
-            settled.set()
-            deferred, room.deferred = room.deferred, []
-            for release in deferred:
-                release()
+            _settled(room, settled)
 
     def timer(self, room: Room, name: str) -> Callable[[], Any]:
         return lambda: self.settle(room, TimerFired(name))
@@ -228,6 +231,17 @@ class RoomShell:
             self._on_end(room)
         if refusal is not None:
             raise Refusal(refusal)
+
+
+def _settled(room: Room, settled: trio.Event) -> None:
+    """The room's DJ-side write is done (once): what dancer actions were told to wait for it goes on."""
+    if room.settling is not settled:
+        return
+    room.settling = None
+    settled.set()
+    deferred, room.deferred = room.deferred, []
+    for release in deferred:
+        release()
 
 
 def _to_sender(effects: tuple[Effect, ...], conn: Connection) -> None:
