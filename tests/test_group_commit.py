@@ -16,6 +16,7 @@ from pika.live.core.effects import Write
 from pika.live.group_commit import SHUTTING_DOWN, GroupCommit
 from pika.live.requests import Duplicate, Refusal
 from pika.queries import load_queries, query
+from tests.wsclient import until
 
 INSERT_SESSION = query("insert_session")
 INSERT_REACTIONS = query("insert_reactions")
@@ -79,16 +80,12 @@ async def in_one_batch(db: Database, *actions: Action) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(writes.run)
         nursery.start_soon(writes.write, "client:held", None, held)
-        with trio.fail_after(10):
-            while not holding.is_set():
-                await trio.sleep(0.01)
+        await until(holding.is_set, seconds=10)
         for action in actions:
             nursery.start_soon(act, action)
             await trio.testing.wait_all_tasks_blocked()  # queued before the next one starts
         hold.set()
-        with trio.fail_after(10):
-            while answered < len(actions):
-                await trio.sleep(0.01)
+        await until(lambda: answered == len(actions), seconds=10)
         nursery.cancel_scope.cancel()
 
 
@@ -107,9 +104,10 @@ async def play(db: Database, artist: str, title: str) -> None:
 
 async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Database, db_url: str) -> None:
     writes = GroupCommit(db)
-    hold = threading.Event()
+    holding, hold = threading.Event(), threading.Event()
 
     def slow(tx: Tx) -> str:
+        holding.set()
         hold.wait(10)
         return react("first")(tx)
 
@@ -121,14 +119,12 @@ async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Dat
     async with trio.open_nursery() as nursery:
         await nursery.start(writes.run)
         nursery.start_soon(act, "first", slow)
-        await trio.sleep(0.2)  # the first batch is in its worker thread, holding
+        await until(holding.is_set, seconds=10)  # the first batch is in its worker thread, holding
         for n in range(40):
             nursery.start_soon(act, f"d{n}", react(f"d{n}") if n % 2 else row(f"d{n}"))
-        await trio.sleep(0.2)
+        await trio.testing.wait_all_tasks_blocked()  # all forty queued
         hold.set()
-        with trio.fail_after(10):
-            while len(answers) < 41:
-                await trio.sleep(0.01)
+        await until(lambda: len(answers) == 41, seconds=10)
         nursery.cancel_scope.cancel()
 
     assert answers == {"first": "first"} | {f"d{n}": f"d{n}" if n % 2 else None for n in range(40)}
@@ -274,15 +270,16 @@ async def test_actions_still_queued_at_shutdown_are_refused_not_lost_silently(
     db: Database, db_url: str
 ) -> None:
     writes = GroupCommit(db)
-    hold = threading.Event()
+    holding, hold = threading.Event(), threading.Event()
     results: dict[str, object] = {}
 
     def slow(tx: Tx) -> str:
+        holding.set()
         hold.wait(10)
         return react("first")(tx)
 
     async def act(client: str, work: Callable[[Tx], str]) -> None:
-        with trio.CancelScope(shield=True):  # handlers run shielded (live/endpoint.py)
+        with trio.CancelScope(shield=True):  # handlers run shielded (live/handlers.py)
             try:
                 results[client] = await writes.write(f"client:{client}", None, work)
             except Refusal as exc:
@@ -291,9 +288,9 @@ async def test_actions_still_queued_at_shutdown_are_refused_not_lost_silently(
     async with trio.open_nursery() as outer, trio.open_nursery() as flusher:
         await flusher.start(writes.run)
         outer.start_soon(act, "first", slow)
-        await trio.sleep(0.2)
+        await until(holding.is_set, seconds=10)
         outer.start_soon(act, "queued", react("queued"))
-        await trio.sleep(0.1)
+        await trio.testing.wait_all_tasks_blocked()  # queued behind the batch in flight
         flusher.cancel_scope.cancel()  # the hub shuts down while the first batch commits
         hold.set()
 
@@ -309,11 +306,12 @@ async def test_cancelling_a_waiter_drops_a_queued_action_but_answers_a_taken_one
 ) -> None:
     """A socket that closes mid-action: nothing half-done, nothing committed and left untold."""
     writes = GroupCommit(db)
-    hold = threading.Event()
+    holding, hold = threading.Event(), threading.Event()
     answered: list[str] = []
     scopes: dict[str, trio.CancelScope] = {}
 
     def slow(tx: Tx) -> str:
+        holding.set()
         hold.wait(10)
         return react("taken")(tx)
 
@@ -324,18 +322,16 @@ async def test_cancelling_a_waiter_drops_a_queued_action_but_answers_a_taken_one
     async with trio.open_nursery() as nursery:
         await nursery.start(writes.run)
         nursery.start_soon(act, "taken", slow)
-        await trio.sleep(0.2)  # in the batch being written
+        await until(holding.is_set, seconds=10)  # in the batch being written
         nursery.start_soon(act, "queued", react("queued"))
-        await trio.sleep(0.1)  # waiting for the next batch
+        await trio.testing.wait_all_tasks_blocked()  # waiting for the next batch
         scopes["taken"].cancel()
         scopes["queued"].cancel()
-        await trio.sleep(0.1)
+        await trio.testing.wait_all_tasks_blocked()
         assert answered == []  # the taken one still waits for its commit
         hold.set()
-        with trio.fail_after(10):
-            while not answered:
-                await trio.sleep(0.01)
-        await trio.sleep(0.2)
+        await until(lambda: answered, seconds=10)
+        await trio.testing.wait_all_tasks_blocked()  # a queued one not dropped would be in a batch now
         nursery.cancel_scope.cancel()
 
     assert answered == ["taken"]
