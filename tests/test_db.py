@@ -13,6 +13,7 @@ import trio
 
 from pika.db import DatabaseStalled, Tx, open_database
 from pika.queries import load_queries, query
+from tests.wsclient import until
 
 GET_SESSION = query("get_session")
 QUERIES = Path(__file__).resolve().parents[1] / "sql" / "queries"
@@ -38,7 +39,7 @@ async def test_a_busy_lane_leaves_the_rest_of_the_pool_to_everyone_else(db_url: 
         async with trio.open_nursery() as nursery:
             for _ in range(6):  # six slow HTTP-side units of work at once
                 nursery.start_soon(web.run, hold)
-            await trio.sleep(0.3)
+            await until(lambda: inside == 2)  # the HTTP side's two connections are taken
             with trio.fail_after(5):  # the live side still gets a connection at once
                 assert await db.one(GET_SESSION, session_id="nobody") is None
             assert most == 2
