@@ -239,6 +239,23 @@ async def test_a_like_and_its_undo_in_one_batch_keep_their_order(db: Database, d
     assert stored(db_url, "SELECT count(DISTINCT xmin::text) FROM applied_messages") == [(1,)]  # one batch
 
 
+async def test_a_djs_command_ends_its_batch_so_dancers_after_it_wait_for_the_next(
+    db: Database, db_url: str
+) -> None:
+    """A DJ's write queued among dancers' commits with those queued before it, and no more: its
+    frames go out as soon as that smaller batch commits."""
+    await in_one_batch(
+        db,
+        lambda writes: writes.write("client:before", "m1", row("before")),
+        lambda writes: writes.write("dj", "m2", react("dj"), ends_batch=True),
+        lambda writes: writes.write("client:after", "m3", row("after")),
+    )
+
+    batches = stored(db_url, "SELECT client_id, xmin::text FROM reactions ORDER BY client_id")
+    xmin = dict(batches)
+    assert xmin["before"] == xmin["dj"] != xmin["after"]
+
+
 async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written(
     db: Database, db_url: str
 ) -> None:

@@ -39,13 +39,16 @@ Release = Callable[[Any], None]
 class _Write:
     """One queued action: who claims which messageId, the work, and the task waiting for it."""
 
-    __slots__ = ("message_id", "release", "result", "sender", "taken", "task", "work")
+    __slots__ = ("ends_batch", "message_id", "release", "result", "sender", "taken", "task", "work")
 
-    def __init__(self, sender: str, message_id: str | None, work: Work, release: Release | None) -> None:
+    def __init__(
+        self, sender: str, message_id: str | None, work: Work, release: Release | None, ends_batch: bool
+    ) -> None:
         self.sender = sender
         self.message_id = message_id
         self.work = work
         self.release = release
+        self.ends_batch = ends_batch
         self.task = trio.lowlevel.current_task()
         self.taken = False
         self.result: outcome.Outcome[Any] | None = None
@@ -86,6 +89,8 @@ class GroupCommit:
         message_id: str | None,
         work: Callable[[Tx], T] | Write,
         release: Release | None = None,
+        *,
+        ends_batch: bool = False,
     ) -> T:
         """Run `work(tx)` (or the `Write`) in the next batch, claiming `message_id` for `sender`.
 
@@ -94,11 +99,12 @@ class GroupCommit:
         batch that was kept, in queue order (a room's decisions, in database order).  Raises
         `Duplicate` when the messageId was applied before, and whatever `work` raised (a
         `Refusal`, say) when it refused; then nothing of it was kept.  Cancellable only until
-        a batch takes the action.
+        a batch takes the action.  `ends_batch`: what is queued after it waits for the next batch
+        (a DJ's command: its batch, and so its frames, do not grow with the dancers meanwhile).
         """
         if self._stopped:
             raise Refusal(SHUTTING_DOWN)
-        item = _Write(sender, message_id, work, release)
+        item = _Write(sender, message_id, work, release, ends_batch)
         self._queue.append(item)
         self._wake.set()
 
@@ -118,8 +124,7 @@ class GroupCommit:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 while self._queue:
-                    batch = self._queue[: self._max_batch]
-                    del self._queue[: len(batch)]
+                    batch = self._next_batch()
                     for item in batch:
                         item.taken = True
                     await self._flush(batch)
@@ -128,6 +133,14 @@ class GroupCommit:
             for item in self._queue:
                 trio.lowlevel.reschedule(item.task, outcome.Error(Refusal(SHUTTING_DOWN)))
             self._queue.clear()
+
+    def _next_batch(self) -> list[_Write]:
+        """The queue's head, up to `max_batch` actions or the first one that ends its batch."""
+        size = min(len(self._queue), self._max_batch)
+        size = next((at + 1 for at, item in enumerate(self._queue[:size]) if item.ends_batch), size)
+        batch = self._queue[:size]
+        del self._queue[:size]
+        return batch
 
     async def _flush(self, batch: list[_Write]) -> None:
         metrics.GROUP_COMMIT_SIZE.observe(len(batch))

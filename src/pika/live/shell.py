@@ -104,7 +104,8 @@ class RoomShell:
 
         try:
             # released by the flusher as the batch commits: its frames do not wait for this task's turn
-            await self._writes.write(sender, message_id, functools.partial(_commit, writes=writes), carry_out)
+            work = functools.partial(_commit, writes=writes)
+            await self._writes.write(sender, message_id, work, carry_out, ends_batch=True)
         except _NoRow:
             carry_out(None)
         except DatabaseStalled:
