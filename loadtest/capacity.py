@@ -179,12 +179,15 @@ def _step(
     ]
     run.pool.send(run.dancer_ids, "step", args)
     inside = scrape.scrape_all(run.target.host, run.target.scraped)
+    several = run.target.pid is not None and run.target.server_workers > 1
     time.sleep(max(0.0, start_at - time.monotonic()))
+    each_before = procstat.workers(run.target.pid) if several and run.target.pid else {}
     before, pg_before, host = run.server.sample(), postgres.sample(), procstat.host_cpu()
     run.pool.gather(run.dancer_ids, "sent", 2 * seconds + 30, run.tick)
     host_busy = procstat.busy_percent(host, procstat.host_cpu())
     replies = run.pool.gather(run.dancer_ids, "stepped", DRAIN + 30, run.tick)
     after, pg_after = run.server.sample(), postgres.sample()
+    each_after = procstat.workers(run.target.pid) if several and run.target.pid else {}
     cpu_s, wall = _cpu_between(before, after)
     since = before.t if before else time.time() - seconds
     generator = run.worker_cpu(since + 0.5, time.time())
@@ -196,6 +199,10 @@ def _step(
     step["inside_server"] = scrape.delta(scrape.total(inside), scrape.total(outside))
     if len(outside) > 1:  # each worker's own: where the dancers landed, what crossed the bus
         step["per_worker"] = [scrape.delta(b, a) for b, a in zip(inside, outside, strict=True)]
+        for k, worker in enumerate(step["per_worker"]):
+            cpu_s, wall = _cpu_between(each_before.get(k), each_after.get(k))
+            if worker is not None:  # the owner's share shows what one room costs its process
+                worker["cpu_percent"] = None if cpu_s is None or not wall else round(100 * cpu_s / wall, 1)
     return step
 
 

@@ -70,6 +70,25 @@ def read_tree(pid: int) -> Snapshot | None:
     return Snapshot(root.t, rss, cpu)
 
 
+def workers(supervisor: int) -> dict[int, Snapshot]:
+    """Each `serve --worker I` child of `supervisor` by I (its own CPU, not its children's)."""
+    out: dict[int, Snapshot] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(_stat(int(entry.name))[1]) != supervisor:
+                continue
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        snap = read(int(entry.name))
+        if "--worker" in argv and snap is not None:
+            out[int(argv[argv.index("--worker") + 1])] = snap
+    return out
+
+
 def _stat(pid: int) -> list[str]:
     """/proc/<pid>/stat's fields after the parenthesised command name (which may contain spaces):
     index 1 is the parent's pid, 11 and 12 utime and stime, 13 and 14 those of reaped children."""

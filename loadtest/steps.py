@@ -241,7 +241,8 @@ def _worker(m: Mapping[str, Any] | None) -> str:
     if m is None:
         return "no /metrics"
     return (
-        f"{m['connections']:,} connections, {m['commit_batches']:,} group commits, bus batches "
+        f"{num(m.get('cpu_percent'), 0)} % CPU, {m['connections']:,} connections, "
+        f"{m['commit_batches']:,} group commits, bus batches "
         f"{m['bus_batches_sent']:,} sent / {m['bus_batches_received']:,} received"
     )
 

@@ -665,6 +665,7 @@ def test_a_tiny_capacity_run_against_one_then_two_server_processes_sums_their_cp
     (step,) = two["steps"]
     workers = step["per_worker"]  # each worker's own /metrics port
     assert len(workers) == 2 and sum(w["connections"] for w in workers) == 25  # the DJ and 24 dancers
+    assert all(w["cpu_percent"] > 0 for w in workers)  # each worker process sampled on its own
     if min(w["connections"] for w in workers) > 1:  # the kernel gave the other worker dancers too
         assert step["inside_server"]["bus_batches_sent"] > 0  # their frames crossed the bus
     (row,) = result["compare_workers"]["rates"]
