@@ -33,6 +33,8 @@ SPAWN_ENV = {
     "PIKA_REACTIONS_PER_WINDOW": str(10**6),
 }
 START_DELAY = 0.3  # s between telling the workers a step and its first frame
+#: compare_workers: a frame's server, PostgreSQL and summed CPU, as each step names them
+PER_FRAME = ("cpu_us_per_frame", "postgres_us_per_frame", "total_us_per_frame")
 QUIET_BEFORE = 2.0  # s of an idle room measured before the first step (the server's idle CPU)
 
 
@@ -179,15 +181,15 @@ def _step(
     ]
     run.pool.send(run.dancer_ids, "step", args)
     inside = scrape.scrape_all(run.target.host, run.target.scraped)
-    several = run.target.pid is not None and run.target.server_workers > 1
+    supervisor = run.target.pid if run.target.server_workers > 1 else None
     time.sleep(max(0.0, start_at - time.monotonic()))
-    each_before = procstat.workers(run.target.pid) if several and run.target.pid else {}
+    each_before = procstat.workers(supervisor) if supervisor else {}
     before, pg_before, host = run.server.sample(), postgres.sample(), procstat.host_cpu()
     run.pool.gather(run.dancer_ids, "sent", 2 * seconds + 30, run.tick)
     host_busy = procstat.busy_percent(host, procstat.host_cpu())
     replies = run.pool.gather(run.dancer_ids, "stepped", DRAIN + 30, run.tick)
     after, pg_after = run.server.sample(), postgres.sample()
-    each_after = procstat.workers(run.target.pid) if several and run.target.pid else {}
+    each_after = procstat.workers(supervisor) if supervisor else {}
     cpu_s, wall = _cpu_between(before, after)
     since = before.t if before else time.time() - seconds
     generator = run.worker_cpu(since + 0.5, time.time())
@@ -262,9 +264,6 @@ def compare_workers(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         }
         out.append({"rate": rate, "by_workers": by_count, "ratio_to_first": ratios})
     return {"workers": counts, "baseline_workers": counts[0] if counts else None, "rates": out}
-
-
-PER_FRAME = ("cpu_us_per_frame", "postgres_us_per_frame", "total_us_per_frame")
 
 
 def _mean(at: Sequence[Mapping[str, Any]], key: str) -> float | None:
