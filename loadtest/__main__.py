@@ -8,6 +8,8 @@
     python -m loadtest logins [--dancers 200] [--clients 20] ...               # concurrent HTTP logins
     python -m loadtest bus [--rates 1000,2000,...] [--seconds 5]  # LISTEN/NOTIFY events/s (loadtest/bus.py)
     python -m loadtest capacity [--dancers 3000] [--step 1000] [--max 10000] [--seconds 20] [--quick] ...
+    python -m loadtest capacity --spawn --server-workers 1,2,1,2 --step 2000 --max 2000 --seconds 30
+                                 # the bus's cost: CPU per frame with 1 and 2 server processes
 
 The table goes to stdout, progress to stderr, and `--json FILE` keeps everything for machines.
 Exit status: 0, or 1 when a judged scenario fails, 2 when the size does not fit this machine.
@@ -152,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--max", type=int, help="frames/s of the last step (default 10,000)")
     cap.add_argument("--seconds", type=float, help="seconds per step (default 20; --quick 5)")
     cap.add_argument("--quick", action="store_true", help="5 s steps: done in under 2 minutes")
+    cap.add_argument(
+        "--server-workers",
+        type=_worker_counts,
+        default=[1],
+        metavar="N[,N...]",
+        help="with --spawn: `serve --workers N`, CPU summed over its processes; several counts (e.g.\n"
+        "1,2,1,2) run one after another, each against a fresh server, and compare CPU per frame",
+    )
     _common(cap, quiet=False)  # dancers always act: that is what is measured
     compare = sub.add_parser(
         "compare",
@@ -166,11 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _worker_counts(raw: str) -> list[int]:
+    try:
+        counts = [int(x) for x in raw.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r}: worker counts, e.g. 2 or 1,2,1,2") from None
+    if not all(1 <= n <= 64 for n in counts):
+        raise argparse.ArgumentTypeError(f"{raw!r}: each worker count must be 1-64")
+    return counts
+
+
 @contextlib.contextmanager
-def _target(args: argparse.Namespace, rooms: int) -> Iterator[spawn.Target]:
+def _target(args: argparse.Namespace, rooms: int, server_workers: int = 1) -> Iterator[spawn.Target]:
     if args.spawn:
         env = {**scenarios.SPAWN_ENV, "capacity": capacity.SPAWN_ENV}.get(args.scenario)
-        with spawn.pika_server(max_sessions=rooms, extra_env=env, transport=args.transport) as target:
+        with spawn.pika_server(
+            max_sessions=rooms, extra_env=env, transport=args.transport, workers=server_workers
+        ) as target:
             yield target
         return
     host, port = spawn.parse_url(args.url)
@@ -267,12 +289,29 @@ def _check(args: argparse.Namespace) -> str | None:
             return "--max must be at most 100,000 frames per second"
         if not 1 <= plan.seconds <= 600:
             return "--seconds must be 1-600"
+        if args.server_workers != [1] and not args.spawn:
+            return "--server-workers needs --spawn (with --url, give --server-pid the supervisor's pid)"
     if getattr(args, "url", None):
         try:
             spawn.parse_url(args.url)
         except ValueError as exc:
             return str(exc)
     return None
+
+
+def _compare_workers(args: argparse.Namespace, run: Scenario) -> tuple[dict[str, Any], int]:
+    """`capacity --server-workers 1,2,…`: one run per count, in the order given (alternate them
+    to spread the shared machine's moods), each against a fresh server, then side by side."""
+    options = Options(quiet=False, workers=args.workers, seed=args.seed)
+    runs = []
+    for k, count in enumerate(args.server_workers):
+        print(f"loadtest: run {k + 1}/{len(args.server_workers)}: serve --workers {count}", file=sys.stderr)
+        with _target(args, 1, count) as target:
+            runs.append(run(target, options))
+        print(report.render_any(runs[-1]) + "\n", flush=True)
+    comparison = capacity.compare_workers(runs)
+    print("\n".join(capacity.render_compare_workers(comparison)))
+    return {"runs": runs, "compare_workers": comparison}, 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,9 +340,12 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + report.render_compare(comparison))
             result: dict[str, Any] = {"pika": pika, "yardstick": yard, "compare": comparison}
             status = 0
+        elif args.scenario == "capacity" and len(args.server_workers) > 1:
+            result, status = _compare_workers(args, run)
         else:
             options = Options(quiet=getattr(args, "quiet", True), workers=args.workers, seed=args.seed)
-            with _target(args, rooms) as target:
+            counts = getattr(args, "server_workers", [1])
+            with _target(args, rooms, counts[0]) as target:
                 result = run(target, options)
             print(report.render_any(result))
             verdict = result["verdict"]

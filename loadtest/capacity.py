@@ -3,20 +3,24 @@
 The DJ plays the tracks the dancers will like before anyone joins (so no fan-out is measured),
 then `dancers` dancers subscribe and send the seed's mix of likes, tempo votes and thank-yous
 at a fixed aggregate rate, stepped up until a step fails (steps.py).  Per step: ACK latency,
-the server process's CPU from /proc (so CPU µs per frame), what its /metrics saw (group-commit
-batches, loop lag, GC pauses), the generator's own health.
+the server's CPU from /proc (every process of `serve --workers N`, so CPU µs per frame) and its
+embedded PostgreSQL's apart, what its /metrics saw (group-commit batches, loop lag, GC pauses,
+bus batches), the generator's own health.  `compare_workers` sets runs with 1 and N workers
+side by side: what relaying over the bus costs per frame.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loadtest import procstat, scrape, stats, steps
 from loadtest.coordinator import Run
 from loadtest.pacer import KINDS, WEIGHTS
+from loadtest.procstat import Sampler
 from loadtest.runner import DRAIN
 from loadtest.scenarios import CONNECT_RATE, Options, leave_all, spread
 from loadtest.spawn import Target
@@ -29,6 +33,8 @@ SPAWN_ENV = {
     "PIKA_REACTIONS_PER_WINDOW": str(10**6),
 }
 START_DELAY = 0.3  # s between telling the workers a step and its first frame
+#: compare_workers: a frame's server, PostgreSQL and summed CPU, as each step names them
+PER_FRAME = ("cpu_us_per_frame", "postgres_us_per_frame", "total_us_per_frame")
 QUIET_BEFORE = 2.0  # s of an idle room measured before the first step (the server's idle CPU)
 
 
@@ -54,6 +60,7 @@ def run_capacity(target: Target, plan: Plan, opts: Options) -> dict[str, Any]:
     budget = n / CONNECT_RATE + len(rates) * (plan.seconds * 2 + DRAIN + 60) + tracks + 300
     run = Run(target, rooms=1, dancers=n, workers=opts.workers, quiet=True, seed=opts.seed, budget=budget)
     session = run.sessions[0]
+    postgres = Sampler(target.postgres_pid, tree=True)
     results: list[dict[str, Any]] = []
     load_before = os.getloadavg()
     try:
@@ -64,10 +71,10 @@ def run_capacity(target: Target, plan: Plan, opts: Options) -> dict[str, Any]:
             spread(range(n), time.monotonic() + 0.2, n / CONNECT_RATE), n / CONNECT_RATE + 120
         )
         run.settle(quiet_for=0.5, timeout=20)
-        idle = _idle_cpu(run)
+        idle, idle_postgres = _idle_cpu(run, postgres)
         shares = _dancers_per_worker(run, joined)
         for rate in rates:
-            step = _step(run, rate, plan.seconds, shares, tracks)
+            step = _step(run, postgres, rate, plan.seconds, shares, tracks)
             step.update(steps.judge(step))
             results.append(step)
             if step["verdict"] != steps.PASS:
@@ -97,6 +104,16 @@ def run_capacity(target: Target, plan: Plan, opts: Options) -> dict[str, Any]:
             "address": f"{target.host}:{target.port}",
             "pid": target.pid,
             "spawned": target.spawned,
+            "server_workers": target.server_workers,
+            "supervisor": target.spawned and target.server_workers > 1,
+            "postgres_pid": target.postgres_pid,
+            # what the CPU figures cover: the server's processes; PostgreSQL's apart, when known
+            "server_cpu_covers": (
+                "the server process and its descendants (supervisor and workers)"
+                if target.spawned
+                else "the --server-pid process only"
+            ),
+            "postgres_cpu": "measured apart" if target.postgres_pid else "not measured (not spawned)",
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -104,6 +121,7 @@ def run_capacity(target: Target, plan: Plan, opts: Options) -> dict[str, Any]:
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
         },
         "server_idle_cpu_percent": idle,
+        "postgres_idle_cpu_percent": idle_postgres,
         "workers": run.workers,
         "connections": stats.account_connections(raw.dancers),
         "likes": {
@@ -130,12 +148,17 @@ def _play_tracks(run: Run, session: str, tracks: int) -> None:
         )
 
 
-def _idle_cpu(run: Run) -> float | None:
-    """The server's CPU % while the subscribed room is quiet (pings, timers, housekeeping)."""
-    first = run.server.sample()
+def _idle_cpu(run: Run, postgres: Sampler) -> tuple[float | None, float | None]:
+    """The server's and PostgreSQL's CPU % while the subscribed room is quiet (pings, timers,
+    housekeeping, the bus's polls)."""
+    first, pg_first = run.server.sample(), postgres.sample()
     time.sleep(QUIET_BEFORE)
-    last = run.server.sample()
-    if first is None or last is None:
+    last, pg_last = run.server.sample(), postgres.sample()
+    return _percent(first, last), _percent(pg_first, pg_last)
+
+
+def _percent(first: procstat.Snapshot | None, last: procstat.Snapshot | None) -> float | None:
+    if first is None or last is None or last.t <= first.t:
         return None
     return round(100 * (last.cpu_s - first.cpu_s) / (last.t - first.t), 1)
 
@@ -147,7 +170,9 @@ def _dancers_per_worker(run: Run, joined: int) -> list[int]:
     return [len(range(w, run.dancers, run.workers)) for w in range(run.workers)]
 
 
-def _step(run: Run, rate: int, seconds: float, shares: list[int], tracks: int) -> dict[str, Any]:
+def _step(
+    run: Run, postgres: Sampler, rate: int, seconds: float, shares: list[int], tracks: int
+) -> dict[str, Any]:
     run.mark(f"{rate}/s")
     start_at = time.monotonic() + START_DELAY
     args = [
@@ -155,21 +180,46 @@ def _step(run: Run, rate: int, seconds: float, shares: list[int], tracks: int) -
         for r in steps.split(rate, shares)
     ]
     run.pool.send(run.dancer_ids, "step", args)
-    inside = scrape.scrape(run.target.host, run.target.http)
+    inside = scrape.scrape_all(run.target.host, run.target.scraped)
+    supervisor = run.target.pid if run.target.server_workers > 1 else None
     time.sleep(max(0.0, start_at - time.monotonic()))
-    before, host = run.server.sample(), procstat.host_cpu()
+    each_before = procstat.workers(supervisor) if supervisor else {}
+    before, pg_before, host = run.server.sample(), postgres.sample(), procstat.host_cpu()
     run.pool.gather(run.dancer_ids, "sent", 2 * seconds + 30, run.tick)
     host_busy = procstat.busy_percent(host, procstat.host_cpu())
     replies = run.pool.gather(run.dancer_ids, "stepped", DRAIN + 30, run.tick)
-    after = run.server.sample()
+    after, pg_after = run.server.sample(), postgres.sample()
+    each_after = procstat.workers(supervisor) if supervisor else {}
     cpu_s, wall = _cpu_between(before, after)
     since = before.t if before else time.time() - seconds
     generator = run.worker_cpu(since + 0.5, time.time())
     step = steps.figures(rate, seconds, list(replies.values()), cpu_s, wall or seconds, generator)
     step["host_busy_percent"] = host_busy  # every process on the machine while the frames went out
     step["load_average"] = round(os.getloadavg()[0], 2)
-    step["inside_server"] = scrape.delta(inside, scrape.scrape(run.target.host, run.target.http))
+    step.update(_postgres_figures(step, *_cpu_between(pg_before, pg_after)))
+    outside = scrape.scrape_all(run.target.host, run.target.scraped)
+    step["inside_server"] = scrape.delta(scrape.total(inside), scrape.total(outside))
+    if len(outside) > 1:  # each worker's own: where the dancers landed, what crossed the bus
+        step["per_worker"] = [scrape.delta(b, a) for b, a in zip(inside, outside, strict=True)]
+        for k, worker in enumerate(step["per_worker"]):
+            cpu_s, wall = _cpu_between(each_before.get(k), each_after.get(k))
+            if worker is not None:  # the owner's share shows what one room costs its process
+                worker["cpu_percent"] = None if cpu_s is None or not wall else round(100 * cpu_s / wall, 1)
     return step
+
+
+def _postgres_figures(step: dict[str, Any], cpu_s: float | None, wall: float | None) -> dict[str, Any]:
+    """PostgreSQL's CPU over the step (every backend, the WAL writer, checkpoints: the commits
+    and the bus's NOTIFYs), per frame, and the server's and its summed."""
+    sent, server = step["sent"], step["cpu_us_per_frame"]
+    if cpu_s is None or not wall or not sent:
+        return {"postgres_cpu_percent": None, "postgres_us_per_frame": None, "total_us_per_frame": None}
+    pg = round(1e6 * cpu_s / sent, 1)
+    return {
+        "postgres_cpu_percent": round(100 * cpu_s / wall, 1),
+        "postgres_us_per_frame": pg,
+        "total_us_per_frame": None if server is None else round(server + pg, 1),
+    }
 
 
 def _cpu_between(
@@ -178,3 +228,82 @@ def _cpu_between(
     if before is None or after is None:
         return None, None
     return after.cpu_s - before.cpu_s, after.t - before.t
+
+
+def compare_workers(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Runs against `serve --workers N` for several N, side by side at each rate every run stepped
+    through: per worker count the mean server, PostgreSQL and summed CPU µs per frame, and their
+    ratio to the first count given (with 1 first: what relaying over the bus costs a frame)."""
+    counts = list(dict.fromkeys(r["target"]["server_workers"] for r in runs))
+    stepped = [{s["target_per_s"] for s in r["steps"]} for r in runs]
+    rates = sorted(set.intersection(*stepped)) if stepped else []
+    out = []
+    for rate in rates:
+        by_count: dict[str, dict[str, Any]] = {}
+        for n in counts:
+            at = [
+                s
+                for r in runs
+                if r["target"]["server_workers"] == n
+                for s in r["steps"]
+                if s["target_per_s"] == rate
+            ]
+            by_count[str(n)] = {
+                "runs": len(at),
+                **{key: _mean(at, key) for key in PER_FRAME},
+                "server_us_per_frame_each": [s["cpu_us_per_frame"] for s in at],
+                "total_us_per_frame_each": [s.get("total_us_per_frame") for s in at],
+                "ack_p99_ms": [s["ack_ms"]["p99"] for s in at],
+                "bus_batches_per_s": [_bus_rate(s) for s in at],
+                "load_average": [s.get("load_average") for s in at],
+                "verdicts": [s["verdict"] for s in at],
+            }
+        first = by_count[str(counts[0])]
+        ratios = {
+            str(n): {key: _ratio(by_count[str(n)][key], first[key]) for key in PER_FRAME} for n in counts[1:]
+        }
+        out.append({"rate": rate, "by_workers": by_count, "ratio_to_first": ratios})
+    return {"workers": counts, "baseline_workers": counts[0] if counts else None, "rates": out}
+
+
+def _mean(at: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    values = [s.get(key) for s in at]
+    if not values or any(v is None for v in values):
+        return None
+    return round(sum(values) / len(values), 1)
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else round(value / base, 2)
+
+
+def _bus_rate(step: Mapping[str, Any]) -> float | None:
+    inside = step.get("inside_server")
+    return None if inside is None else round(inside["bus_batches_sent"] / step["seconds"], 1)
+
+
+def render_compare_workers(c: Mapping[str, Any]) -> list[str]:
+    base = c["baseline_workers"]
+    lines = [
+        f"server processes compared (CPU µs per dancer frame: every server process summed, PostgreSQL "
+        f"apart; mean over runs, each run in brackets; ratio to {base} worker(s))",
+        f"  {'frames/s':>9}{'workers':>8}{'runs':>5}{'server µs':>10}{'PG µs':>8}{'sum µs':>8}"
+        f"{'ratio srv':>10}{'ratio sum':>10}{'NOTIFY/s':>9}  ACK p99 ms; verdicts; load",
+    ]
+    if not c["rates"]:
+        lines.append("  (no rate that every run stepped through)")
+    for row in c["rates"]:
+        for n, w in row["by_workers"].items():
+            ratio = row["ratio_to_first"].get(n, {"cpu_us_per_frame": 1.0, "total_us_per_frame": 1.0})
+            each = ", ".join(steps.num(v, 0) for v in w["server_us_per_frame_each"])
+            srv, both = (steps.num(ratio[k], 2) for k in ("cpu_us_per_frame", "total_us_per_frame"))
+            bus = [b for b in w["bus_batches_per_s"] if b is not None]
+            lines.append(
+                f"  {row['rate']:>9,}{n:>8}{w['runs']:>5}{steps.num(w['cpu_us_per_frame'], 0):>10}"
+                f"{steps.num(w['postgres_us_per_frame'], 0):>8}{steps.num(w['total_us_per_frame'], 0):>8}"
+                f"{srv:>10}{both:>10}"
+                f"{steps.num(sum(bus) / len(bus) if bus else None, 0):>9}"
+                f"  [{each}]; {', '.join(steps.num(p) for p in w['ack_p99_ms'])}; "
+                f"{', '.join(w['verdicts'])}; {', '.join(steps.num(x, 2) for x in w['load_average'])}"
+            )
+    return lines

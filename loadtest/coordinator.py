@@ -91,7 +91,7 @@ class Run:
         self.workers = max(1, min(workers, dancers or 1))
         self.quiet = quiet
         self.fits = check_fits(dancers, rooms, self.workers)
-        self.server = Sampler(target.pid)
+        self.server = Sampler(target.pid, tree=target.spawned)  # a supervisor: with its workers
         self.raw = Raw()
         self.phase = "start"
         self.started = time.monotonic()

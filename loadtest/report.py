@@ -575,6 +575,10 @@ def render_capacity(s: dict[str, Any]) -> str:
         f"{m['cpus']} CPUs, load average {m['load_average_start'][0]:.2f} at the start, "
         f"{m['load_average_end'][0]:.2f} at the end (machine shared with other work); server idle CPU "
         f"{_num(idle)} % with the room subscribed",
+        f"server CPU: {t.get('server_cpu_covers', 'the server process')}"
+        + (f", {t['server_workers']} workers" if t.get("server_workers", 1) > 1 else "")
+        + f"; PostgreSQL's CPU {t.get('postgres_cpu', 'not measured')}"
+        + (f" (idle {_num(s.get('postgres_idle_cpu_percent'))} %)" if t.get("postgres_pid") else ""),
         "",
         *steps.render_steps(s["steps"]),
         "",

@@ -1,10 +1,11 @@
 """Start the server under test as a subprocess, so that one command runs a whole scenario.
 
-`python -m pika serve` gets a throwaway PIKA_DATA_DIR (its embedded PostgreSQL lives there),
-free loopback ports (HTTP and the live listener, whose /ws the clients open unless told
-`--transport asgi`), and per-IP and per-client limits raised: every simulated dancer connects
-from 127.0.0.1, where a real venue's phones would share one public IP only in part.  The
-yardstick (`python -m loadtest.yardstick`) is started the same way for `compare`.
+`python -m pika serve` (or `serve --workers N`, each worker's /metrics on a port of its own) gets
+a throwaway PIKA_DATA_DIR (its embedded PostgreSQL lives there), free loopback ports (HTTP and
+the live listener, whose /ws the clients open unless told `--transport asgi`), and per-IP and
+per-client limits raised: every simulated dancer connects from 127.0.0.1, where a real venue's
+phones would share one public IP only in part.  The yardstick (`python -m loadtest.yardstick`)
+is started the same way for `compare`.
 """
 
 from __future__ import annotations
@@ -53,16 +54,42 @@ class Target:
     spawned: bool = False
     log: Path | None = None
     http_port: int | None = None  # HTTP (logins), when not `port`
+    server_workers: int = 1  # processes serving the ports (`serve --workers N`: N, the supervisor aside)
+    metrics_ports: tuple[int, ...] = ()  # each worker's own /metrics, when there are several
+    postgres_pid: int | None = None  # the spawned server's embedded PostgreSQL (its postmaster)
 
     @property
     def http(self) -> int:
         return self.http_port or self.port
+
+    @property
+    def scraped(self) -> tuple[int, ...]:
+        """Where every serving process's /metrics is read: one port per worker, or the HTTP port."""
+        return self.metrics_ports or (self.http,)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(n: int) -> int:
+    """The first of `n` consecutive free loopback ports (PIKA_METRICS_PORT: worker I takes port + I)."""
+    for _ in range(50):
+        first = free_port()
+        if first + n <= 65536 and all(_free(first + k) for k in range(1, n)):
+            return first
+    raise RuntimeError(f"found no {n} consecutive free ports on {HOST}")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 def parse_url(url: str) -> tuple[str, int]:
@@ -77,12 +104,14 @@ def parse_url(url: str) -> tuple[str, int]:
 
 @contextlib.contextmanager
 def pika_server(
-    max_sessions: int, extra_env: dict[str, str] | None = None, transport: str = "live"
+    max_sessions: int, extra_env: dict[str, str] | None = None, transport: str = "live", workers: int = 1
 ) -> Iterator[Target]:
     """`python -m pika serve` on free ports with a fresh embedded PostgreSQL; stopped on exit.
-    Clients open the live listener's /ws, or with `transport="asgi"` the plain one on the HTTP port."""
+    Clients open the live listener's /ws, or with `transport="asgi"` the plain one on the HTTP port.
+    `workers` > 1: `serve --workers N`, ready once every worker's /health answers."""
     tmp = Path(tempfile.mkdtemp(prefix="pika-loadtest-"))
     port, live_port = free_port(), free_port()
+    metrics = free_ports(workers) if workers > 1 else None
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIKA_")}
     env.update(RAISED_LIMITS)
     env.update(
@@ -96,13 +125,31 @@ def pika_server(
         }
     )
     env.update(extra_env or {})
+    argv = [sys.executable, "-m", "pika", "serve"]
+    ports: tuple[int, ...] = ()
+    if metrics is not None:
+        env["PIKA_METRICS_PORT"] = str(metrics)
+        argv += ["--workers", str(workers)]
+        ports = tuple(metrics + k for k in range(workers))
     log = tmp / "server.log"
     try:
-        with _process([sys.executable, "-m", "pika", "serve"], env, log) as proc:
-            _wait_http(f"http://{HOST}:{port}/health", proc, log)
-            url = _database_url(tmp / "data" / "pgdata")
-            ws_port = live_port if transport == "live" else port
-            yield Target("pika", HOST, ws_port, proc.pid, url, spawned=True, log=log, http_port=port)
+        with _process(argv, env, log) as proc:
+            for p in ports or (port,):
+                _wait_http(f"http://{HOST}:{p}/health", proc, log)
+            pgdata = tmp / "data" / "pgdata"
+            yield Target(
+                "pika",
+                HOST,
+                live_port if transport == "live" else port,
+                proc.pid,
+                _database_url(pgdata),
+                spawned=True,
+                log=log,
+                http_port=port,
+                server_workers=workers,
+                metrics_ports=ports,
+                postgres_pid=_postmaster(pgdata),
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -174,10 +221,20 @@ def _wait_tcp(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 def _database_url(pgdata: Path) -> str | None:
     """The embedded PostgreSQL's URL, from the socket directory its postmaster.pid names."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-    except OSError:
-        return None
+    lines = _postmaster_lines(pgdata)
     if len(lines) < 5 or not lines[4].strip():
         return None
     return f"postgresql://postgres:@/postgres?host={lines[4].strip()}"
+
+
+def _postmaster(pgdata: Path) -> int | None:
+    """The embedded PostgreSQL's postmaster pid (the first line of its postmaster.pid)."""
+    lines = _postmaster_lines(pgdata)
+    return int(lines[0]) if lines and lines[0].strip().isdigit() else None
+
+
+def _postmaster_lines(pgdata: Path) -> list[str]:
+    try:
+        return (pgdata / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return []

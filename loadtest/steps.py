@@ -198,7 +198,7 @@ def outcome(steps: Sequence[Mapping[str, Any]], max_rate: float) -> dict[str, An
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def _num(value: float | None, digits: int = 1) -> str:
+def num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
@@ -214,29 +214,47 @@ def render_steps(steps: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
     for s in steps:
         ack = s["ack_ms"]
-        p99 = ">drain" if ack["p99_unanswered"] else _num(ack["p99"])
+        p99 = ">drain" if ack["p99_unanswered"] else num(ack["p99"])
         gen = max((c["max"] or 0.0 for c in s["generator_cpu_percent"].values()), default=0.0)
         cpu = "-" if s["server_cpu_percent"] is None else f"{s['server_cpu_percent']:.0f}%"
         lines.append(
             f"  {s['target_per_s']:>9,.0f}{_rate(s['sent_per_s']):>9}{s['acked']:>9,}{s['nacked']:>6,}"
-            f"{s['unanswered']:>7,}{_num(ack['p50']):>9}{_num(ack['p95']):>9}{p99:>9}{_num(ack['max']):>9}"
-            f"{cpu:>8}{_num(s['cpu_us_per_frame'], 0):>9}{gen:>7.0f}%{_num(s['send_late_p99_ms']):>9}"
-            f"{_num(s.get('host_busy_percent'), 0):>5}%{_num(s.get('load_average')):>6}"
+            f"{s['unanswered']:>7,}{num(ack['p50']):>9}{num(ack['p95']):>9}{p99:>9}{num(ack['max']):>9}"
+            f"{cpu:>8}{num(s['cpu_us_per_frame'], 0):>9}{gen:>7.0f}%{num(s['send_late_p99_ms']):>9}"
+            f"{num(s.get('host_busy_percent'), 0):>5}%{num(s.get('load_average')):>6}"
             f"  {s['verdict']}: {s['reason']}"
         )
     for s in steps:
         lines.append(f"  inside the server at {s['target_per_s']:,.0f}/s: {_inside(s.get('inside_server'))}")
+        for k, w in enumerate(s.get("per_worker") or []):
+            lines.append(f"    worker {k}: {_worker(w)}")
+        if s.get("postgres_us_per_frame") is not None:
+            lines.append(
+                f"  PostgreSQL at {s['target_per_s']:,.0f}/s: {num(s['postgres_cpu_percent'], 0)} % CPU, "
+                f"{num(s['postgres_us_per_frame'], 0)} µs per frame; server + PostgreSQL "
+                f"{num(s['total_us_per_frame'], 0)} µs per frame"
+            )
     return lines
+
+
+def _worker(m: Mapping[str, Any] | None) -> str:
+    if m is None:
+        return "no /metrics"
+    return (
+        f"{num(m.get('cpu_percent'), 0)} % CPU, {m['connections']:,} connections, "
+        f"{m['commit_batches']:,} group commits, bus batches "
+        f"{m['bus_batches_sent']:,} sent / {m['bus_batches_received']:,} received"
+    )
 
 
 def _inside(m: Mapping[str, Any] | None) -> str:
     if m is None:
         return "no /metrics"
     return (
-        f"{m['commit_batches']:,} group commits ({_num(m['actions_per_batch'])} actions each), "
-        f"statements {_num(m['statement_ms_mean'])} ms mean, loop lag {_num(m['loop_lag_ms_mean'])} ms "
+        f"{m['commit_batches']:,} group commits ({num(m['actions_per_batch'])} actions each), "
+        f"statements {num(m['statement_ms_mean'])} ms mean, loop lag {num(m['loop_lag_ms_mean'])} ms "
         f"mean, {m['frames_held']:,} frames held by the loop guard, GC {m['gc_collections']:,} "
-        f"collections pausing {m['gc_pause_s']:.2f} s"
+        f"collections pausing {m['gc_pause_s']:.2f} s, {m['bus_batches_sent']:,} bus batches sent"
     )
 
 
@@ -247,7 +265,7 @@ def render_result(result: Mapping[str, Any]) -> list[str]:
     else:
         bound = "" if result["server_limit_found"] else "at least "
         head = f"sustained: {bound}{rate:,.0f} frames/s with ACK p99 <= {P99_LIMIT_MS:g} ms"
-        head += f"; server CPU {_num(us, 0)} µs per frame at that rate"
+        head += f"; server CPU {num(us, 0)} µs per frame at that rate"
     lines = [head, f"stopped: {result['stopped']}"]
     if result["limited_by"] == GENERATOR:
         lines.append(

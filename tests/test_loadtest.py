@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import trio
 
-from loadtest import bus, scrape, stats, steps, windows
+from loadtest import bus, capacity, procstat, scrape, stats, steps, windows
 from loadtest.__main__ import _check, build_parser, capacity_plan, main
 from loadtest.client import FrameReader, accept_for, encode_frame, parse_handshake
 from loadtest.flooder import FloodRecord
@@ -432,6 +433,7 @@ def test_the_servers_metrics_are_read_as_deltas_summed_over_labels() -> None:
         'pika_gc_pause_seconds_count{generation="0"} 4.0\npika_gc_pause_seconds_sum{generation="0"} 0.01\n'
         'pika_gc_pause_seconds_count{generation="2"} 2.0\npika_gc_pause_seconds_sum{generation="2"} 0.5\n'
         "pika_dancer_frames_held_total 3.0\n"
+        'pika_bus_batches_total{direction="sent"} 7.0\npika_bus_batches_created{direction="sent"} 1.7e9\n'
     )
     inside = scrape.delta(before, after)
     assert inside == {
@@ -442,8 +444,81 @@ def test_the_servers_metrics_are_read_as_deltas_summed_over_labels() -> None:
         "gc_collections": 5,
         "gc_pause_s": 0.31,
         "frames_held": 0,
+        "bus_batches_sent": 7,
+        "bus_batches_received": 0,
+        "connections": 0,  # a gauge: what the later scrape says
     }
     assert scrape.delta(None, after) is None
+
+
+def test_every_workers_metrics_are_summed_and_one_missing_leaves_no_total() -> None:
+    owner = scrape.parse('pika_ws_connections 4.0\npika_bus_batches_total{direction="received"} 30.0\n')
+    other = scrape.parse('pika_ws_connections 6.0\npika_bus_batches_total{direction="sent"} 30.0\n')
+    assert scrape.total([owner, other]) == {
+        "pika_ws_connections": 10.0,
+        "pika_bus_batches_total:received": 30.0,
+        "pika_bus_batches_total:sent": 30.0,
+    }
+    assert scrape.total([owner, None]) is None  # half a server must not pass for the whole
+
+
+def test_a_childs_cpu_counts_for_its_parents_tree_once_it_has_ended() -> None:
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    tree, alone = procstat.read_tree(os.getpid()), procstat.read(os.getpid())
+    subprocess.run([sys.executable, "-c", burn], check=True)  # ended and reaped: in our cutime
+    tree_after, alone_after = procstat.read_tree(os.getpid()), procstat.read(os.getpid())
+    assert tree and alone and tree_after and alone_after
+    assert tree_after.cpu_s - tree.cpu_s >= 0.29
+    assert alone_after.cpu_s - alone.cpu_s < tree_after.cpu_s - tree.cpu_s - 0.2
+
+
+def _run(workers: int, per_frame: list[tuple[float, float]]) -> dict[str, object]:
+    """A capacity result with one step per (server µs, PostgreSQL µs) at 1,000, 2,000 … frames/s."""
+    return {
+        "target": {"server_workers": workers},
+        "steps": [
+            {
+                "target_per_s": 1000 * (k + 1),
+                "seconds": 10.0,
+                "cpu_us_per_frame": srv,
+                "postgres_us_per_frame": pg,
+                "total_us_per_frame": srv + pg,
+                "ack_ms": {"p99": 20.0},
+                "verdict": steps.PASS,
+                "load_average": 1.5,
+                "inside_server": {"bus_batches_sent": 400 * workers},
+            }
+            for k, (srv, pg) in enumerate(per_frame)
+        ],
+    }
+
+
+def test_server_processes_are_compared_per_frame_at_the_rates_every_run_reached() -> None:
+    runs = [
+        _run(1, [(100.0, 20.0), (90.0, 20.0)]),
+        _run(2, [(130.0, 30.0)]),  # stopped after the first step
+        _run(1, [(110.0, 20.0), (95.0, 20.0)]),
+        _run(2, [(120.0, 30.0), (99.0, 30.0)]),
+    ]
+    compared = capacity.compare_workers(runs)
+    assert compared["workers"] == [1, 2] and compared["baseline_workers"] == 1
+    (row,) = compared["rates"]  # 2,000/s: not every run got there
+    assert row["rate"] == 1000
+    one, two = row["by_workers"]["1"], row["by_workers"]["2"]
+    assert (one["runs"], one["cpu_us_per_frame"], one["total_us_per_frame"]) == (2, 105.0, 125.0)
+    assert (two["cpu_us_per_frame"], two["postgres_us_per_frame"], two["total_us_per_frame"]) == (
+        125.0,
+        30,
+        155,
+    )
+    assert two["server_us_per_frame_each"] == [130.0, 120.0] and two["bus_batches_per_s"] == [80.0, 80.0]
+    assert row["ratio_to_first"]["2"] == {
+        "cpu_us_per_frame": 1.19,
+        "postgres_us_per_frame": 1.5,
+        "total_us_per_frame": 1.24,
+    }
+    table = "\n".join(capacity.render_compare_workers(compared))
+    assert "1.19" in table and "[130, 120]" in table
 
 
 # -- one tiny run, end to end --------------------------------------------------------------------
@@ -569,6 +644,32 @@ async def test_a_tiny_capacity_run_gets_its_frames_acked_step_by_step(
     assert sum(s["acked"] for s in result["steps"]) > 0
     likes = result["likes"]
     assert likes["acked"] == likes["at_dj"] == likes["in_database"]
+
+
+def test_a_tiny_capacity_run_against_one_then_two_server_processes_sums_their_cpu(tmp_path: Path) -> None:
+    report = tmp_path / "workers.json"
+    argv = ["capacity", "--spawn", "--server-workers", "1,2", "--dancers", "24", "--step", "30"]
+    argv += ["--max", "30", "--seconds", "2", "--workers", "1", "--json", str(report)]
+    assert main(argv) == 0
+    result = json.loads(report.read_text())
+    one, two = result["runs"]
+    assert (one["target"]["server_workers"], two["target"]["server_workers"]) == (1, 2)
+    for run in (one, two):
+        (step,) = run["steps"]
+        assert step["sent"] == 60 and step["acked"] + step["unanswered"] == 60 and step["nacked"] == 0
+        assert step["total_us_per_frame"] == pytest.approx(
+            step["cpu_us_per_frame"] + step["postgres_us_per_frame"], abs=0.2
+        )
+        likes = run["likes"]  # the other worker's likes reached the DJ on the owner, once each
+        assert likes["acked"] == likes["at_dj"] == likes["in_database"]
+    (step,) = two["steps"]
+    workers = step["per_worker"]  # each worker's own /metrics port
+    assert len(workers) == 2 and sum(w["connections"] for w in workers) == 25  # the DJ and 24 dancers
+    assert all(w["cpu_percent"] > 0 for w in workers)  # each worker process sampled on its own
+    if min(w["connections"] for w in workers) > 1:  # the kernel gave the other worker dancers too
+        assert step["inside_server"]["bus_batches_sent"] > 0  # their frames crossed the bus
+    (row,) = result["compare_workers"]["rates"]
+    assert set(row["by_workers"]) == {"1", "2"} and row["ratio_to_first"]["2"]["cpu_us_per_frame"] > 0
 
 
 async def test_capacity_against_a_server_with_its_default_limits_says_the_limits_answered(
