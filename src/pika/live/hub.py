@@ -225,7 +225,15 @@ class Hub:
             self.relay.outward(message["sessionId"], EVERYONE, encoded)
 
     def sessions_list(self) -> dict[str, Any]:
-        return {"type": "SESSIONS_LIST", "sessions": [room.summary() for room in self.rooms.values()]}
+        """This process's rooms, then those other processes own (live/directory.py)."""
+        sessions = [room.summary() for room in self.rooms.values()]
+        if self.relay is not None:
+            sessions.extend(self.relay.directory.summaries(self.relay.counts, self.rooms))
+        return {"type": "SESSIONS_LIST", "sessions": sessions}
+
+    def is_live(self, session_id: str) -> bool:
+        """Live here, or on another process as far as the relay has heard."""
+        return session_id in self.rooms or (self.relay is not None and session_id in self.relay.directory)
 
     # -- rooms ----------------------------------------------------------------------------------
 

@@ -15,12 +15,14 @@ import logging
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import trio
 
 from pika.bus.postgres import PgBus
 from pika.db import DatabaseStalled
 from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
 from pika.live.core.effects import Write
+from pika.live.directory import Directory
 from pika.live.replica import read_replica
 from pika.live.shell import DancerAction
 from pika.live.wire import EVERYONE, Frame, joined, text_frame
@@ -48,12 +50,14 @@ class Relay:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.counts: dict[str, int] = {}  # the last LISTENER_COUNT each room's owner sent
+        self.directory = Directory()  # the live rooms other processes own (live/directory.py)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on the bus and send what the rooms queued, one flush at a time (in order)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.bus.run)
+            await self.reload_directory()  # after LISTEN: no room starts unseen
             task_status.started()
             while True:
                 await self._wake.wait()
@@ -70,6 +74,9 @@ class Relay:
         """Frames this process sent its own members of `session_id` (`kind`: who they are for)."""
         self._pending.setdefault(session_id, []).extend(kind + text for text in encoded.texts)
         self._wake.set()
+        now = self.hub.clock.now()
+        for text in encoded.texts:  # kept for when the room is owned elsewhere (after a takeover)
+            self.directory.seen(session_id, text, now)
 
     def members_changed(self, session_id: str) -> None:
         """This process's members of a room owned elsewhere changed: report them to the owner."""
@@ -108,8 +115,10 @@ class Relay:
             return
         if session_id in self.hub.rooms:
             return  # this process owns the room now: what it decides is what its members see
+        now = self.hub.clock.now()
         for kind, texts in _runs(frames):
             for text in texts:
+                self.directory.seen(session_id, text, now)
                 if text.startswith(_COUNT):
                     self.counts[session_id] = json.loads(text)["count"]
                 elif text.startswith(_ENDED):
@@ -126,8 +135,16 @@ class Relay:
         wanted = remote if session_ids is None else [sid for sid in session_ids if sid in remote]
         if self._nursery is None:
             return
+        if session_ids is None:
+            self._nursery.start_soon(self.reload_directory)
         for session_id in wanted:
             self._nursery.start_soon(self.refresh, session_id)
+
+    async def reload_directory(self) -> None:
+        try:
+            await self.directory.reload(self.hub.db)
+        except (DatabaseStalled, psycopg.OperationalError):  # re-read when the bus is back
+            log.warning("relay: live rooms not re-read")
 
     async def refresh(self, session_id: str) -> None:
         """Show this process's members of `session_id` its state as PostgreSQL holds it."""

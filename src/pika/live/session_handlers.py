@@ -258,7 +258,7 @@ async def get_sessions(req: Request) -> None:
 async def validate_session(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, ValidateSession)
-    live = msg.session_id in req.hub.rooms
+    live = req.hub.is_live(msg.session_id)
     req.conn.send_message({"type": "SESSION_VALID", "sessionId": msg.session_id, "isValid": live})
 
 
