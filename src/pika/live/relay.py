@@ -23,6 +23,7 @@ from pika.db import DatabaseStalled
 from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
 from pika.live.core.effects import Write
 from pika.live.directory import Directory
+from pika.live.forward import REPLIES, REQUESTS, Forwarder
 from pika.live.replica import read_replica
 from pika.live.shell import DancerAction
 from pika.live.wire import EVERYONE, Frame, joined, text_frame
@@ -51,6 +52,7 @@ class Relay:
         self._nursery: trio.Nursery | None = None
         self.counts: dict[str, int] = {}  # the last LISTENER_COUNT each room's owner sent
         self.directory = Directory()  # the live rooms other processes own (live/directory.py)
+        self.forward = Forwarder(hub, self)  # DJ-side connections whose room is owned elsewhere
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on the bus and send what the rooms queued, one flush at a time (in order)."""
@@ -58,6 +60,7 @@ class Relay:
             self._nursery = nursery
             await nursery.start(self.bus.run)
             await self.reload_directory()  # after LISTEN: no room starts unseen
+            nursery.start_soon(self.forward.run)
             task_status.started()
             while True:
                 await self._wake.wait()
@@ -67,6 +70,11 @@ class Relay:
                     await self.bus.publish(list(batches.items()))
                 except DatabaseStalled:  # their numbers were taken: the receivers see a gap and re-read
                     log.warning("relay: batches not sent", extra={"fields": {"rooms": len(batches)}})
+
+    def queue(self, key: str, line: str) -> None:
+        """One line for the other processes, numbered under `key` (live/forward.py's)."""
+        self._pending.setdefault(key, []).append(line)
+        self._wake.set()
 
     # -- from this process's rooms ----------------------------------------------------------------
 
@@ -99,6 +107,12 @@ class Relay:
     # -- from other processes (the bus's Subscriber) -----------------------------------------------
 
     def deliver(self, session_id: str, frames: tuple[str, ...]) -> None:
+        if session_id.startswith(REQUESTS):
+            self.forward.requests(session_id, frames)
+            return
+        if session_id.startswith(REPLIES):
+            self.forward.replies(session_id, frames)
+            return
         if session_id.startswith(_ACTIONS):
             for line in frames:
                 room_id, wire, play_id = json.loads(line[1:])
@@ -131,6 +145,12 @@ class Relay:
     def reread(self, session_ids: Collection[str] | None) -> None:
         """Batches were missed: send these rooms' members (None: of every room owned elsewhere)
         the room's state afresh, and report them to the (maybe new) owner again."""
+        if session_ids is None:
+            self.forward.missed(None)
+        else:
+            for key in session_ids:
+                if key.startswith((REQUESTS, REPLIES)):
+                    self.forward.missed(key)
         remote = self.hub.remote_sessions()
         wanted = remote if session_ids is None else [sid for sid in session_ids if sid in remote]
         if self._nursery is None:
