@@ -4,12 +4,15 @@ own their room, forwarded to the owner (live/forward.py).  Real `python -m pika 
 
 from __future__ import annotations
 
+import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import psycopg
 
-from pika.live.connection import CLOSE_REPLACED
+from pika.live.connection import CLOSE_REPLACED, CLOSE_RESTARTING
+from tests.procs import ServerProcess
+from tests.test_auth import register
 from tests.test_relay import room_frames_until, servers, subscribed
 from tests.wsclient import Peer, connect, go_live, track, types, until
 
@@ -95,3 +98,68 @@ async def test_the_dj_resumes_on_another_process_while_the_owner_runs(db_url: st
                 return row is not None and row[0] is not None
 
             await until(away)
+
+
+async def account(server: ServerProcess, email: str) -> str:
+    reply = await register(server.url, email, "DJ Two Rooms")
+    assert reply.status == 201, reply.body
+    return reply.json()["token"]
+
+
+async def test_a_console_on_another_process_acts_for_the_dj_and_hears_what_the_dj_hears(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with servers(db_url, tmp_path, 2) as (a, b), AsyncExitStack() as stack:
+        token = await account(a, "console_far@example.com")
+        dj = await stack.enter_async_context(connect(a.url))
+        await dj.request("REGISTER_SESSION", sessionId="fwd_room_console", token=token)
+        await dj.request("BROADCAST_TRACK", sessionId="fwd_room_console", track=track("Playing"))
+        console = await stack.enter_async_context(connect(b.url))
+
+        attached = await console.request("ATTACH_SESSION", sessionId="fwd_room_console", token=token)
+
+        assert types(attached)[0] == "SESSION_REGISTERED" and attached[-1]["type"] == "ACK", attached
+        assert "resumeKey" not in attached[0]
+        assert next(m for m in attached if m["type"] == "NOW_PLAYING")["track"]["title"] == "Playing"
+        near = await subscribed(stack, a, "fwd_room_console", "client_near_002")
+        far = await subscribed(stack, b, "fwd_room_console", "client_far_0002")
+        started = await console.request(
+            "START_POLL", sessionId="fwd_room_console", question="Next?", options=["Tango", "Vals"]
+        )
+        assert started[-1]["type"] == "ACK", started
+        for dancer in (near, far):
+            assert (await dancer.recv_type("POLL_STARTED"))["question"] == "Next?"
+        assert (await dj.recv_type("POLL_STARTED"))["question"] == "Next?"
+
+        for dancer in (near, far):
+            liked = await dancer.request(
+                "SEND_LIKE", sessionId="fwd_room_console", payload={"track": track("Playing")}
+            )
+            assert liked[-1]["type"] == "ACK", liked
+        likes = [await console.recv_type("LIKE_RECEIVED") for _ in range(2)]
+        assert [m["payload"]["track"]["title"] for m in likes] == ["Playing", "Playing"]
+        refused = await console.request("REGISTER_SESSION", sessionId="fwd_room_console", token=token)
+        assert refused[-1]["error"] == "A controller cannot register a session; it is attached to one"
+
+
+async def test_a_forwarded_console_reconnects_when_the_owner_is_killed_and_resumes(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with servers(db_url, tmp_path, 2) as (a, b), AsyncExitStack() as stack:
+        token = await account(a, "console_kill@example.com")
+        dj = await stack.enter_async_context(connect(a.url))
+        await dj.request("REGISTER_SESSION", sessionId="fwd_room_killed", token=token)
+        console = await stack.enter_async_context(connect(b.url))
+        await console.request("ATTACH_SESSION", sessionId="fwd_room_killed", token=token)
+        acked = await console.request("BROADCAST_TRACK", sessionId="fwd_room_killed", track=track("Acked"))
+        assert acked[-1]["type"] == "ACK"
+
+        await a.stop(signal.SIGKILL)
+
+        assert await console.closed_with(timeout=15) == CLOSE_RESTARTING
+        again = await stack.enter_async_context(connect(b.url))
+        attached = await again.request("ATTACH_SESSION", sessionId="fwd_room_killed", token=token)
+        assert attached[-1]["type"] == "ACK", attached
+        assert next(m for m in attached if m["type"] == "NOW_PLAYING")["track"]["title"] == "Acked"
+        moved = await again.request("BROADCAST_TRACK", sessionId="fwd_room_killed", track=track("After"))
+        assert moved[-1]["type"] == "ACK", moved

@@ -31,9 +31,12 @@ async def servers(db_url: str, tmp_path: Path, count: int) -> AsyncIterator[list
                 await server.stop(signal.SIGTERM)
 
 
-async def subscribed(stack: AsyncExitStack, server: ServerProcess, session_id: str) -> Peer:
+async def subscribed(
+    stack: AsyncExitStack, server: ServerProcess, session_id: str, client_id: str | None = None
+) -> Peer:
     dancer = await stack.enter_async_context(connect(server.url))
-    replies = await dancer.request("SUBSCRIBE", sessionId=session_id)
+    identity = {} if client_id is None else {"clientId": client_id}
+    replies = await dancer.request("SUBSCRIBE", sessionId=session_id, **identity)
     assert replies[-1]["type"] == "ACK", replies
     return dancer
 
@@ -178,4 +181,3 @@ async def test_the_dj_resumes_on_another_process_when_the_owner_is_killed(
         await again.request("BROADCAST_TRACK", sessionId="relay_room_05", track=track("After"))
         got = await room_frames_until(dancer, "NOW_PLAYING")
         assert [(m["type"], m["track"]["title"]) for m in got] == [("NOW_PLAYING", "After")]
-
