@@ -27,6 +27,7 @@ async def test_a_dancer_on_another_process_sees_and_validates_the_room(db_url: s
         dj = await stack.enter_async_context(connect(a.url))
         await go_live(dj, "fwd_room_list", dj_name="DJ Far")
         await dj.request("BROADCAST_TRACK", sessionId="fwd_room_list", track=track("Listed"))
+        await dj.request("SEND_ANNOUNCEMENT", sessionId="fwd_room_list", message="Welcome")
         dancer = await stack.enter_async_context(connect(b.url))
 
         async def listed() -> list[dict]:
@@ -34,13 +35,14 @@ async def test_a_dancer_on_another_process_sees_and_validates_the_room(db_url: s
             sessions = (await dancer.recv_type("SESSIONS_LIST"))["sessions"]
             return [s for s in sessions if s["sessionId"] == "fwd_room_list"]
 
-        async def listed_with_track() -> bool:
+        async def listed_in_full() -> bool:
             entries = await listed()
-            return bool(entries) and "currentTrack" in entries[0]
+            return bool(entries) and "activeAnnouncement" in entries[0]
 
-        await until(listed_with_track)
+        await until(listed_in_full)
         (entry,) = await listed()
         assert entry["djName"] == "DJ Far" and entry["currentTrack"]["title"] == "Listed"
+        assert entry["activeAnnouncement"]["message"] == "Welcome"
         assert await valid(dancer, "fwd_room_list")
 
         await dj.request("END_SESSION", sessionId="fwd_room_list")
@@ -58,6 +60,9 @@ async def test_a_dancer_on_another_process_sees_and_validates_the_room(db_url: s
         async with servers(db_url, tmp_path, 1) as (late,):
             dancer = await stack.enter_async_context(connect(late.url))
             assert await valid(dancer, "fwd_room_seed")
+            await dancer.send("GET_SESSIONS")
+            listed = (await dancer.recv_type("SESSIONS_LIST"))["sessions"]
+            assert [s["sessionId"] for s in listed] == ["fwd_room_seed"]
 
 
 async def test_the_dj_resumes_on_another_process_while_the_owner_runs(db_url: str, tmp_path: Path) -> None:

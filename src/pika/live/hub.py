@@ -234,7 +234,7 @@ class Hub:
         """This process's rooms, then those other processes own (live/directory.py)."""
         sessions = [room.summary() for room in self.rooms.values()]
         if self.relay is not None:
-            sessions.extend(self.relay.directory.summaries(self.relay.counts, self.rooms))
+            sessions.extend(self.relay.directory.summaries(self.relay.counts, self.rooms, self.clock.now()))
         return {"type": "SESSIONS_LIST", "sessions": sessions}
 
     def is_live(self, session_id: str) -> bool:

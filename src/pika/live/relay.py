@@ -5,7 +5,9 @@ What a room's owner sends its audience (and the discovery events) also goes onto
 those frames to its own members of the room, encoded once; when it missed some (a gap, a new
 owner, its listener was away) its members get the room afresh from PostgreSQL (live/replica.py).
 Each process also reports who its members of a room owned elsewhere are, and the owner counts
-them with its own (PROTOCOL.md §7).
+them with its own (PROTOCOL.md §7).  The same bus carries the lines of DJ-side connections
+forwarded to their room's owner (live/forward.py), and what passes through keeps the directory of
+rooms owned elsewhere (live/directory.py) current.
 """
 
 from __future__ import annotations
