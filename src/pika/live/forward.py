@@ -96,7 +96,7 @@ class Forwarder:
 
     # -- the near side ----------------------------------------------------------------------------
 
-    def start(self, conn: Connection, session_id: str, frame: str) -> None:
+    def start(self, conn: Connection, session_id: str, frame: str | bytes) -> None:
         """`conn` asked for a room another process owns (`frame`: what it asked): from now on
         everything it sends goes to that owner.  It leaves what it held here first."""
         hub = self.hub
@@ -112,8 +112,10 @@ class Forwarder:
         self._by_id[conn.id] = link
         self.carry(link, frame)
 
-    def carry(self, link: Link, frame: str | None) -> None:
+    def carry(self, link: Link, frame: str | bytes | None) -> None:
         """One frame for the owner (None: a heartbeat, answered like any request)."""
+        if isinstance(frame, bytes):  # a binary frame the parser takes as UTF-8 JSON
+            frame = frame.decode("utf-8", "replace")
         conn = link.conn
         link.sent += 1
         link.sent_at = trio.current_time()

@@ -97,7 +97,7 @@ async def receive(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     if forward is not None and forward.links:
         link = forward.links.get(conn)
         if link is not None:
-            forward.carry(link, frame if isinstance(frame, str) else frame.decode("utf-8", "replace"))
+            forward.carry(link, frame)
             return
     if not hub.guard.open and conn.dj_room is None:
         await hub.guard.turn()
@@ -128,7 +128,7 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
             _refuse(hub, conn, "Server busy", message_id, "refused")
             conn.close_soon(CLOSE_TRY_AGAIN, "Server busy", after_queued=True)
         else:
-            hub.forward.start(conn, exc.args[0], frame if isinstance(frame, str) else frame.decode())
+            hub.forward.start(conn, exc.args[0], frame)
         return
     except Duplicate:
         now = hub.clock.now()
