@@ -77,6 +77,7 @@ async def serve(
         ):
             hub = Hub(settings, db, owner)
             hub.relay = relay = Relay(hub, url, settings.process)
+            hub.forward = relay.forward
             await nursery.start(hub.run)
             await nursery.start(relay.run)
             await nursery.start(AdminChannel(url, hub).run)  # actions pending at start come first

@@ -21,8 +21,8 @@ import trio
 from pika import metrics
 from pika.db import DatabaseStalled
 from pika.live import dancer_handlers, poll_handlers, session_handlers, track_handlers
-from pika.live.connection import Connection
-from pika.live.hub import Hub
+from pika.live.connection import CLOSE_TRY_AGAIN, Connection
+from pika.live.hub import Hub, OwnedElsewhere
 from pika.live.requests import Duplicate, Handler, Refusal, Request
 from pika.live.wire import ack_frame
 from pika.protocol import (
@@ -91,7 +91,14 @@ DEDUPLICATED = STATE_CHANGING - {RegisterSession}
 
 async def receive(hub: Hub, conn: Connection, frame: str | bytes) -> None:
     """One inbound frame from either transport.  While the loop lags, a dancer's frame waits for
-    a turn (loop_guard.py); a DJ's never does."""
+    a turn (loop_guard.py); a DJ's never does.  A connection forwarded to its room's owner on
+    another process sends everything there (live/forward.py)."""
+    forward = hub.forward
+    if forward is not None and forward.links:
+        link = forward.links.get(conn)
+        if link is not None:
+            forward.carry(link, frame)
+            return
     if not hub.guard.open and conn.dj_room is None:
         await hub.guard.turn()
     await dispatch(hub, conn, frame)
@@ -116,6 +123,13 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         else:
             with trio.CancelScope(shield=True):
                 after = await HANDLERS[type(msg)](req)
+    except OwnedElsewhere as exc:  # the room's DJ side is served by its owner
+        if hub.forward is None:
+            _refuse(hub, conn, "Server busy", message_id, "refused")
+            conn.close_soon(CLOSE_TRY_AGAIN, "Server busy", after_queued=True)
+        else:
+            hub.forward.start(conn, exc.args[0], frame)
+        return
     except Duplicate:
         now = hub.clock.now()
         hub.applied.add(req.sender, message_id, now)

@@ -47,6 +47,7 @@ from pika.security.ratelimit import KeyedLimiter
 from pika.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from pika.live.forward import Forwarder
     from pika.live.relay import Relay
 
 log = logging.getLogger("pika.hub")
@@ -89,6 +90,7 @@ class Hub:
         self.db = db
         self.ownership = ownership  # rooms this process decides for (bus/ownership.py); None: all
         self.relay: Relay | None = None  # to and from the other processes (live/relay.py); None: alone
+        self.forward: Forwarder | None = None  # DJ-side connections served by another process's room
         self.clock = Clock()  # the one `now` of every room rule (live/clock.py)
         self.limits = Limits(settings)
         self.ws_admission = WsAdmission(settings)
@@ -142,6 +144,8 @@ class Hub:
         self.closing = True
         for conn in list(self.connections):
             conn.close_soon(CLOSE_RESTARTING, "server restarting")
+        if self.forward is not None:
+            self.forward.shutdown()
         with trio.move_on_after(timeout):
             if self.connections:
                 await self._drained.wait()
@@ -170,6 +174,8 @@ class Hub:
         """A socket closed: leave its audience; a DJ's session enters its grace period."""
         self.connections.discard(conn)
         self.unsubscribe(conn)
+        if self.forward is not None:
+            self.forward.closed(conn)
         room = conn.dj_room
         if room is not None:
             room.controllers.discard(conn)  # a controller leaving starts no grace and ends nothing
@@ -225,7 +231,15 @@ class Hub:
             self.relay.outward(message["sessionId"], EVERYONE, encoded)
 
     def sessions_list(self) -> dict[str, Any]:
-        return {"type": "SESSIONS_LIST", "sessions": [room.summary() for room in self.rooms.values()]}
+        """This process's rooms, then those other processes own (live/directory.py)."""
+        sessions = [room.summary() for room in self.rooms.values()]
+        if self.relay is not None:
+            sessions.extend(self.relay.directory.summaries(self.relay.counts, self.rooms, self.clock.now()))
+        return {"type": "SESSIONS_LIST", "sessions": sessions}
+
+    def is_live(self, session_id: str) -> bool:
+        """Live here, or on another process as far as the relay has heard."""
+        return session_id in self.rooms or (self.relay is not None and session_id in self.relay.directory)
 
     # -- rooms ----------------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ What a room's owner sends its audience (and the discovery events) also goes onto
 those frames to its own members of the room, encoded once; when it missed some (a gap, a new
 owner, its listener was away) its members get the room afresh from PostgreSQL (live/replica.py).
 Each process also reports who its members of a room owned elsewhere are, and the owner counts
-them with its own (PROTOCOL.md §7).
+them with its own (PROTOCOL.md §7).  The same bus carries the lines of DJ-side connections
+forwarded to their room's owner (live/forward.py), and what passes through keeps the directory of
+rooms owned elsewhere (live/directory.py) current.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import logging
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import trio
 
 from pika.bus.postgres import PgBus
 from pika.db import DatabaseStalled
 from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
 from pika.live.core.effects import Write
+from pika.live.directory import Directory
+from pika.live.forward import REPLIES, REQUESTS, Forwarder
 from pika.live.replica import read_replica
 from pika.live.shell import DancerAction
 from pika.live.wire import EVERYONE, Frame, joined, text_frame
@@ -48,12 +53,16 @@ class Relay:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.counts: dict[str, int] = {}  # the last LISTENER_COUNT each room's owner sent
+        self.directory = Directory()  # the live rooms other processes own (live/directory.py)
+        self.forward = Forwarder(hub, self)  # DJ-side connections whose room is owned elsewhere
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on the bus and send what the rooms queued, one flush at a time (in order)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.bus.run)
+            await self.reload_directory()  # after LISTEN: no room starts unseen
+            nursery.start_soon(self.forward.run)
             task_status.started()
             while True:
                 await self._wake.wait()
@@ -64,12 +73,20 @@ class Relay:
                 except DatabaseStalled:  # their numbers were taken: the receivers see a gap and re-read
                     log.warning("relay: batches not sent", extra={"fields": {"rooms": len(batches)}})
 
+    def queue(self, key: str, line: str) -> None:
+        """One line for the other processes, numbered under `key` (live/forward.py's)."""
+        self._pending.setdefault(key, []).append(line)
+        self._wake.set()
+
     # -- from this process's rooms ----------------------------------------------------------------
 
     def outward(self, session_id: str, kind: str, encoded: Frame) -> None:
         """Frames this process sent its own members of `session_id` (`kind`: who they are for)."""
         self._pending.setdefault(session_id, []).extend(kind + text for text in encoded.texts)
         self._wake.set()
+        now = self.hub.clock.now()
+        for text in encoded.texts:  # kept for when the room is owned elsewhere (after a takeover)
+            self.directory.seen(session_id, text, now)
 
     def members_changed(self, session_id: str) -> None:
         """This process's members of a room owned elsewhere changed: report them to the owner."""
@@ -92,6 +109,12 @@ class Relay:
     # -- from other processes (the bus's Subscriber) -----------------------------------------------
 
     def deliver(self, session_id: str, frames: tuple[str, ...]) -> None:
+        if session_id.startswith(REQUESTS):
+            self.forward.requests(session_id, frames)
+            return
+        if session_id.startswith(REPLIES):
+            self.forward.replies(session_id, frames)
+            return
         if session_id.startswith(_ACTIONS):
             for line in frames:
                 room_id, wire, play_id = json.loads(line[1:])
@@ -108,8 +131,10 @@ class Relay:
             return
         if session_id in self.hub.rooms:
             return  # this process owns the room now: what it decides is what its members see
+        now = self.hub.clock.now()
         for kind, texts in _runs(frames):
             for text in texts:
+                self.directory.seen(session_id, text, now)
                 if text.startswith(_COUNT):
                     self.counts[session_id] = json.loads(text)["count"]
                 elif text.startswith(_ENDED):
@@ -122,12 +147,26 @@ class Relay:
     def reread(self, session_ids: Collection[str] | None) -> None:
         """Batches were missed: send these rooms' members (None: of every room owned elsewhere)
         the room's state afresh, and report them to the (maybe new) owner again."""
+        if session_ids is None:
+            self.forward.missed(None)
+        else:
+            for key in session_ids:
+                if key.startswith((REQUESTS, REPLIES)):
+                    self.forward.missed(key)
         remote = self.hub.remote_sessions()
         wanted = remote if session_ids is None else [sid for sid in session_ids if sid in remote]
         if self._nursery is None:
             return
+        if session_ids is None:
+            self._nursery.start_soon(self.reload_directory)
         for session_id in wanted:
             self._nursery.start_soon(self.refresh, session_id)
+
+    async def reload_directory(self) -> None:
+        try:
+            await self.directory.reload(self.hub.db)
+        except (DatabaseStalled, psycopg.OperationalError):  # re-read when the bus is back
+            log.warning("relay: live rooms not re-read")
 
     async def refresh(self, session_id: str) -> None:
         """Show this process's members of `session_id` its state as PostgreSQL holds it."""

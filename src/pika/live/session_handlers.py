@@ -11,7 +11,7 @@ from pika.audit import audit
 from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
 from pika.live.core import commands as core
 from pika.live.core.ownership import NOT_AVAILABLE, attach_refusal, resume_refusal
-from pika.live.hub import Hub, OwnedElsewhere
+from pika.live.hub import Hub
 from pika.live.replica import read_replica
 from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
 from pika.live.room import Room, RoomInfo
@@ -34,10 +34,7 @@ async def register_session(req: Request) -> AfterAck | None:
     session_id = msg.session_id or f"pika_{secrets.token_urlsafe(12)}"
     room = hub.rooms.get(session_id)
     if room is None and msg.session_id is not None:  # perhaps live, its owner gone: resumed here
-        try:
-            room = await hub.take_over(session_id)
-        except OwnedElsewhere:  # the client reconnects (to the owner, or once the lock is free)
-            raise Refusal("Server busy", close_code=CLOSE_TRY_AGAIN) from None
+        room = await hub.take_over(session_id)  # else OwnedElsewhere: forwarded to the owner
     if room is not None:
         async with room.turn:
             if room.ended:  # while this waited for its turn: the id now belongs to an ended session
@@ -182,6 +179,8 @@ async def attach_session(req: Request) -> None:
     account = await _authenticate(hub, msg.token)
     assert account is not None
     room = hub.rooms.get(msg.session_id)
+    if room is None:  # perhaps live, its owner gone (taken over), or running (OwnedElsewhere)
+        room = await hub.take_over(msg.session_id)
     refusal = NOT_AVAILABLE if room is None else attach_refusal(room.dj_id, account["id"])
     if refusal is not None:  # unknown, ended, anonymous or another account's
         raise _not_theirs(req, account, msg.session_id, refusal)
@@ -258,7 +257,7 @@ async def get_sessions(req: Request) -> None:
 async def validate_session(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, ValidateSession)
-    live = msg.session_id in req.hub.rooms
+    live = req.hub.is_live(msg.session_id)
     req.conn.send_message({"type": "SESSION_VALID", "sessionId": msg.session_id, "isValid": live})
 
 
