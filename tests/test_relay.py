@@ -115,7 +115,8 @@ async def test_the_listener_count_is_the_union_over_processes(db_url: str, tmp_p
 
         late = await stack.enter_async_context(connect(b.url))
         replies = await late.request("SUBSCRIBE", sessionId="relay_room_03")
-        assert next(m for m in replies if m["type"] == "LISTENER_COUNT")["count"] == 3  # the owner's last
+        # the owner's last count and this listener, as one process would count it
+        assert next(m for m in replies if m["type"] == "LISTENER_COUNT")["count"] == 4
         await counted(dj, 4)
         await counted(late, 4)
 
@@ -159,6 +160,41 @@ async def test_dancer_actions_on_another_process_are_stored_and_reach_the_dj(
         assert next(m for m in voted if m["type"] == "VOTE_CONFIRMED")["votes"] == [0, 1]
         assert (await dj.recv_type("POLL_UPDATE"))["votes"] == [0, 1]
         assert (await dancer.recv_type("POLL_UPDATE"))["votes"] == [0, 1]  # the owner's, relayed
+
+
+async def test_a_dancer_on_another_process_acts_on_the_room_as_it_is_now(db_url: str, tmp_path: Path) -> None:
+    """The far process keeps the room as the owner's frames leave it: a vote after a new track
+    counts for the new one, a vote on a poll that has just ended is refused."""
+    async with servers(db_url, tmp_path, 2) as (a, b), AsyncExitStack() as stack:
+        dj = await stack.enter_async_context(connect(a.url))
+        await go_live(dj, "relay_room_07")
+        await dj.request("BROADCAST_TRACK", sessionId="relay_room_07", track=track("First"))
+        dancer = await subscribed(stack, b, "relay_room_07", "client_far_0007")
+        for title in ("Second", "Third"):
+            await dancer.request("SEND_TEMPO_REQUEST", sessionId="relay_room_07", preference="slower")
+            await dj.request("BROADCAST_TRACK", sessionId="relay_room_07", track=track(title))
+            assert (await dancer.recv_type("NOW_PLAYING"))["track"]["title"] == title
+        voted = await dancer.request("SEND_TEMPO_REQUEST", sessionId="relay_room_07", preference="faster")
+        assert voted[-1]["type"] == "ACK", voted
+        feedback = await dj.recv_type("TEMPO_FEEDBACK")
+        while (feedback["faster"], feedback["total"]) != (1, 1):  # the DJ hears it for "Third"
+            feedback = await dj.recv_type("TEMPO_FEEDBACK")
+        with psycopg.connect(db_url) as conn:
+            votes = conn.execute(
+                "SELECT p.title, v.preference FROM tempo_votes v JOIN played_tracks p ON p.id = v.played_track_id"
+                " WHERE p.session_id = 'relay_room_07' ORDER BY p.played_at"
+            ).fetchall()
+        assert votes == [("First", "slower"), ("Second", "slower"), ("Third", "faster")]
+
+        poll = {"sessionId": "relay_room_07", "question": "Next?", "options": ["A", "B"]}
+        started = await dj.request("START_POLL", **poll)
+        poll_id = next(m for m in started if m["type"] == "POLL_STARTED")["pollId"]
+        await dancer.recv_type("POLL_STARTED")
+        assert (await dancer.request("VOTE_ON_POLL", pollId=poll_id, optionIndex=0))[-1]["type"] == "ACK"
+        await dj.request("END_POLL", pollId=poll_id)
+        await dancer.recv_type("POLL_ENDED")
+        again = await dancer.request("VOTE_ON_POLL", pollId=poll_id, optionIndex=1)
+        assert next(m for m in again if m["type"] == "VOTE_REJECTED")["reason"] == "Poll has ended"
 
 
 async def test_the_dj_resumes_on_another_process_when_the_owner_is_killed(

@@ -61,6 +61,9 @@ async def _room_of_poll(req: Request, poll_id: int) -> Room | RoomState:
     room = req.hub.room_of_poll(poll_id)
     if room is not None:
         return room
+    kept = None if req.hub.relay is None else req.hub.relay.replicas.with_poll(poll_id)
+    if kept is not None:
+        return kept.state()
     row = await req.hub.db.one(GET_POLL, poll_id=poll_id)
     if row is not None and row["status"] == "active" and req.hub.relay is not None:
         with contextlib.suppress(Refusal):  # not live after all: the poll has ended

@@ -26,7 +26,7 @@ from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
 from pika.live.core.effects import Write
 from pika.live.directory import Directory
 from pika.live.forward import REPLIES, REQUESTS, Forwarder
-from pika.live.replica import read_replica
+from pika.live.replica import Replicas
 from pika.live.shell import DancerAction
 from pika.live.wire import EVERYONE, Frame, joined, text_frame
 from pika.protocol import TrackInfo
@@ -54,6 +54,7 @@ class Relay:
         self._nursery: trio.Nursery | None = None
         self.counts: dict[str, int] = {}  # the last LISTENER_COUNT each room's owner sent
         self.directory = Directory()  # the live rooms other processes own (live/directory.py)
+        self.replicas = Replicas(hub.db)  # their state, for dancer actions and subscribers here
         self.forward = Forwarder(hub, self)  # DJ-side connections whose room is owned elsewhere
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -137,7 +138,9 @@ class Relay:
                 self.directory.seen(session_id, text, now)
                 if text.startswith(_COUNT):
                     self.counts[session_id] = json.loads(text)["count"]
-                elif text.startswith(_ENDED):
+                    continue
+                self.replicas.changed(session_id)
+                if text.startswith(_ENDED):
                     self.counts.pop(session_id, None)
             encoded = joined([text_frame(text) for text in texts])
             recipients = self.hub.connections if kind == EVERYONE else self.hub.audience(session_id)
@@ -170,8 +173,9 @@ class Relay:
 
     async def refresh(self, session_id: str) -> None:
         """Show this process's members of `session_id` its state as PostgreSQL holds it."""
+        self.replicas.changed(session_id)
         try:
-            replica = await read_replica(self.hub.db, session_id)
+            replica = await self.replicas.get(session_id)
         except DatabaseStalled:
             log.warning("relay: room not re-read", extra={"fields": {"session": session_id}})
             return

@@ -1,6 +1,7 @@
 """A live room owned by another server process, as PostgreSQL holds it: what this process's
 subscribers of that room are shown when they join, and again when the relay (live/relay.py)
-missed some of the owner's frames, so nobody is left with a stale track.
+missed some of the owner's frames, so nobody is left with a stale track.  `Replicas` keeps each
+one until the owner's frames say the room changed, so a dancer frame does not read it again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pika.queries import query
 REPLICA_SESSION = query("replica_session")
 REPLICA_POLL = query("replica_poll")
 REPLICA_ANNOUNCEMENT = query("replica_announcement")
+
+READS = 3  # reads of a room whose owner keeps changing it meanwhile, before the last one answers
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,38 @@ async def read_replica(db: Database, session_id: str) -> Replica | None:
         return await db.run(load)
     except psycopg.OperationalError as exc:  # a read: the connection lost to a restart is a stall
         raise DatabaseStalled from exc
+
+
+class Replicas:
+    """Rooms owned elsewhere as last read, each kept until `changed` (the owner sent its
+    audience something other than a listener count, or frames were missed).  A room that is not
+    live is never kept: it may start any moment."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._kept: dict[str, Replica] = {}
+        self._changes: dict[str, int] = {}  # per room: how often it changed (a few ints a session)
+
+    async def get(self, session_id: str) -> Replica | None:
+        """The room as the owner's frames so far leave it: a read that a change overtook is
+        read again (a few times at most: then the last read answers, and is not kept)."""
+        replica = self._kept.get(session_id)
+        if replica is not None:
+            return replica
+        for _ in range(READS):
+            changes = self._changes.get(session_id, 0)
+            replica = await read_replica(self._db, session_id)
+            if self._changes.get(session_id, 0) == changes:
+                if replica is not None:
+                    self._kept[session_id] = replica
+                break
+        return replica
+
+    def with_poll(self, poll_id: int) -> Replica | None:
+        """The kept room whose active poll this is (a handful of rooms with polls: a scan)."""
+        return next((r for r in self._kept.values() if r.poll is not None and r.poll.id == poll_id), None)
+
+    def changed(self, session_id: str) -> None:
+        """The room changed (or ended, or moved here): read it afresh when next asked."""
+        self._kept.pop(session_id, None)
+        self._changes[session_id] = self._changes.get(session_id, 0) + 1

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pika.db import Tx
 from pika.live.core.state import RoomState
-from pika.live.replica import read_replica
 from pika.queries import query
 
 if TYPE_CHECKING:
@@ -127,7 +126,7 @@ async def dancer_room(req: Request, session_id: str) -> Room | RoomState:
     if room is not None:
         return room
     if req.hub.relay is not None:
-        replica = await read_replica(req.hub.db, session_id)
+        replica = await req.hub.relay.replicas.get(session_id)
         if replica is not None:
             return replica.state()
     raise Refusal("Session is not live")

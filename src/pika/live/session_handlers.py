@@ -12,7 +12,6 @@ from pika.live.connection import CLOSE_REPLACED, CLOSE_TRY_AGAIN, Connection
 from pika.live.core import commands as core
 from pika.live.core.ownership import NOT_AVAILABLE, attach_refusal, resume_refusal
 from pika.live.hub import Hub
-from pika.live.replica import read_replica
 from pika.live.requests import AfterAck, Refusal, Request, dj_turn, sha256
 from pika.live.room import Room, RoomInfo
 from pika.protocol import AttachSession, RegisterSession, Subscribe, ValidateSession, iso
@@ -227,27 +226,40 @@ async def end_session(req: Request) -> None:
 
 
 async def subscribe(req: Request) -> None:
-    """Join a session's audience and get, in order: SESSIONS_LIST, LISTENER_COUNT, the state."""
+    """Join a session's audience and get, in order: SESSIONS_LIST, LISTENER_COUNT, the state.
+    A room owned elsewhere is read first (live/replica.py) and joined after, with no wait
+    between joining and the state: a frame relayed later comes after it, none is missed."""
     hub, conn, msg = req.hub, req.conn, req.msg
     assert isinstance(msg, Subscribe)
+    session_id = msg.session_id
+    replica = None
+    if session_id is not None and session_id not in hub.rooms and hub.relay is not None:
+        replica = await hub.relay.replicas.get(session_id)
     bundle: list[dict[str, Any]] = [hub.sessions_list()]
-    if msg.session_id is not None:
-        room = hub.subscribe(conn, msg.session_id)
-        replica = None
-        if room is None and hub.relay is not None:  # live on another process, perhaps
-            replica = await read_replica(hub.db, msg.session_id)
-        if replica is not None and hub.relay is not None:
-            count = hub.relay.counts.get(msg.session_id, 0)  # the owner's, until it counts this one
-            bundle.append({"type": "LISTENER_COUNT", "sessionId": msg.session_id, "count": count})
-            bundle.extend(replica.state_messages(conn.listener_id, hub.clock.now()))
-        elif room is None:
-            bundle.append({"type": "LISTENER_COUNT", "sessionId": msg.session_id, "count": 0})
-            bundle.append({"type": "SESSION_ENDED", "sessionId": msg.session_id})
-        else:
+    if session_id is not None:
+        counted = _counted_here(hub, conn, session_id)
+        room = hub.subscribe(conn, session_id)
+        if room is not None:
             bundle.append(room.listener_count_message())
             bundle.extend(room.state_messages(conn))
+        elif replica is not None and hub.relay is not None:
+            # the owner's last count, and this client until the owner counts it (PROTOCOL.md §7)
+            count = hub.relay.counts.get(session_id, 0) + (0 if counted else 1)
+            bundle.append({"type": "LISTENER_COUNT", "sessionId": session_id, "count": count})
+            bundle.extend(replica.state_messages(conn.listener_id, hub.clock.now()))
+        else:
+            bundle.append({"type": "LISTENER_COUNT", "sessionId": session_id, "count": 0})
+            bundle.append({"type": "SESSION_ENDED", "sessionId": session_id})
     for message in bundle:
         conn.send_message(message)
+
+
+def _counted_here(hub: Hub, conn: Connection, session_id: str) -> bool:
+    """Whether this process already reported `conn`'s client as a member of `session_id`."""
+    if conn.subscribed == session_id:
+        return True
+    client = conn.client_id
+    return client is not None and any(c.client_id == client for c in hub.audience(session_id))
 
 
 async def get_sessions(req: Request) -> None:
