@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -40,6 +40,10 @@ KEEP_EVENTS = 3600.0  # s a big batch stays readable: far longer than any notifi
 Batch = tuple[str, Sequence[str]]  # (session id, frame texts in order)
 
 
+def _nothing_owed(key: str) -> bool:
+    return False
+
+
 class Subscriber(Protocol):
     """Where a process's bus delivers: the rooms it serves (the relay of issue 17)."""
 
@@ -58,25 +62,38 @@ class PgBus:
         self.sequencer = Sequencer()
         self.sequences = Sequences()
         self.connected = trio.Event()  # set while the LISTEN connection is up (tests wait on it)
+        self._owed: list[Envelope] = []  # numbered batches a failed publish must still send
 
     # -- sending --------------------------------------------------------------------------------
 
-    async def publish(self, batches: Sequence[Batch]) -> None:
-        """One NOTIFY per room batch, in one transaction (delivered when it commits).  Raises
-        `DatabaseStalled` when nothing was sent, the connection lost to a database restart too."""
+    async def publish(self, batches: Sequence[Batch], owed: Callable[[str], bool] = _nothing_owed) -> None:
+        """One NOTIFY per room batch, in one transaction (delivered when it commits), after any
+        batch still owed.  Raises `DatabaseStalled` when nothing was sent (the connection lost to
+        a database restart too).  Then the batches whose key is `owed` (what no re-read can
+        restore) are kept, with their numbers, for the next call: a receiver that got them after
+        all takes a second copy for one it has seen; the rest leave a gap, and receivers re-read."""
+        envelopes = [
+            *self._owed,
+            *(Envelope(self.origin, key, self.sequencer.next(key), tuple(frames)) for key, frames in batches),
+        ]
         try:
-            await self.db.run(lambda tx: self.publish_in(tx, batches))
-        except psycopg.OperationalError as exc:
+            await self.db.run(lambda tx: self._send(tx, envelopes))
+        except (DatabaseStalled, psycopg.OperationalError) as exc:
+            self._owed = [envelope for envelope in envelopes if owed(envelope.session_id)]
             raise DatabaseStalled from exc
+        self._owed = []
 
-    def publish_in(self, tx: Tx, batches: Sequence[Batch]) -> None:
-        """The same inside a caller's transaction, so a batch is announced only if it commits.
-        Numbers are taken now: a batch that rolls back leaves a gap, and receivers re-read."""
+    @property
+    def owes(self) -> bool:
+        """Batches a failed `publish` kept wait for the next one."""
+        return bool(self._owed)
+
+    def _send(self, tx: Tx, envelopes: list[Envelope]) -> None:
         payloads = []
-        for session_id, frames in batches:
-            envelope = Envelope(self.origin, session_id, self.sequencer.next(session_id), tuple(frames))
+        for envelope in envelopes:
             if not envelope.fits():
-                row = tx.one(BUS_EVENT_INSERT, session_id=session_id, frames=list(frames))
+                assert envelope.frames is not None
+                row = tx.one(BUS_EVENT_INSERT, session_id=envelope.session_id, frames=list(envelope.frames))
                 assert row is not None
                 envelope = replace(envelope, frames=None, event_id=row["id"])
             payloads.append(envelope.encode())

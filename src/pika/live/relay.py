@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import trio
 
+from pika.backoff import reconnect_delay
 from pika.bus.postgres import PgBus
 from pika.db import DatabaseStalled
 from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
@@ -65,14 +66,20 @@ class Relay:
             await self.reload_directory()  # after LISTEN: no room starts unseen
             nursery.start_soon(self.forward.run)
             task_status.started()
+            failures = 0
             while True:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 batches, self._pending = self._pending, {}
                 try:
-                    await self.bus.publish(list(batches.items()))
-                except DatabaseStalled:  # their numbers were taken: the receivers see a gap and re-read
+                    await self.bus.publish(list(batches.items()), _owed)
+                    failures = 0
+                except DatabaseStalled:  # a room's receivers see a gap and re-read; the owed are kept
+                    failures += 1
                     log.warning("relay: batches not sent", extra={"fields": {"rooms": len(batches)}})
+                    if self.bus.owes:  # sent again, with what comes meanwhile, once the database answers
+                        await trio.sleep(reconnect_delay(failures))
+                        self._wake.set()
 
     def queue(self, key: str, line: str) -> None:
         """One line for the other processes, numbered under `key` (live/forward.py's)."""
@@ -188,6 +195,12 @@ class Relay:
                     conn.send_message(message)
         if replica is not None:
             self.members_changed(session_id)
+
+
+def _owed(key: str) -> bool:
+    """Lines no re-read restores: dancer actions for their owner (its DJ hears of each once),
+    and member reports (counted until the next one)."""
+    return key.startswith((_ACTIONS, _REPORT))
 
 
 def _action_wire(action: DancerAction) -> list[Any]:
