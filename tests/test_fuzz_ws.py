@@ -32,7 +32,7 @@ from trio_websocket import ConnectionClosed
 from pika.config import Settings
 from pika.protocol import Message, ProtocolError, parse
 from pika.server import Running
-from tests.conftest import FRAME_LIMIT, FWD_DJ_ELSEWHERE, hub_of, rows
+from tests.conftest import FRAME_LIMIT, hub_of, rows
 from tests.wsclient import Peer, connect, go_live, track
 
 T = TypeVar("T")
@@ -355,7 +355,6 @@ async def test_an_unknown_type_with_a_lone_surrogate_is_refused_and_the_socket_s
 # -- 2 and 3. arbitrary message dicts from a stranger and from a dancer -------------------------
 
 
-@pytest.mark.pair_xfail(FWD_DJ_ELSEWHERE)
 async def test_arbitrary_messages_get_one_answer_each_and_change_nothing(server: Running) -> None:
     settings = server.hub.settings
     dj_frames: list[dict[str, Any]] = []

@@ -15,7 +15,7 @@ import trio
 
 from pika.live.connection import Connection
 from pika.server import Running, serve
-from tests.conftest import FWD_LOCAL_SESSIONS, StartServer, hubs, test_settings
+from tests.conftest import StartServer, hubs, test_settings
 from tests.rawws import RawPeer
 from tests.wsclient import connect, go_live, track
 
@@ -138,7 +138,6 @@ async def _close_code_after_reading(peer: RawPeer) -> int:
     return reply
 
 
-@pytest.mark.pair_xfail(FWD_LOCAL_SESSIONS)
 async def test_a_reader_whose_outbox_fills_is_closed_with_1013(start_server: StartServer) -> None:
     running = await start_server(outbox_frames=4, dj_grace_seconds=600)
     async with connect(running.url) as dj:

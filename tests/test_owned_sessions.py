@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 
-import pytest
 import trio
 
 from pika.server import Running
-from tests.conftest import FWD_DJ_ELSEWHERE, hub_of, hubs
+from tests.conftest import hub_of, hubs
 from tests.test_auth import call, register
 from tests.wsclient import connect, track, types
 
@@ -21,7 +20,6 @@ async def signed_up(server: Running, email: str, name: str) -> str:
     return reply.json()["token"]
 
 
-@pytest.mark.pair_xfail(FWD_DJ_ELSEWHERE)
 async def test_an_account_session_resumes_with_the_token_and_nobody_else_can_drive_it(
     server: Running,
 ) -> None:
@@ -49,7 +47,6 @@ async def test_an_account_session_resumes_with_the_token_and_nobody_else_can_dri
     assert hub_of(server, "owned_0001").rooms["owned_0001"].current.track.title == "Owned"
 
 
-@pytest.mark.pair_xfail(FWD_DJ_ELSEWHERE)
 async def test_the_same_account_takes_over_and_the_old_connection_is_closed_4001(server: Running) -> None:
     token = await signed_up(server, "twice@example.com", "DJ Twice")
     async with connect(server.url) as laptop, connect(server.url) as phone:

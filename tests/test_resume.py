@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 import urllib.request
 
-import pytest
 import trio
 
 from pika.server import Running, serve
-from tests.conftest import FWD_DJ_ELSEWHERE, rows, test_settings
+from tests.conftest import rows, test_settings
 from tests.rawws import RawPeer
 from tests.wsclient import connect, go_live, track, types
 
@@ -42,7 +41,6 @@ async def test_a_dropped_dj_resumes_within_grace_and_dancers_notice_nothing(serv
     assert events[2][1]["reconnectMs"] >= 500
 
 
-@pytest.mark.pair_xfail(FWD_DJ_ELSEWHERE)
 async def test_an_old_client_without_resume_key_resumes_once_the_old_connection_is_gone(
     server: Running,
 ) -> None:
@@ -55,7 +53,6 @@ async def test_an_old_client_without_resume_key_resumes_once_the_old_connection_
     assert rows(server, "SELECT count(*) FROM sessions WHERE ended_at IS NULL") == [(1,)]
 
 
-@pytest.mark.pair_xfail(FWD_DJ_ELSEWHERE)
 async def test_the_resume_key_takes_over_a_connection_that_still_looks_open(server: Running) -> None:
     async with connect(server.url) as stale, connect(server.url) as fresh:
         registered = await go_live(stale, "conf_stale")
@@ -66,7 +63,6 @@ async def test_the_resume_key_takes_over_a_connection_that_still_looks_open(serv
         assert await stale.closed_with() == 4001
 
 
-@pytest.mark.pair_xfail(FWD_DJ_ELSEWHERE)
 async def test_a_stranger_who_takes_a_dropped_session_keyless_cannot_lock_out_its_dj(
     server: Running,
 ) -> None:

@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from pika.server import Running, serve
-from tests.conftest import SUBSCRIBE_COUNT, SUBSCRIBE_OVERTAKEN, StartServer, hub_of, test_settings
+from tests.conftest import SUBSCRIBE_COUNT, StartServer, hub_of, test_settings
 from tests.rawws import RawPeer
 from tests.wsclient import connect, go_live, types
 
@@ -27,7 +27,6 @@ async def test_tabs_of_one_browser_count_once(server: Running) -> None:
         assert next(r for r in replies if r["type"] == "LISTENER_COUNT")["count"] == 2
 
 
-@pytest.mark.pair_xfail(SUBSCRIBE_OVERTAKEN)
 async def test_a_subscriber_gets_its_replies_before_the_rooms_listener_count(
     start_server: StartServer,
 ) -> None:
