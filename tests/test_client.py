@@ -14,7 +14,7 @@ import psycopg
 import trio
 
 from pika.server import Running, serve
-from tests.conftest import test_settings
+from tests.conftest import rows, test_settings
 from tests.wsclient import connect, ws_url_for
 
 CLIENT = [sys.executable, "-m", "pika.client"]
@@ -154,7 +154,7 @@ async def test_a_track_without_a_dash_exits_2_with_one_clear_line(server: Runnin
     assert lines(result.stderr) == [
         """pika.client: --track 'Billie Jean': must be "Artist - Title" (with " - " between)"""
     ]
-    assert server.hub.live_session_count == 0
+    assert rows(server, "SELECT count(*) FROM sessions") == [(0,)]  # no session went live
 
 
 async def test_no_server_exits_2_with_cannot_connect_and_no_traceback() -> None:

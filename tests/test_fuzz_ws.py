@@ -32,7 +32,7 @@ from trio_websocket import ConnectionClosed
 from pika.config import Settings
 from pika.protocol import Message, ProtocolError, parse
 from pika.server import Running
-from tests.conftest import rows
+from tests.conftest import FRAME_LIMIT, hub_of, rows
 from tests.wsclient import Peer, connect, go_live, track
 
 T = TypeVar("T")
@@ -412,7 +412,7 @@ async def test_arbitrary_messages_get_one_answer_each_and_change_nothing(server:
         assert dj_closed == [], dj_closed
         assert not [f for f in dj_frames if f["type"] in {"NACK", "ERROR", "SESSION_ENDED"}], dj_frames
         assert any(f["type"] == "ACK" and f.get("messageId") == "fz-dj-last" for f in dj_frames)
-        room = server.hub.rooms[LIVE]
+        room = hub_of(server, LIVE).rooms[LIVE]
         assert room.dj_conn is not None and room.dj_disconnected_at is None
         assert room.current is not None and room.current.track.title == LIVE_TRACK["title"]
         nursery.cancel_scope.cancel()
@@ -447,6 +447,7 @@ async def test_a_frame_up_to_64_kib_is_answered(server: Running, size: int, bina
 
 @pytest.mark.parametrize("size", [65_537, 70_000])
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+@pytest.mark.pair_excluded(FRAME_LIMIT)
 async def test_a_frame_over_64_kib_closes_with_1009(server: Running, size: int, binary: bool) -> None:
     frame = padded_ping(size, "fz-too-big")
     async with connect(server.url, max_message_size=2**20) as peer, connect(server.url) as bystander:
@@ -455,6 +456,7 @@ async def test_a_frame_over_64_kib_closes_with_1009(server: Running, size: int, 
         assert [r["type"] for r in await bystander.request("PING")] == ["PONG", "ACK"]
 
 
+@pytest.mark.pair_excluded(FRAME_LIMIT)
 async def test_the_limit_counts_utf8_bytes_not_characters(server: Running) -> None:
     """30,000 '€' are 30,000 characters but 90,000 bytes: over 64 KiB (PROTOCOL.md §1: bytes)."""
     frame = '{"type":"PING","messageId":"fz-euro","pad":"' + "€" * 30_000 + '"}'

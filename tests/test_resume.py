@@ -74,6 +74,7 @@ async def test_a_stranger_who_takes_a_dropped_session_keyless_cannot_lock_out_it
         async with connect(server.url) as stranger:
             # The session id is public (SESSIONS_LIST): an old-style keyless register takes it.
             taken = await stranger.request("REGISTER_SESSION", sessionId="conf_hijack", djName="Stranger")
+            taken = [t for t in taken if t["type"] != "SESSION_STARTED"]  # relayed late by another process
             assert types(taken)[0] == "SESSION_REGISTERED"
             assert "resumeKey" not in taken[0]  # omitted, never null: the stranger learns no key
             await stranger.request("BROADCAST_TRACK", sessionId="conf_hijack", track=track("Hijacked"))

@@ -301,6 +301,7 @@ async def test_a_websocket_from_a_foreign_origin_is_refused_403_before_the_upgra
     assert status == 403
 
 
+@pytest.mark.pair_excluded("each process counts its own connections per IP (PIKA_WS_*_PER_IP: per process)")
 async def test_open_websockets_per_ip_are_capped_with_429(
     start_server: StartServer,
 ) -> None:
@@ -320,6 +321,7 @@ async def test_open_websockets_per_ip_are_capped_with_429(
     assert (first, second, third, fourth) == (101, 101, 429, 101)
 
 
+@pytest.mark.pair_excluded("each process counts its own connections per IP (PIKA_WS_*_PER_IP: per process)")
 async def test_new_websockets_per_ip_are_rate_limited_with_429_retry_after_and_json(
     start_server: StartServer,
 ) -> None:
@@ -334,6 +336,7 @@ async def test_new_websockets_per_ip_are_rate_limited_with_429_retry_after_and_j
     assert json.loads(refused.body) == {"error": "Too many connections from this address"}
 
 
+@pytest.mark.pair_excluded("each process counts its own connections per IP (PIKA_WS_*_PER_IP: per process)")
 async def test_get_ws_without_an_upgrade_says_what_an_upgrade_would_get_and_counts_nothing(
     start_server: StartServer,
 ) -> None:

@@ -31,6 +31,7 @@ from pika.config import SQL_DIR, describe
 from pika.embedded import embedded_postgres
 from pika.migrate import Migrator
 from pika.server import Running, serve
+from tests.conftest import hubs
 from tests.conftest import test_settings as settings_for
 from tests.procs import proc_stat, process_tree
 from tests.wsclient import connect
@@ -212,7 +213,7 @@ async def test_a_wrong_method_answers_405_in_json(server: Running) -> None:
 async def test_shutting_down_closes_a_connected_client_with_1012(server: Running) -> None:
     async with connect(server.url) as client:
         with trio.fail_after(5):
-            while server.hub.connection_count < 1:
+            while sum(hub.connection_count for hub in hubs(server)) < 1:
                 await trio.sleep(0.01)
         server.shutdown.set()
 
