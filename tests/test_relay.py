@@ -181,7 +181,8 @@ async def test_a_dancer_on_another_process_acts_on_the_room_as_it_is_now(db_url:
             feedback = await dj.recv_type("TEMPO_FEEDBACK")
         with psycopg.connect(db_url) as conn:
             votes = conn.execute(
-                "SELECT p.title, v.preference FROM tempo_votes v JOIN played_tracks p ON p.id = v.played_track_id"
+                "SELECT p.title, v.preference FROM tempo_votes v"
+                " JOIN played_tracks p ON p.id = v.played_track_id"
                 " WHERE p.session_id = 'relay_room_07' ORDER BY p.played_at"
             ).fetchall()
         assert votes == [("First", "slower"), ("Second", "slower"), ("Third", "faster")]
