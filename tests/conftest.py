@@ -122,15 +122,11 @@ BOTH_TRANSPORTS = {
 }
 
 
-#: Why a test fails on the pair until a known cross-process defect is fixed (`pair_xfail`, strict
-#: unless it is a race: the fix turns it into a failure, and the marker goes).
+#: Why a test fails on the pair until a known cross-process defect is fixed (`pair_xfail`, strict:
+#: the fix turns it into a failure, and the marker goes).
 SUBSCRIBE_COUNT = (
     "subscribe on a non-owner: LISTENER_COUNT is the owner's last sent count plus this client,"
     " missing members the owner has not counted yet"
-)
-VALIDATE_RACE = (
-    "a non-owner learns a new room from the bus: VALIDATE_SESSION/SESSIONS_LIST just after"
-    " the owner's ACK may not know it yet (a race: not strict)"
 )
 
 
@@ -156,8 +152,7 @@ def _on_pair(test: pytest.Function) -> list[Any]:
         return []
     known = test.get_closest_marker("pair_xfail")
     if known:
-        strict = known.kwargs.get("strict", True)
-        return [pytest.param("pair", marks=pytest.mark.xfail(strict=strict, reason="; ".join(known.args)))]
+        return [pytest.param("pair", marks=pytest.mark.xfail(strict=True, reason="; ".join(known.args)))]
     return ["pair"]
 
 

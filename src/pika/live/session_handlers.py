@@ -269,7 +269,10 @@ async def get_sessions(req: Request) -> None:
 async def validate_session(req: Request) -> None:
     msg = req.msg
     assert isinstance(msg, ValidateSession)
-    live = req.hub.is_live(msg.session_id)
+    hub = req.hub
+    live = hub.is_live(msg.session_id)
+    if not live and hub.relay is not None:  # just started elsewhere, its SESSION_STARTED on the way
+        live = await hub.relay.replicas.get(msg.session_id) is not None
     req.conn.send_message({"type": "SESSION_VALID", "sessionId": msg.session_id, "isValid": live})
 
 
