@@ -111,13 +111,22 @@ async def account(server: ServerProcess, email: str) -> str:
     return reply.json()["token"]
 
 
+async def signed_in_dj(
+    stack: AsyncExitStack, server: ServerProcess, session_id: str, email: str
+) -> tuple[Peer, str]:
+    """A DJ with an account, live on `server` in `session_id`, and the token its consoles attach with."""
+    token = await account(server, email)
+    dj = await stack.enter_async_context(connect(server.url))
+    registered = await dj.request("REGISTER_SESSION", sessionId=session_id, token=token)
+    assert registered[-1]["type"] == "ACK", registered
+    return dj, token
+
+
 async def test_a_console_on_another_process_acts_for_the_dj_and_hears_what_the_dj_hears(
     db_url: str, tmp_path: Path
 ) -> None:
     async with servers(db_url, tmp_path, 2) as (a, b), AsyncExitStack() as stack:
-        token = await account(a, "console_far@example.com")
-        dj = await stack.enter_async_context(connect(a.url))
-        await dj.request("REGISTER_SESSION", sessionId="fwd_room_console", token=token)
+        dj, token = await signed_in_dj(stack, a, "fwd_room_console", "console_far@example.com")
         await dj.request("BROADCAST_TRACK", sessionId="fwd_room_console", track=track("Playing"))
         console = await stack.enter_async_context(connect(b.url))
 
@@ -151,9 +160,7 @@ async def test_a_forwarded_console_reconnects_when_the_owner_is_killed_and_resum
     db_url: str, tmp_path: Path
 ) -> None:
     async with servers(db_url, tmp_path, 2) as (a, b), AsyncExitStack() as stack:
-        token = await account(a, "console_kill@example.com")
-        dj = await stack.enter_async_context(connect(a.url))
-        await dj.request("REGISTER_SESSION", sessionId="fwd_room_killed", token=token)
+        _, token = await signed_in_dj(stack, a, "fwd_room_killed", "console_kill@example.com")
         console = await stack.enter_async_context(connect(b.url))
         await console.request("ATTACH_SESSION", sessionId="fwd_room_killed", token=token)
         acked = await console.request("BROADCAST_TRACK", sessionId="fwd_room_killed", track=track("Acked"))
