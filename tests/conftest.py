@@ -105,9 +105,9 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a 
 #: speak the whole contract), and on "pair" (issue 17: two servers sharing one database behind a
 #: round-robin balancer, so a test's DJ and its dancers mostly sit on different processes).  Tests
 #: elsewhere use the live listener, as pages do.  On the pair, a test about one process's own
-#: counters is `pair_excluded` with its reason, and one failing for a known cross-process defect
-#: is `pair_xfail` (below).  The pair variant takes less than the live one (90 s against 124 s
-#: on 2 loaded cores): its 64 KiB frame tests, 5 s each in a close deadline, are left to [live].
+#: counters is `pair_excluded` with its reason.  The pair variant takes less than the live one
+#: (90 s against 124 s on 2 loaded cores): its 64 KiB frame tests, 5 s each in a close deadline,
+#: are left to [live].
 BOTH_TRANSPORTS = {
     "test_client",
     "test_fuzz_ws",
@@ -122,14 +122,6 @@ BOTH_TRANSPORTS = {
 }
 
 
-#: Why a test fails on the pair until a known cross-process defect is fixed (`pair_xfail`, strict:
-#: the fix turns it into a failure, and the marker goes).
-SUBSCRIBE_COUNT = (
-    "subscribe on a non-owner: LISTENER_COUNT is the owner's last sent count plus this client,"
-    " missing members the owner has not counted yet"
-)
-
-
 #: A `pair_excluded` reason that is only time: the test would pass, but checks one connection's
 #: framing behind a balancer that copies bytes, and spends 5 s in it.
 FRAME_LIMIT = "one connection's frame limit, as on [live]; each waits out the 5 s close deadline"
@@ -137,7 +129,6 @@ FRAME_LIMIT = "one connection's frame limit, as on [live]; each waits out the 5 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pair_excluded(reason): not run on the pair: one process's internals")
-    config.addinivalue_line("markers", "pair_xfail(*reasons): fails on the pair for a known defect (strict)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -146,14 +137,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("transport", ["live", "asgi", *_on_pair(metafunc.definition)], indirect=True)
 
 
-def _on_pair(test: pytest.Function) -> list[Any]:
-    """The "pair" variant of `test`: none when excluded, a strict xfail for a known defect."""
-    if test.get_closest_marker("pair_excluded"):
-        return []
-    known = test.get_closest_marker("pair_xfail")
-    if known:
-        return [pytest.param("pair", marks=pytest.mark.xfail(strict=True, reason="; ".join(known.args)))]
-    return ["pair"]
+def _on_pair(test: pytest.Function) -> list[str]:
+    """The "pair" variant of `test`: none when excluded."""
+    return [] if test.get_closest_marker("pair_excluded") else ["pair"]
 
 
 @pytest.fixture

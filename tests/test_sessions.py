@@ -7,12 +7,11 @@ import pytest
 import trio
 
 from pika.server import Running, serve
-from tests.conftest import SUBSCRIBE_COUNT, StartServer, hub_of, test_settings
+from tests.conftest import StartServer, hub_of, test_settings
 from tests.rawws import RawPeer
 from tests.wsclient import connect, go_live, types
 
 
-@pytest.mark.pair_xfail(SUBSCRIBE_COUNT)
 async def test_tabs_of_one_browser_count_once(server: Running) -> None:
     async with (
         connect(server.url) as dj,

@@ -96,11 +96,16 @@ class Relay:
         for text in encoded.texts:  # kept for when the room is owned elsewhere (after a takeover)
             self.directory.seen(session_id, text, now)
 
-    def members_changed(self, session_id: str) -> None:
-        """This process's members of a room owned elsewhere changed: report them to the owner."""
+    def members(self, session_id: str) -> set[str]:
+        """This process's members of a room, as the owner counts them (distinct clients)."""
         # a connection without a clientId is only this process's: named so none of another's is taken for it
         origin = self.bus.origin
-        members = sorted({c.client_id or f"{origin}/{c.listener_id}" for c in self.hub.audience(session_id)})
+        return {c.client_id or f"{origin}/{c.listener_id}" for c in self.hub.audience(session_id)}
+
+    def members_changed(self, session_id: str) -> None:
+        """This process's members of a room owned elsewhere changed: report them to the owner."""
+        origin = self.bus.origin
+        members = sorted(self.members(session_id))
         report = MEMBERS + json.dumps([origin, session_id, members], separators=(",", ":"))
         # numbered under a key of its own per process and room: reports from several processes
         # are not one numbering, and a room's frames are another

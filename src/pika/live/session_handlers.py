@@ -243,8 +243,12 @@ async def subscribe(req: Request) -> None:
             bundle.append(room.listener_count_message())
             bundle.extend(room.state_messages(conn))
         elif replica is not None and hub.relay is not None:
-            # the owner's last count, and this client until the owner counts it (PROTOCOL.md §7)
-            count = hub.relay.counts.get(session_id, 0) + (0 if counted else 1)
+            # the owner's last count and this client until the owner counts it, never fewer than
+            # this process's own members (PROTOCOL.md §7: the union over processes)
+            count = max(
+                hub.relay.counts.get(session_id, 0) + (0 if counted else 1),
+                len(hub.relay.members(session_id)),
+            )
             bundle.append({"type": "LISTENER_COUNT", "sessionId": session_id, "count": count})
             bundle.extend(replica.state_messages(conn.listener_id, hub.clock.now()))
         else:
