@@ -27,3 +27,10 @@ def test_re_adding_an_id_moves_it_to_the_newest_place() -> None:
     ids.add("c", "m", at=9.0)
     ids.prune(now=14.0)
     assert ids.seen("c", "m", now=14.0) and not ids.seen("c", "other", now=15.0)
+
+
+def test_a_sender_and_message_id_never_read_as_another_pair() -> None:
+    ids = AppliedIds(window=10)
+    ids.add("client:a", "b1", at=0.0)
+    assert not ids.seen("client:ab", "1", now=1.0)
+    assert not ids.seen("client:", "ab1", now=1.0)

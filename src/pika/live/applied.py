@@ -3,7 +3,9 @@
 PROTOCOL.md §1: a messageId applied for the same sender within 10 minutes is answered with a
 bare ACK, before any rate or state check.  The truth is the `applied_messages` row each effect
 claims in its own transaction; this in-memory mirror (loaded at start, fed on every success)
-lets a flood of retries or refusals cost no query.  Pure: time comes in as an argument.
+lets a flood of retries or refusals cost no query.  Pure: time comes in as an argument.  An entry
+is a string and a float, objects the garbage collector never tracks: a busy night's million
+entries add nothing to its scans.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ WINDOW = 600.0
 class AppliedIds:
     def __init__(self, window: float = WINDOW) -> None:
         self.window = window
-        self._at: dict[tuple[str, str], float] = {}  # insertion order ≈ time order
+        self._at: dict[str, float] = {}  # insertion order ≈ time order
 
     def seen(self, sender: str, message_id: str, now: float) -> bool:
-        at = self._at.get((sender, message_id))
+        at = self._at.get(_key(sender, message_id))
         return at is not None and now - at < self.window
 
     def add(self, sender: str, message_id: str, at: float) -> None:
-        key = (sender, message_id)
+        key = _key(sender, message_id)
         self._at.pop(key, None)
         self._at[key] = at
 
@@ -33,10 +35,19 @@ class AppliedIds:
             self.add(sender, message_id, at)
 
     def prune(self, now: float) -> None:
-        for key, at in list(self._at.items()):
+        """Forget what left the window: the oldest entries, without copying the rest."""
+        expired = []
+        for key, at in self._at.items():
             if now - at < self.window:
                 break
+            expired.append(key)
+        for key in expired:
             del self._at[key]
 
     def __len__(self) -> int:
         return len(self._at)
+
+
+def _key(sender: str, message_id: str) -> str:
+    """One string per pair, unambiguous whatever either holds (the sender's length leads)."""
+    return f"{len(sender)}:{sender}{message_id}"
