@@ -365,7 +365,9 @@ class Hub:
 
         def load(tx: Tx) -> tuple[list, list, list, list, list, list, list]:
             return (
-                tx.all(RECENT_APPLIED_MESSAGES),
+                # the dedupe mirror of every room, once at start; a room taken over needs none of
+                # it: each claim is checked in PostgreSQL as it is written (group_commit.py)
+                tx.all(RECENT_APPLIED_MESSAGES) if only is None else [],
                 tx.all(LIVE_SESSIONS),
                 tx.all(LIVE_TEMPO_VOTES),
                 tx.all(LIVE_POLLS),
