@@ -11,15 +11,17 @@ from pathlib import Path
 import psycopg
 
 from tests.procs import ServerProcess, free_port
-from tests.wsclient import Peer, connect, go_live, track
+from tests.wsclient import Peer, connect, go_live, track, until
 
 ROOM_FRAMES = {"NOW_PLAYING", "POLL_STARTED", "POLL_UPDATE", "POLL_ENDED", "ANNOUNCEMENT_RECEIVED"}
 
 
 @asynccontextmanager
-async def servers(db_url: str, tmp_path: Path, count: int) -> AsyncIterator[list[ServerProcess]]:
-    """`count` separate server processes on one database."""
-    env = {"PIKA_DATABASE_URL": db_url, "PIKA_DJ_GRACE_SECONDS": "30"}
+async def servers(
+    db_url: str, tmp_path: Path, count: int, settings: dict[str, str] | None = None
+) -> AsyncIterator[list[ServerProcess]]:
+    """`count` separate server processes on one database (with these PIKA_* `settings` too)."""
+    env = {"PIKA_DATABASE_URL": db_url, "PIKA_DJ_GRACE_SECONDS": "30", **(settings or {})}
     started: list[ServerProcess] = []
     try:
         for n in range(count):
@@ -119,6 +121,34 @@ async def test_the_listener_count_is_the_union_over_processes(db_url: str, tmp_p
         assert next(m for m in replies if m["type"] == "LISTENER_COUNT")["count"] == 4
         await counted(dj, 4)
         await counted(late, 4)
+
+
+async def test_a_killed_process_s_dancers_stop_counting_on_the_owner(db_url: str, tmp_path: Path) -> None:
+    """B dies without a word to the owner: its dancers stop counting once B has not reported
+    its members for a while (live/listeners.py REPORT_LAPSE), then linger like any dancer who left
+    (1 s here); one of them reconnects to A and goes on counting, once."""
+    linger = {"PIKA_LISTENER_LINGER_SECONDS": "1"}
+    async with servers(db_url, tmp_path, 2, linger) as (a, b), AsyncExitStack() as stack:
+        dj = await stack.enter_async_context(connect(a.url))
+        await go_live(dj, "relay_room_08")
+        near = await subscribed(stack, a, "relay_room_08", "client_near_0008")
+        await subscribed(stack, b, "relay_room_08", "client_back_0008")
+        await subscribed(stack, b, "relay_room_08", "client_gone_0008")
+
+        async def counted(peer: Peer, want: int) -> bool:
+            return (await peer.recv_type("LISTENER_COUNT", timeout=60))["count"] == want
+
+        await until(lambda: counted(dj, 3))
+        await until(lambda: counted(near, 3))
+
+        await b.stop(signal.SIGKILL)
+        await subscribed(stack, a, "relay_room_08", "client_back_0008")  # its phone reconnects to A
+
+        await until(lambda: counted(dj, 2), seconds=60)
+        await until(lambda: counted(near, 2), seconds=60)
+        await dj.send("GET_SESSIONS")
+        (listed,) = (await dj.recv_type("SESSIONS_LIST"))["sessions"]
+        assert listed["listenerCount"] == 2
 
 
 async def test_dancer_actions_on_another_process_are_stored_and_reach_the_dj(

@@ -2,10 +2,16 @@
 
 A listener is a distinct clientId in a live session's audience.  Several tabs of one browser
 count once; a client whose last connection closed still counts for `linger` seconds, because
-phones sleep in pockets and come back (a server restart included: `restore`).
+phones sleep in pockets and come back (a server restart included: `restore`).  Members another
+process reports (`report`) count as connected until it stops reporting them, or falls silent.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+REPORT_EVERY = 5.0  # s between a process's reports of its members of a room owned elsewhere
+REPORT_LAPSE = 3 * REPORT_EVERY  # s without a report after which a process's members have left
 
 
 class Listeners:
@@ -15,6 +21,7 @@ class Listeners:
         self.linger = linger
         self._open: dict[str, int] = {}
         self._left: dict[str, float] = {}
+        self._reports: dict[str, tuple[frozenset[str], float]] = {}  # origin -> (members, last heard)
 
     def join(self, client: str) -> bool:
         """One connection of `client` joined; True when it is the client's first open one."""
@@ -40,6 +47,21 @@ class Listeners:
         if client not in self._open and self._left.get(client, left) <= left:
             self._left[client] = left
 
+    def report(self, origin: str, members: Iterable[str], now: float) -> bool:
+        """Another process's members (`origin`: its relay) as it reports them at `now`: each is
+        one open connection of its client until a report leaves it out, or until the process
+        has not reported for `REPORT_LAPSE` (killed): then they left when it was last heard.
+        True when its members changed."""
+        before = self._reports.pop(origin, (frozenset(), now))[0]
+        after = frozenset(members)
+        for client in after - before:
+            self.join(client)
+        for client in before - after:
+            self.leave(client, now)
+        if after:
+            self._reports[origin] = (after, now)
+        return after != before
+
     def count(self, now: float) -> int:
         self._forget(now)
         return len(self._open) + len(self._left)
@@ -50,10 +72,19 @@ class Listeners:
         return len(self._open)
 
     def next_expiry(self) -> float | None:
-        """When the earliest lingering client stops counting (None when nobody lingers)."""
-        return min(self._left.values()) + self.linger if self._left else None
+        """When the count may next drop by itself: the earliest lingering client stops counting,
+        or the longest silent process's members leave (None when neither can happen)."""
+        expiries = [min(self._left.values()) + self.linger] if self._left else []
+        if self._reports:
+            expiries.append(min(heard for _, heard in self._reports.values()) + REPORT_LAPSE)
+        return min(expiries, default=None)
 
     def _forget(self, now: float) -> None:
+        silent = [origin for origin, (_, heard) in self._reports.items() if now - heard >= REPORT_LAPSE]
+        for origin in silent:
+            members, heard = self._reports.pop(origin)
+            for client in members:
+                self.leave(client, heard)
         expired = [c for c, left in self._left.items() if now - left >= self.linger]
         for client in expired:
             del self._left[client]

@@ -4,8 +4,9 @@ What a room's owner sends its audience (and the discovery events) also goes onto
 (bus/postgres.py): one NOTIFY per room per flush, numbered per room.  Every other process hands
 those frames to its own members of the room, encoded once; when it missed some (a gap, a new
 owner, its listener was away) its members get the room afresh from PostgreSQL (live/replica.py).
-Each process also reports who its members of a room owned elsewhere are, and the owner counts
-them with its own (PROTOCOL.md §7).  The same bus carries the lines of DJ-side connections
+Each process also reports who its members of a room owned elsewhere are, when they change and
+every few seconds, and the owner counts them with its own (PROTOCOL.md §7) until the reports
+stop (a killed process: live/listeners.py).  The same bus carries the lines of DJ-side connections
 forwarded to their room's owner (live/forward.py), and what passes through keeps the directory of
 rooms owned elsewhere (live/directory.py) current.
 """
@@ -27,6 +28,7 @@ from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
 from pika.live.core.effects import Write
 from pika.live.directory import Directory
 from pika.live.forward import REPLIES, REQUESTS, Forwarder
+from pika.live.listeners import REPORT_EVERY
 from pika.live.replica import Replicas
 from pika.live.shell import DancerAction
 from pika.live.wire import EVERYONE, Frame, joined, text_frame
@@ -65,6 +67,7 @@ class Relay:
             await nursery.start(self.bus.run)
             await self.reload_directory()  # after LISTEN: no room starts unseen
             nursery.start_soon(self.forward.run)
+            nursery.start_soon(self._report_members)
             task_status.started()
             failures = 0
             while True:
@@ -111,6 +114,17 @@ class Relay:
         # are not one numbering, and a room's frames are another
         self._pending[f"{_REPORT}{origin} {session_id}"] = [report]  # the latest one counts
         self._wake.set()
+
+    async def _report_members(self) -> None:
+        """Report this process's members of every live room owned elsewhere again, every
+        `REPORT_EVERY` s: the owner stops counting them when the reports stop (a killed process)."""
+        while True:
+            await trio.sleep(REPORT_EVERY)
+            if self.bus.owes:  # the database did not answer: the reports kept go first, not more
+                continue
+            for session_id in self.hub.remote_sessions():
+                if session_id in self.directory:
+                    self.members_changed(session_id)
 
     def announce(self, session_id: str, action: DancerAction, write: Write | None) -> None:
         """A dancer action this process committed for a room owned elsewhere: for its owner."""

@@ -115,7 +115,6 @@ class Room:
         self._poll_update_dj: Coalescer | None = None
         self._poll_update: Coalescer | None = None
         self._sent_count: int | None = None
-        self._remote: dict[str, set[str]] = {}  # other processes' members, by their relay's origin
         self._sent_tempo: TempoCounts | None = None
         self._sent_poll_votes: tuple[int, ...] | None = None
         self._sent_poll_votes_dj: tuple[int, ...] | None = None
@@ -291,16 +290,10 @@ class Room:
 
     def remote_members(self, origin: str, members: list[str]) -> None:
         """Another process's members of this room (reported by its relay) count here as they
-        would if connected here: joined, or lingering once gone (PROTOCOL.md §7)."""
-        now = self.clock.now()
-        before = self._remote.get(origin, set())
-        after = set(members)
-        for client in after - before:
-            self.listeners.join(client)
-        for client in before - after:
-            self.listeners.leave(client, now)
-        self._remote[origin] = after
-        self._poke_listeners()
+        would if connected here: joined, or lingering once gone (PROTOCOL.md §7), gone too when
+        the process stops reporting (a re-count is armed for then: `_recheck_listeners`)."""
+        if self.listeners.report(origin, members, self.clock.now()):
+            self._poke_listeners()
 
     def _join(self, conn: Connection) -> None:
         # Only a clientId is kept across a restart: a bare connection is not recognisable again.
@@ -320,7 +313,7 @@ class Room:
         self._recheck_listeners()
 
     def _recheck_listeners(self) -> None:
-        """Arm a re-count for when the next lingering client stops counting."""
+        """Arm a re-count for when the count may next drop by itself (linger, silent process)."""
         expiry = self.listeners.next_expiry()
         if self._listener_count is not None and expiry is not None and math.isfinite(expiry):
             self._listener_count.poke_at(self.clock.deadline(expiry))
