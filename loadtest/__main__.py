@@ -12,7 +12,8 @@
                                  # the bus's cost: CPU per frame with 1 and 2 server processes
 
 The table goes to stdout, progress to stderr, and `--json FILE` keeps everything for machines.
-Exit status: 0, or 1 when a judged scenario fails, 2 when the size does not fit this machine.
+Exit status: 0, or 1 when a judged scenario fails, 2 when the size does not fit this machine;
+130 when stopped by Ctrl-C or SIGTERM, after its worker processes and spawned server are stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import contextlib
 import json
 import math
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -363,5 +365,18 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def _unwind_on_sigterm() -> None:
+    """SIGTERM (`kill`, a CI job's timeout) stops the run as Ctrl-C does: KeyboardInterrupt in the
+    main thread, where every scenario runs, so the Run aborts its worker processes and `spawn`'s
+    context managers stop the server and remove its data.  A second SIGTERM ends at once."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 if __name__ == "__main__":
+    _unwind_on_sigterm()
     sys.exit(main())

@@ -5,12 +5,14 @@ a throwaway PIKA_DATA_DIR (its embedded PostgreSQL lives there), free loopback p
 the live listener, whose /ws the clients open unless told `--transport asgi`), and per-IP and
 per-client limits raised: every simulated dancer connects from 127.0.0.1, where a real venue's
 phones would share one public IP only in part.  The yardstick (`python -m loadtest.yardstick`)
-is started the same way for `compare`.
+is started the same way for `compare`.  Each child is asked (Linux's PR_SET_PDEATHSIG) to get
+SIGTERM, its own orderly stop, should the load test die without stopping it (SIGKILL).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,7 +177,9 @@ def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
     cwd = Path(__file__).resolve().parents[1]  # the checkout: `loadtest` importable in the child
     env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH", "")]))}
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, preexec_fn=_die_with_parent()
+        )
     try:
         yield proc
     finally:
@@ -186,6 +190,27 @@ def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For `preexec_fn`: the child gets SIGTERM when this process dies, however it dies (strictly,
+    when the thread that started it ends: `python -m loadtest` starts servers from its main thread).
+
+    The kernel's own guarantee, needing nothing of the child: `pika serve` stops as on any SIGTERM
+    (closes its sockets, stops its embedded PostgreSQL).  Only the temporary directory is left
+    behind then.  `prctl` is looked up here, before the fork, so that the child only calls it.
+    Elsewhere than Linux: None (the orderly stop on SIGTERM/Ctrl-C still applies)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def request() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+    return request
 
 
 def _failed(what: str, proc: subprocess.Popen[bytes], log: Path) -> RuntimeError:

@@ -5,11 +5,15 @@ No test asserts a latency: on a shared machine only structure and completeness a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,9 +33,10 @@ from loadtest.scenarios import (
     dj_schedule,
     login_accounts,
 )
-from loadtest.spawn import RAISED_LIMITS
+from loadtest.spawn import RAISED_LIMITS, _postmaster
 from pika.server import Running, serve
 from tests.conftest import test_settings
+from tests.wsclient import until
 
 # -- percentiles -------------------------------------------------------------------------------
 
@@ -670,6 +675,127 @@ def test_a_tiny_capacity_run_against_one_then_two_server_processes_sums_their_cp
         assert step["inside_server"]["bus_batches_sent"] > 0  # their frames crossed the bus
     (row,) = result["compare_workers"]["rates"]
     assert set(row["by_workers"]) == {"1", "2"} and row["ratio_to_first"]["2"]["cpu_us_per_frame"] > 0
+
+
+@dataclass
+class SpawnedRun:
+    """`python -m loadtest flood --spawn` under way: its process and everything it started."""
+
+    proc: subprocess.Popen[bytes]
+    descendants: dict[int, str]  # pid -> command line: the server, dancer/DJ workers and the rest
+    postmaster: int  # the server's embedded PostgreSQL, which is not its child
+    temp_dir: Path  # spawn's throwaway directory (the server's PIKA_DATA_DIR's parent)
+
+
+async def start_spawned_run(log: Path) -> SpawnedRun:
+    """Start a long flood run (a spawned server, a dancer worker, the DJ's, the flooder) and wait
+    until its server is healthy and its workers are up."""
+    argv = [sys.executable, "-m", "loadtest", "flood", "--spawn", "--dancers", "2", "--tracks", "400"]
+    argv += ["--interval", "0.5", "--workers", "1"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+
+    def under_way() -> SpawnedRun | None:
+        found = descendants(proc.pid)
+        servers = [pid for pid, argv in found.items() if "pika serve" in argv]
+        workers = [argv for argv in found.values() if "multiprocessing.spawn" in argv]
+        if len(servers) != 1 or len(workers) < 2:  # the dancers' and the DJ's
+            return None
+        pgdata = data_dir(servers[0]) / "pgdata"
+        postmaster = _postmaster(pgdata)  # written before the server answers /health
+        return SpawnedRun(proc, found, postmaster, pgdata.parents[1]) if postmaster else None
+
+    try:
+        await until(under_way, seconds=90)
+    except BaseException:
+        proc.kill()
+        raise
+    run = under_way()
+    assert run is not None
+    return run
+
+
+def leftovers(run: SpawnedRun) -> list[str]:
+    """The command lines of what the run started that still runs, its PostgreSQL included."""
+    started = {**run.descendants, run.postmaster: "postgres (the server's)"}
+    return [argv for pid, argv in started.items() if alive(pid)]
+
+
+def stop_leftovers(run: SpawnedRun) -> None:
+    """What a failed test left running, stopped; spawn's directory removed."""
+    if run.proc.poll() is None:
+        run.proc.kill()
+    for pid in [*run.descendants, run.postmaster]:
+        if alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(run.temp_dir, ignore_errors=True)
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every living process below `pid`, with its command line."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        stat = _stat(entry.name) if entry.name.isdigit() else None
+        if stat is not None and stat[0] != "Z":
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+    out, todo = {}, list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        with contextlib.suppress(OSError):
+            out[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        todo += children.get(child, [])
+    return out
+
+
+def alive(pid: int) -> bool:
+    stat = _stat(str(pid))
+    return stat is not None and stat[0] != "Z"
+
+
+def _stat(pid: str) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...]; None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def data_dir(pid: int) -> Path:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    (value,) = [v for v in environ if v.startswith(b"PIKA_DATA_DIR=")]
+    return Path(value.split(b"=", 1)[1].decode())
+
+
+async def test_a_spawned_run_stopped_with_sigterm_leaves_nothing_running_and_no_data_behind(
+    tmp_path: Path,
+) -> None:
+    run = await start_spawned_run(tmp_path / "loadtest.log")
+    try:
+        run.proc.send_signal(signal.SIGTERM)
+        await until(lambda: run.proc.poll() is not None, seconds=60)  # a hang guard only
+        log = (tmp_path / "loadtest.log").read_text()
+        assert run.proc.returncode == 130, log  # as after Ctrl-C: stopped, not killed
+        with contextlib.suppress(trio.TooSlowError):  # e.g. the resource tracker follows its parent
+            await until(lambda: not leftovers(run), seconds=30)
+        assert leftovers(run) == [], log
+        assert not run.temp_dir.exists()
+    finally:
+        stop_leftovers(run)
+
+
+async def test_a_spawned_server_stops_when_the_run_is_killed_outright(tmp_path: Path) -> None:
+    run = await start_spawned_run(tmp_path / "loadtest.log")
+    try:
+        run.proc.kill()  # SIGKILL: nothing of the run's own unwinds
+        run.proc.wait()
+        # The server was told by the kernel (SIGTERM, its orderly stop); the workers see their
+        # pipes close.  Generous: the server stops its PostgreSQL first.
+        with contextlib.suppress(trio.TooSlowError):
+            await until(lambda: not leftovers(run), seconds=60)
+        assert leftovers(run) == []
+    finally:
+        stop_leftovers(run)  # and the directory, which nobody was left to remove
 
 
 async def test_capacity_against_a_server_with_its_default_limits_says_the_limits_answered(

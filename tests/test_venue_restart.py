@@ -2,8 +2,9 @@
 
 2,000 phones share 127.0.0.1, as a venue's Wi-Fi NAT makes them share one public IP.  They
 behave as the dancer page does: reconnect after the 1012 close with backoff and jitter, never
-sooner than a 429's `Retry-After`.  With default settings every one is back within 15 s of the
-restart, and one host churning connections is still refused.
+sooner than a 429's `Retry-After`.  With default settings every one gets back in, none refused
+while the reopening lasts, and one host churning connections is still refused.  How long it took
+is printed (`-s`), not asserted: speed is the benchmarks' business, not a test's.
 """
 
 from __future__ import annotations
@@ -17,23 +18,27 @@ from pathlib import Path
 import trio
 
 from pika.backoff import parse_retry_after, reconnect_delay
+from pika.config import Settings
 from pika.server import serve
 from tests import rawws
 from tests.conftest import test_settings
 from tests.procs import ServerProcess, free_port
 
 PHONES = 2000
-BACK_WITHIN = 15.0
+#: After a start, an address may open its open-connection cap (3,000) before the rate counts.
+REOPENING = Settings().ws_reopen_seconds
 
 
 @dataclass
 class Venue:
-    """What the phones saw: when each got back, and every refusal's headers."""
+    """What the phones saw: when each got back, every refusal (its time and headers), and how
+    long after a refusal's `Retry-After` had run out each refused phone tried again."""
 
     url: str
     connected: int = 0
     everyone_in: trio.Event = field(default_factory=trio.Event)
-    refusals: list[dict[str, str]] = field(default_factory=list)
+    refusals: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+    retried_after_wait: list[float] = field(default_factory=list)  # < 0: sooner than told
     back_at: list[float] = field(default_factory=list)
     everyone_back: trio.Event = field(default_factory=trio.Event)
 
@@ -54,8 +59,11 @@ class Venue:
 
     async def _connect(self) -> trio.SocketStream:
         failures = 0
+        come_back_at = None  # when the last refusal's Retry-After runs out
         while True:
-            retry_after = None
+            if come_back_at is not None:
+                self.retried_after_wait.append(time.monotonic() - come_back_at)
+            retry_after = come_back_at = None
             try:
                 answer = await rawws.upgrade(self.url)
             except (OSError, EOFError):  # the server is down or restarting
@@ -64,19 +72,22 @@ class Venue:
                 if answer.status == 101:
                     return answer.stream
                 await answer.stream.aclose()
-                self.refusals.append(
-                    answer.headers | {"status": str(answer.status), "body": answer.body.decode()}
-                )
+                refused_at = time.monotonic()
+                said = {"status": str(answer.status), "body": answer.body.decode()}
+                self.refusals.append((refused_at, answer.headers | said))
                 retry_after = parse_retry_after(answer.headers.get("retry-after"))
+                if retry_after is not None:
+                    come_back_at = refused_at + retry_after
             failures += 1
             await trio.sleep(reconnect_delay(failures, retry_after))
 
 
-async def test_a_venue_of_2000_phones_on_one_address_is_back_within_15_s_of_a_restart(
+async def test_a_venue_of_2000_phones_on_one_address_all_get_back_in_after_a_restart(
     db_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
     env = {"PIKA_DATABASE_URL": db_url}  # every limit at its default
+    started = [time.monotonic()]  # before each server process starts: its reopening is later
     server = await ServerProcess.start(env, port, tmp_path / "server.log")
     venue = Venue(server.url)
     try:
@@ -86,19 +97,24 @@ async def test_a_venue_of_2000_phones_on_one_address_is_back_within_15_s_of_a_re
             with trio.fail_after(120):
                 await venue.everyone_in.wait()
             assert await server.stop(signal.SIGTERM) == 0
-            restarted = time.monotonic()
+            started.append(time.monotonic())
             server = ServerProcess(env, port, tmp_path / "server.log")
-            with trio.fail_after(120):  # a hang guard only: the figure is asserted below
+            with trio.fail_after(300):  # a hang guard only, however loaded the host
                 await venue.everyone_back.wait()
             phones.cancel_scope.cancel()
     finally:
         await server.stop()
 
-    took = max(venue.back_at) - restarted
+    took = max(venue.back_at) - started[-1]
     print(f"{PHONES} phones back {took:.1f} s after the restart; {len(venue.refusals)} refusals")
-    assert len(venue.back_at) == PHONES
-    assert all("retry-after" in r and json.loads(r["body"])["error"] for r in venue.refusals)
-    assert took <= BACK_WITHIN
+    assert len(venue.back_at) == PHONES  # every phone got back in
+    # None refused while a server's reopening lasted (it admits 3,000 from one address); a phone
+    # refused after it, on a host too slow to bring them all back by then, was told when to come
+    # back (Retry-After, with the reason in JSON) and came back no sooner.
+    in_reopening = [r for at, r in venue.refusals if any(0 <= at - s < REOPENING for s in started)]
+    assert in_reopening == []
+    assert all("retry-after" in r and json.loads(r["body"])["error"] for _, r in venue.refusals)
+    assert all(waited >= 0 for waited in venue.retried_after_wait)
 
 
 async def test_one_host_churning_connections_after_a_start_is_refused_with_retry_after(
