@@ -4,6 +4,7 @@ own their room, forwarded to the owner (live/forward.py).  Real `python -m pika 
 
 from __future__ import annotations
 
+import re
 import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -14,6 +15,7 @@ from pika.live.connection import CLOSE_REPLACED, CLOSE_RESTARTING
 from tests.procs import ServerProcess
 from tests.test_auth import register
 from tests.test_relay import room_frames_until, servers, subscribed
+from tests.test_server import fetch
 from tests.wsclient import Peer, connect, go_live, track, types, until
 
 
@@ -93,6 +95,9 @@ async def test_the_dj_resumes_on_another_process_while_the_owner_runs(db_url: st
             payload={"track": track("After")},
         )
         assert (await again.recv_type("LIKE_RECEIVED"))["payload"]["track"]["title"] == "After"
+        # what ops sees: the resumed DJ's frames went to the owner and back, and the owner served them
+        assert await forwarded(b, "to_owner") >= 2 and await forwarded(b, "from_owner") >= 4
+        assert await forwarded(a, "served") >= 2 and await forwarded(a, "to_owner") == 0
 
         await again.ws.aclose()  # the forwarded DJ leaves: the grace period runs on the owner
         with psycopg.connect(db_url, autocommit=True) as conn:
@@ -103,6 +108,12 @@ async def test_the_dj_resumes_on_another_process_while_the_owner_runs(db_url: st
                 return row is not None and row[0] is not None
 
             await until(away)
+
+
+async def forwarded(server: ServerProcess, direction: str) -> float:
+    text = (await fetch(server.url, "/metrics")).body.decode()
+    found = re.search(rf'^pika_forwarded_frames_total{{direction="{direction}"}} (\S+)$', text, re.M)
+    return 0.0 if found is None else float(found.group(1))
 
 
 async def account(server: ServerProcess, email: str) -> str:

@@ -126,6 +126,13 @@ BUS_BATCHES = Counter(
     ["direction"],
     registry=REGISTRY,
 )
+FORWARDED_FRAMES = Counter(
+    "pika_forwarded_frames_total",
+    "Frames of DJ-side connections whose room another process owns (live/forward.py): to_owner and"
+    " from_owner on the process holding the socket, served on the owner",
+    ["direction"],
+    registry=REGISTRY,
+)
 BUS_REREADS = Counter(
     "pika_bus_rereads_total",
     "Times the bus asked for rooms to be re-read from PostgreSQL (a gap, a new owner, a reconnect)",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
+from pika import metrics
 from pika.live.connection import CLOSE_RESTARTING, Connection, Transport
 from pika.live.handlers import receive
 from pika.live.wire import Frame, joined, text_frame
@@ -123,6 +124,8 @@ class Forwarder:
             link.waiting_since = link.sent_at
         line = [conn.id, link.sent, frame, conn.client_ip, conn.client_id]
         self.relay.queue(link.key, _QUERY + _compact(line))
+        if frame is not None:
+            metrics.child(metrics.FORWARDED_FRAMES, "to_owner").inc()
 
     def closed(self, conn: Connection) -> None:
         """A forwarded connection closed: its stand-in leaves the room (a DJ's grace begins)."""
@@ -142,6 +145,7 @@ class Forwarder:
             link.waiting_since = None if done >= link.sent else trio.current_time()
             if texts:
                 link.conn.send(joined([text_frame(text) for text in texts]))
+                metrics.child(metrics.FORWARDED_FRAMES, "from_owner").inc(len(texts))
             if close is not None:
                 code, reason, after_queued = close
                 link.conn.close_soon(code, reason, after_queued=after_queued)
@@ -172,6 +176,7 @@ class Forwarder:
                 stand_in.told = number
             else:
                 stand_in.inbox.send_nowait((number, frame))  # closed only once it left the table
+                metrics.child(metrics.FORWARDED_FRAMES, "served").inc()
 
     def reply(self, near: str, link: int, done: int, texts: Texts, close: Close | None = None) -> None:
         """To the near side of a forwarded connection: frames to write, or a close; `done`: the
