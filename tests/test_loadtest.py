@@ -836,7 +836,9 @@ async def test_a_tiny_bus_run_delivers_every_event_to_the_other_process(db_url: 
         [sys.executable, "-m", "loadtest", "bus", *args],
         capture_stdout=True,
         capture_stderr=True,
+        check=False,
     )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
     assert b"highest rate with p99" in done.stdout
     steps = json.loads(report.read_text())["steps"]
     assert [s["rate"] for s in steps] == [100, 200]
