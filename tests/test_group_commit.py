@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -38,19 +39,19 @@ def react(client: str, session: str = SESSION) -> Callable[[Tx], str]:
     """A work that writes one reaction (a statement of its own) and returns the client."""
 
     def work(tx: Tx) -> str:
-        tx.execute(INSERT_REACTIONS, **reaction(client, session))
+        tx.execute(INSERT_REACTIONS, rows=json.dumps([reaction(client, session)]))
         return client
 
     return work
 
 
-def reaction(client: str, session: str = SESSION) -> dict[str, list[str]]:
-    return {"session_id": [session], "client_id": [client], "reaction": ["thank_you"]}
+def reaction(client: str, session: str = SESSION) -> dict[str, str]:
+    return {"session_id": session, "client_id": client, "reaction": "thank_you"}
 
 
 def row(client: str, session: str = SESSION) -> Write:
     """The same reaction as a row: written with the batch's other rows in one statement."""
-    return Write(INSERT_REACTIONS, {k: v[0] for k, v in reaction(client, session).items()}, row=True)
+    return Write(INSERT_REACTIONS, reaction(client, session), row=True)
 
 
 def stored(db_url: str, sql: str) -> list[tuple]:

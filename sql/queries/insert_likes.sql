@@ -1,11 +1,12 @@
--- Likes of one group-commit batch (each column an array, one element per like), each recorded on
+-- Likes of one group-commit batch (`rows`: a JSON array of {session_id, client_id, match_key}), each recorded on
 -- its track's latest play (by match key) in its session.  Returns one row per like, in order:
 -- `played` false when the track was not played in the session, `liked` false when the client
 -- liked it already (on any play, or earlier in this batch); only a row with `liked` was written.
 WITH v AS (
     SELECT *
-    FROM unnest(%(session_id)s::text[], %(client_id)s::text[], %(match_key)s::text[])
-        WITH ORDINALITY AS v (session_id, client_id, match_key, n)
+    FROM ROWS FROM (
+        json_to_recordset(%(rows)s::json) AS (session_id text, client_id text, match_key text)
+    ) WITH ORDINALITY AS v (session_id, client_id, match_key, n)
 ),
 latest AS (
     SELECT v.*, p.id AS play_id

@@ -1,4 +1,5 @@
 -- Thank-yous (and other reactions) dancers sent the DJ: one group-commit batch in one statement,
--- each column an array, one element per reaction.
+-- `rows` a JSON array of {session_id, client_id, reaction}.
 INSERT INTO reactions (session_id, client_id, reaction)
-SELECT * FROM unnest(%(session_id)s::text[], %(client_id)s::text[], %(reaction)s::text[]);
+SELECT session_id, client_id, reaction
+FROM json_to_recordset(%(rows)s::json) AS v (session_id text, client_id text, reaction text);

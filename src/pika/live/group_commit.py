@@ -10,6 +10,7 @@ What each action keeps of having a transaction to itself is listed on `GroupComm
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -67,8 +68,8 @@ class GroupCommit:
       actions are retried one transaction each, so the error reaches only its own sender;
     - once a batch has taken an action its handler is answered (the wait cannot be cancelled
       then), so a closing socket never leaves a committed action untold to the DJ.
-    The commonest actions are a row (`Write(row=True)`: each column an array parameter such as
-    `%(client_id)s::text[]`): joined with the other rows of its query queued since the batch's
+    The commonest actions are a row (`Write(row=True)`: its params one object of the statement's
+    `%(rows)s::json` array): joined with the other rows of its query queued since the batch's
     last other work and written by one set-based statement before the next (so a like and its
     undo keep their order).  Without an `answer` a row cannot refuse (only the database can reject
     it: then the batch is retried one by one); with one, the query returns one row per input row,
@@ -196,11 +197,11 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
 
     def write_rows() -> None:
         for q, rows in by_query.items():
-            params = {column: [row.params[column] for _, _, row in rows] for column in rows[0][2].params}
+            params = json.dumps([row.params for _, _, row in rows])
             if rows[0][2].answer is None:
-                tx.execute(q, **params)
+                tx.execute(q, rows=params)
                 continue
-            for (at, w, row), returned in zip(rows, tx.all(q, **params), strict=True):
+            for (at, w, row), returned in zip(rows, tx.all(q, rows=params), strict=True):
                 assert row.answer is not None
                 settle(at, w, functools.partial(row.answer, returned))
         by_query.clear()
@@ -224,5 +225,5 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
             settle(len(results) - 1, w, functools.partial(work, tx))
     write_rows()
     if refused:
-        tx.execute(UNCLAIM_MESSAGES, senders=[k[0] for k in refused], message_ids=[k[1] for k in refused])
+        tx.execute(UNCLAIM_MESSAGES, pairs=json.dumps(refused))
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ Handler = Callable[[Request], Awaitable[AfterAck | None]]
 def claim(tx: Tx, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Record each (sender, messageId) pair as applied (each pair given once); return the new ones.
     One statement for one message or a whole group-commit batch."""
-    rows = tx.all(CLAIM_MESSAGES, senders=[k[0] for k in keys], message_ids=[k[1] for k in keys])
+    rows = tx.all(CLAIM_MESSAGES, pairs=json.dumps(keys))
     return {(row["sender"], row["message_id"]) for row in rows}
 
 

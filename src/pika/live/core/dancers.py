@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pika.db import timestamptz
 from pika.live.core.commands import CastTempo, Committed, Like, PollVote, Rejected, Thanks
 from pika.live.core.effects import Audience, Effect, Poke, Refuse, Send, Write
 from pika.live.core.state import RoomState
@@ -56,7 +55,7 @@ def tempo(state: RoomState, cmd: CastTempo, now: float) -> Decision:
         "play_id": current.play_id,
         "client_id": cmd.client,
         "preference": cmd.preference,
-        "cast_at": timestamptz(now),
+        "cast_at": now,  # epoch seconds: the statement converts
     }
     return state, (Write(UPSERT_TEMPO_VOTES, vote, row=True),)
 
