@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import outcome
 import psycopg
 import pytest
 import trio
@@ -354,3 +355,55 @@ async def test_cancelling_a_waiter_drops_a_queued_action_but_answers_a_taken_one
 
     assert answered == ["taken"]
     assert stored(db_url, "SELECT client_id FROM reactions") == [("taken",)]
+
+
+async def test_submitted_actions_are_released_then_answered_in_batch_order_without_a_waiting_task(
+    db: Database, db_url: str
+) -> None:
+    """`submit` (a dancer's reader that does not wait): each action's release, then its answer,
+    in the order the batch holds them, interleaved with a waiting writer's; one queued when the
+    flusher stops is answered with the refusal."""
+    writes = GroupCommit(db)
+    holding, hold = threading.Event(), threading.Event()
+    told: list[str] = []
+
+    def held(tx: Tx) -> None:
+        holding.set()
+        hold.wait(10)
+
+    def submit(client: str) -> None:
+        def answer(result: outcome.Outcome[object]) -> None:
+            told.append(
+                f"answer {client}: {result.unwrap() if isinstance(result, outcome.Value) else result.error}"
+            )
+
+        writes.submit(
+            f"client:{client}", f"m-{client}", row(client), lambda _: told.append(f"release {client}"), answer
+        )
+
+    async def wait(client: str) -> None:
+        await writes.write(f"client:{client}", f"m-{client}", row(client))
+        told.append(f"woke {client}")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        nursery.start_soon(writes.write, "client:held", None, held)
+        await until(holding.is_set, seconds=10)
+        submit("a")
+        nursery.start_soon(wait, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        submit("c")
+        hold.set()
+        await until(lambda: "woke b" in told, seconds=10)
+        nursery.cancel_scope.cancel()
+    submit("late")
+
+    assert told == [
+        "release a",
+        "release c",
+        "answer a: None",
+        "answer c: None",
+        "woke b",
+        f"answer late: {SHUTTING_DOWN}",
+    ]
+    assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("a",), ("b",), ("c",)]

@@ -336,3 +336,24 @@ async def test_a_lapsed_tempo_vote_leaves_the_djs_feedback(nursery: trio.Nursery
             totals = [m["total"] for m in await dj_messages(dj, "TEMPO_FEEDBACK", 2.5)]
     assert totals[-1] == 0 and 2 in totals  # both counted, then each lapsed in turn
     assert totals.index(2) < totals.index(1, totals.index(2)) < len(totals) - 1
+
+
+async def test_a_dancer_s_frames_are_answered_in_the_order_they_were_sent(server: Running) -> None:
+    """A like is answered once its batch commits, a malformed frame at once: sent back to back,
+    the like's ACK still comes first (the reader waits for it before it handles the next frame)."""
+    async with connect(server.url) as dj, dancers(server.url, "conf_order", 1) as (dancer,):
+        await go_live(dj, "conf_order")
+        await dj.request("BROADCAST_TRACK", sessionId="conf_order", track=track("Ordered"))
+        like = {"sessionId": "conf_order", "payload": {"track": track("Ordered")}}
+        await dancer.send("SEND_LIKE", messageId="like-1", **like)
+        await dancer.send("SEND_LIKE", messageId="bad-2", sessionId="conf_order")  # no payload
+        await dancer.send(
+            "SEND_TEMPO_REQUEST", messageId="tempo-3", sessionId="conf_order", preference="faster"
+        )
+        answers = []
+        while len(answers) < 3:
+            reply = await dancer.recv()
+            if reply["type"] in {"ACK", "NACK"}:
+                answers.append((reply["type"], reply["messageId"]))
+    assert answers == [("ACK", "like-1"), ("NACK", "bad-2"), ("ACK", "tempo-3")]
+    assert rows(server, "SELECT count(*) FROM likes WHERE session_id = 'conf_order'") == [(1,)]

@@ -62,6 +62,8 @@ class Connection:
     """A WebSocket peer: send frames, close it, know who it is."""
 
     __slots__ = (
+        "_actions",
+        "_answered",
         "_burst",
         "_close_by",
         "_nursery",
@@ -101,6 +103,8 @@ class Connection:
         self.dj_room: Room | None = None  # the live session this connection is the DJ of
         self.close_code: int | None = None
         self.close_reason = ""
+        self._actions = 0  # dancer actions queued for a group commit, not yet answered
+        self._answered: trio.Event | None = None  # set when the last of them is answered
 
     @property
     def listener_id(self) -> str:
@@ -149,6 +153,28 @@ class Connection:
             return
         outbox.append(frame)
         self._start_writer()
+
+    def action_started(self) -> None:
+        """An action of this peer was queued; the flusher answers it (`action_answered`)."""
+        self._actions += 1
+
+    def action_answered(self) -> None:
+        self._actions -= 1
+        if not self._actions and self._answered is not None:
+            self._answered.set()
+            self._answered = None
+
+    async def actions_answered(self) -> None:
+        """Wait until every queued action of this peer is answered: its frames are answered in
+        the order they came, as when each waited for its own commit."""
+        while self._actions:
+            if self._answered is None:
+                self._answered = trio.Event()
+            await self._answered.wait()
+
+    @property
+    def acting(self) -> bool:
+        return self._actions > 0
 
     def send_message(self, message: dict[str, Any]) -> None:
         self.send(frame(message))

@@ -35,22 +35,31 @@ SHUTTING_DOWN = "Server restarting; nothing was changed, try again"
 
 Work = Callable[[Tx], Any] | Write
 Release = Callable[[Any], None]
+Answer = Callable[[outcome.Outcome[Any]], None]
 
 
 class _Write:
-    """One queued action: who claims which messageId, the work, and the task waiting for it."""
+    """One queued action: who claims which messageId, the work, and who waits for the result:
+    a parked task (`write`) or a callback (`submit`)."""
 
-    __slots__ = ("ends_batch", "message_id", "release", "result", "sender", "taken", "task", "work")
+    __slots__ = ("answer", "ends_batch", "message_id", "release", "result", "sender", "taken", "task", "work")
 
     def __init__(
-        self, sender: str, message_id: str | None, work: Work, release: Release | None, ends_batch: bool
+        self,
+        sender: str,
+        message_id: str | None,
+        work: Work,
+        release: Release | None,
+        ends_batch: bool,
+        answer: Answer | None = None,
     ) -> None:
         self.sender = sender
         self.message_id = message_id
         self.work = work
         self.release = release
         self.ends_batch = ends_batch
-        self.task = trio.lowlevel.current_task()
+        self.answer = answer
+        self.task = None if answer is not None else trio.lowlevel.current_task()
         self.taken = False
         self.result: outcome.Outcome[Any] | None = None
 
@@ -117,6 +126,18 @@ class GroupCommit:
 
         return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
+    def submit(
+        self, sender: str, message_id: str | None, work: Work, release: Release, answer: Answer
+    ) -> None:
+        """`write` without a waiting task: `release` as there, then `answer(result)` once the batch
+        committed (or refused the action).  The reader of a dancer's socket goes back to reading at
+        once, and the flusher answers it: no task parks and wakes per frame."""
+        if self._stopped:
+            _answer(answer, outcome.Error(Refusal(SHUTTING_DOWN)))
+            return
+        self._queue.append(_Write(sender, message_id, work, release, False, answer))
+        self._wake.set()
+
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Flush batches until cancelled; anything still queued then is refused, never half-done."""
         task_status.started()
@@ -132,7 +153,7 @@ class GroupCommit:
         finally:
             self._stopped = True
             for item in self._queue:
-                trio.lowlevel.reschedule(item.task, outcome.Error(Refusal(SHUTTING_DOWN)))
+                _tell(item, outcome.Error(Refusal(SHUTTING_DOWN)))
             self._queue.clear()
 
     def _next_batch(self) -> list[_Write]:
@@ -161,7 +182,23 @@ class GroupCommit:
                         item.result = released
         finally:
             for item in batch:  # cancelled half-way through the one-by-one writes: the rest never ran
-                trio.lowlevel.reschedule(item.task, item.result or outcome.Error(Refusal(SHUTTING_DOWN)))
+                _tell(item, item.result or outcome.Error(Refusal(SHUTTING_DOWN)))
+
+
+def _tell(item: _Write, result: outcome.Outcome[Any]) -> None:
+    if item.task is not None:
+        trio.lowlevel.reschedule(item.task, result)
+    else:
+        assert item.answer is not None
+        _answer(item.answer, result)
+
+
+def _answer(answer: Answer, result: outcome.Outcome[Any]) -> None:
+    """Call a submitted action's answer; its failure is its own sender's, never the flusher's."""
+    try:
+        answer(result)
+    except Exception:
+        log.exception("answering a group-committed action failed")
 
 
 def _alone(item: _Write) -> Callable[[Tx], Any]:

@@ -14,8 +14,10 @@ waiter is cancelled.  They are most of the traffic, and a shield costs ~14 µs a
 
 from __future__ import annotations
 
+import functools
 import logging
 
+import outcome
 import trio
 
 from pika import metrics
@@ -23,7 +25,7 @@ from pika.db import DatabaseStalled
 from pika.live import dancer_handlers, poll_handlers, session_handlers, track_handlers
 from pika.live.connection import CLOSE_TRY_AGAIN, Connection
 from pika.live.hub import Hub, OwnedElsewhere
-from pika.live.requests import Duplicate, Handler, Refusal, Request
+from pika.live.requests import AfterAck, Duplicate, Handler, Refusal, Request
 from pika.live.wire import ack_frame
 from pika.protocol import (
     STATE_CHANGING,
@@ -99,6 +101,8 @@ async def receive(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         if link is not None:
             forward.carry(link, frame)
             return
+    if conn.acting:  # answered in order: the previous action's ACK first
+        await conn.actions_answered()
     if not hub.guard.open and conn.dj_room is None:
         await hub.guard.turn()
     await dispatch(hub, conn, frame)
@@ -112,17 +116,34 @@ async def dispatch(hub: Hub, conn: Connection, frame: str | bytes) -> None:
         return
     metrics.child(metrics.MESSAGES_IN, msg.TYPE).inc()
     conn.bind_client(msg.client_id)
-    req = Request(hub, conn, msg, _sender(conn))
     message_id = msg.message_id
     deduplicated = message_id is not None and type(msg) in DEDUPLICATED
+    req = Request(hub, conn, msg, _sender(conn), functools.partial(_answer, frame, deduplicated))
+    result: outcome.Outcome[AfterAck | None]
     try:
         if deduplicated and hub.applied.seen(req.sender, message_id, hub.clock.now()):
             raise Duplicate
         if type(msg) in UNSHIELDED:
-            after = await HANDLERS[type(msg)](req)
+            result = outcome.Value(await HANDLERS[type(msg)](req))
         else:
             with trio.CancelScope(shield=True):
-                after = await HANDLERS[type(msg)](req)
+                result = outcome.Value(await HANDLERS[type(msg)](req))
+    except Exception as exc:
+        result = outcome.Error(exc)
+    else:
+        if req.submitted:
+            return  # answered once its batch commits (Request.act)
+    _answer(frame, deduplicated, req, result)
+
+
+def _answer(
+    frame: str | bytes, deduplicated: bool, req: Request, result: outcome.Outcome[AfterAck | None]
+) -> None:
+    """Tell the sender how its message went: ACK (then the handler's `after`), or NACK/ERROR."""
+    hub, conn, msg = req.hub, req.conn, req.msg
+    message_id = msg.message_id
+    try:
+        after = result.unwrap()
     except OwnedElsewhere as exc:  # the room's DJ side is served by its owner
         if hub.forward is None:
             _refuse(hub, conn, "Server busy", message_id, "refused")

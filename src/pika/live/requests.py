@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import outcome
+
 from pika.db import Tx
 from pika.live.core.state import RoomState
 from pika.queries import query
@@ -50,6 +52,9 @@ class Request:
     conn: Connection
     msg: Any
     sender: str
+    # the sender's ACK/NACK from the outcome (given the request, so that it holds no cycle)
+    answer: Callable[[Request, outcome.Outcome[Any]], None]
+    submitted: bool = False  # `act` queued it: `answer` is called once its batch committed
 
     async def write(self, work: Callable[[Tx], T] | Write) -> T:
         """A dancer action's SQL (or row), group-committed with others (live/group_commit.py),
@@ -64,15 +69,22 @@ class Request:
     async def act(self, room: Room | RoomState, action: Any) -> None:
         """A dancer action: decided by the room core, group-committed, then told (live/shell.py);
         on a room owned by another process (its `RoomState` as PostgreSQL holds it), told to
-        that process (live/relay.py)."""
+        that process (live/relay.py).  On this process's room it returns at once, before the
+        commit (`submitted`: the flusher answers the sender), so it is a handler's last step."""
         hub = self.hub
         if not isinstance(room, RoomState):
-            await hub.shell.act(room, action, self.sender, self.msg.message_id, self.conn)
+            self.submitted = True
+            self.conn.action_started()
+            hub.shell.submit(room, action, self.sender, self.msg.message_id, self.conn, self._answered)
             return
         relay = hub.relay
         assert relay is not None
         announce = functools.partial(relay.announce, room.session_id)
         await hub.shell.act_elsewhere(room, action, self.sender, self.msg.message_id, self.conn, announce)
+
+    def _answered(self, result: outcome.Outcome[Any]) -> None:
+        self.conn.action_answered()
+        self.answer(self, result)
 
     def client(self) -> str:
         """The bound clientId dancer actions are recorded under (PROTOCOL.md §1)."""

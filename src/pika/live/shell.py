@@ -5,9 +5,9 @@ is durable and the database holds what the room decided, in the order it decided
 Every write goes through the group commit (one queue, batches across rooms), so the database
 commits them in the order they were decided.  DJ-side commands and timers `settle` in the
 room's turn: their writes and messageId claim as one action of a batch, then the frames.  Dancer
-actions `act` without a turn: decided at once, their row queued; what they change in the room,
-and their frames, are decided by the flusher once the batch committed, in batch order (after
-the DJ-side command in flight, when one is).
+actions are `submit`ted without a turn: decided at once, their row queued; what they change in
+the room, their frames and the sender's ACK are decided by the flusher once the batch committed,
+in batch order (after the DJ-side command in flight, when one is).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+import outcome
 import trio
 
 from pika.db import DatabaseStalled, Tx
@@ -47,7 +48,7 @@ from pika.live.core.effects import (
 from pika.live.core.room import decide
 from pika.live.core.state import RoomState
 from pika.live.fanout import Publisher
-from pika.live.group_commit import GroupCommit
+from pika.live.group_commit import Answer, GroupCommit
 from pika.live.requests import Refusal
 from pika.live.room import Room
 
@@ -130,32 +131,38 @@ class RoomShell:
 
     # -- dancer actions --------------------------------------------------------------------------
 
-    async def act(
-        self, room: Room, action: DancerAction, sender: str, message_id: str | None, conn: Connection
+    def submit(
+        self,
+        room: Room,
+        action: DancerAction,
+        sender: str,
+        message_id: str | None,
+        conn: Connection,
+        answer: Answer,
     ) -> None:
-        """Decide a dancer action now, group-commit its row, and decide what it changes once the
-        batch committed (deferred while a DJ-side write of the room is in flight)."""
+        """Decide a dancer action now and queue its row; once the batch committed, decide what it
+        changes (after the DJ-side write of the room in flight, when one is), then `answer` with
+        the outcome (the sender's ACK or NACK).  Never waits: the reader goes back to its socket."""
         state, effects = decide(room.state, action, self._clock.now())
         if len(effects) != 1 or not isinstance(write := effects[0], Write):
-            self._carry_out(room, state, effects, conn)  # refused (or, after the end, nothing)
+            answer(outcome.capture(self._carry_out, room, state, effects, conn))  # refused, or nothing
             return
 
-        settling: trio.Event | None = None
-
         def release(_: Any) -> None:
-            nonlocal settling
-            settling = room.settling
-            if settling is None:
+            if room.settling is None:
                 self._decide(room, Committed(action, write), conn)
             else:
                 room.deferred.append(lambda: self._decide(room, Committed(action, write), conn))
 
-        try:
-            await self._writes.write(sender, message_id, write, release)
-        except Refusal as exc:
-            self.reject(room, action, str(exc), conn)
-        if settling is not None:  # committed while a DJ-side write was in flight: told after it
-            await settling.wait()
+        def committed(result: outcome.Outcome[Any]) -> None:
+            if isinstance(result, outcome.Error) and isinstance(result.error, Refusal):
+                answer(outcome.capture(self.reject, room, action, str(result.error), conn))
+            elif room.settling is not None and isinstance(result, outcome.Value):
+                room.deferred.append(lambda: answer(result))  # told after its deferred decision
+            else:
+                answer(result)
+
+        self._writes.submit(sender, message_id, write, release, committed)
 
     async def act_elsewhere(
         self,
