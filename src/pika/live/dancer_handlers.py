@@ -32,7 +32,7 @@ async def send_like(req: Request) -> None:
     room = await dancer_room(req, msg.session_id)
     if not req.hub.limits.likes.allow(client):
         raise Refusal(RATE_LIMITED)
-    await req.act(room, core.Like(client, msg.track))
+    req.act(room, core.Like(client, msg.track))
 
 
 async def send_bulk_like(req: Request) -> None:
@@ -82,7 +82,7 @@ async def send_tempo_request(req: Request) -> None:
         raise Refusal("No track is playing")  # before the rate limit: a refused vote costs nothing
     if not req.hub.limits.tempo.allow(client):
         raise Refusal(RATE_LIMITED)
-    await req.act(room, core.CastTempo(client, msg.preference))
+    req.act(room, core.CastTempo(client, msg.preference))
 
 
 async def send_reaction(req: Request) -> None:
@@ -92,7 +92,7 @@ async def send_reaction(req: Request) -> None:
     room = await _subscribed_room(req, msg.session_id)
     if not req.hub.limits.reactions.allow(client):
         raise Refusal(RATE_LIMITED)
-    await req.act(room, core.Thanks(client, msg.reaction))
+    req.act(room, core.Thanks(client, msg.reaction))
 
 
 async def _subscribed_room(req: Request, session_id: str) -> Room | RoomState:

@@ -127,7 +127,7 @@ class GroupCommit:
         return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
     def submit(
-        self, sender: str, message_id: str | None, work: Work, release: Release, answer: Answer
+        self, sender: str, message_id: str | None, work: Work, release: Release | None, answer: Answer
     ) -> None:
         """`write` without a waiting task: `release` as there, then `answer(result)` once the batch
         committed (or refused the action).  The reader of a dancer's socket goes back to reading at

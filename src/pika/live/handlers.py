@@ -7,9 +7,9 @@ writes and the claim of its messageId commit in one transaction, before anything
 an ACK always means durable, and a refused message is never remembered (a retry is processed anew).
 
 A closing socket (or a server shutting down) must not cut a handler between its commit and its
-broadcast, so handlers run shielded from cancellation, except the dancer actions: their only
-await after deciding is the group commit, which answers an action it has taken even when the
-waiter is cancelled.  They are most of the traffic, and a shield costs ~14 µs a frame.
+broadcast, so handlers run shielded from cancellation, except the dancer actions, most of the
+traffic: a like, a tempo vote, a thank-you or a poll vote is queued for the group commit and
+answered by its flusher (`Request.act`, `_answer`), so the reader goes straight back to its socket.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ HANDLERS: dict[type, Handler] = {
     CancelAnnouncement: poll_handlers.cancel_announcement,
 }
 
-# Dancer actions: their one await is `Request.write` (live/group_commit.py), safe unshielded.
+# Dancer actions: they await only before deciding (a replica's state) or `Request.write`, which
+# answers a taken action even when its waiter is cancelled; `Request.act` does not wait at all.
 UNSHIELDED = frozenset({SendLike, SendBulkLike, RemoveLike, SendTempoRequest, SendReaction, VoteOnPoll})
 
 # Every state change is deduplicated by messageId, except REGISTER_SESSION: registering again

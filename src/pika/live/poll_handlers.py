@@ -52,7 +52,7 @@ async def vote_on_poll(req: Request) -> None:
     vote = core.PollVote(client, msg.poll_id, msg.option_index)
     if req.conn.subscribed != room.session_id:
         req.hub.shell.reject(room, vote, "Not subscribed to this session", req.conn)
-    await req.act(room, vote)
+    req.act(room, vote)
 
 
 async def _room_of_poll(req: Request, poll_id: int) -> Room | RoomState:

@@ -66,21 +66,22 @@ class Request:
         with this message's claim, then its frames sent (live/shell.py)."""
         await self.hub.shell.settle(room, command, self.sender, self.msg.message_id, self.conn)
 
-    async def act(self, room: Room | RoomState, action: Any) -> None:
+    def act(self, room: Room | RoomState, action: Any) -> None:
         """A dancer action: decided by the room core, group-committed, then told (live/shell.py);
         on a room owned by another process (its `RoomState` as PostgreSQL holds it), told to
-        that process (live/relay.py).  On this process's room it returns at once, before the
-        commit (`submitted`: the flusher answers the sender), so it is a handler's last step."""
+        that process (live/relay.py).  It returns at once, before the commit (`submitted`: the
+        flusher answers the sender), so it is a handler's last step."""
         hub = self.hub
+        self.submitted = True
+        self.conn.action_started()
+        message_id = self.msg.message_id
         if not isinstance(room, RoomState):
-            self.submitted = True
-            self.conn.action_started()
-            hub.shell.submit(room, action, self.sender, self.msg.message_id, self.conn, self._answered)
+            hub.shell.submit(room, action, self.sender, message_id, self.conn, self._answered)
             return
         relay = hub.relay
         assert relay is not None
         announce = functools.partial(relay.announce, room.session_id)
-        await hub.shell.act_elsewhere(room, action, self.sender, self.msg.message_id, self.conn, announce)
+        hub.shell.submit_elsewhere(room, action, self.sender, message_id, self.conn, announce, self._answered)
 
     def _answered(self, result: outcome.Outcome[Any]) -> None:
         self.conn.action_answered()

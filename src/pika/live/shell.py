@@ -164,7 +164,7 @@ class RoomShell:
 
         self._writes.submit(sender, message_id, write, release, committed)
 
-    async def act_elsewhere(
+    def submit_elsewhere(
         self,
         state: RoomState,
         action: DancerAction,
@@ -172,21 +172,27 @@ class RoomShell:
         message_id: str | None,
         conn: Connection,
         announce: Callable[[DancerAction, Write], None],
+        answer: Answer,
     ) -> None:
-        """A dancer action on a room another process owns (`state`: as PostgreSQL holds it):
-        decided and group-committed here, then announced to the owner, whose room decides what
-        it changes; the sender hears here what concerns only it (VOTE_CONFIRMED, a refusal)."""
+        """`submit` on a room another process owns (`state`: as PostgreSQL holds it): decided and
+        group-committed here, then announced to the owner, whose room decides what it changes;
+        the sender hears here what concerns only it (VOTE_CONFIRMED, a refusal), then `answer`."""
         now = self._clock.now()
         _, effects = decide(state, action, now)
         if len(effects) != 1 or not isinstance(write := effects[0], Write):
-            _to_sender(effects, conn)
+            answer(outcome.capture(_to_sender, effects, conn))
             return
-        try:
-            await self._writes.write(sender, message_id, write)
-        except Refusal as exc:
-            self.reject(state, action, str(exc), conn)
-        announce(action, write)
-        _to_sender(decide(state, Committed(action, write), now)[1], conn)
+
+        def committed(result: outcome.Outcome[Any]) -> None:
+            if isinstance(result, outcome.Error) and isinstance(result.error, Refusal):
+                answer(outcome.capture(self.reject, state, action, str(result.error), conn))
+            elif isinstance(result, outcome.Error):
+                answer(result)
+            else:
+                announce(action, write)
+                answer(outcome.capture(_to_sender, decide(state, Committed(action, write), now)[1], conn))
+
+        self._writes.submit(sender, message_id, write, None, committed)
 
     def told(self, room: Room, action: DancerAction, play_id: int | None) -> None:
         """A dancer action another process committed (`play_id`: the play a tempo vote is
