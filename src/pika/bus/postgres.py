@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -53,10 +53,18 @@ class Subscriber(Protocol):
         """Re-read these rooms (None: every room) from PostgreSQL: batches were missed."""
 
 
+#: Where a publish's statements run, inside one transaction: `Database.run` by default; a
+#: server's relay passes its group commit, so a flush's NOTIFYs ride in the next batch of writes.
+Runner = Callable[[Callable[[Tx], None]], Awaitable[None]]
+
+
 class PgBus:
-    def __init__(self, url: str, db: Database, subscriber: Subscriber, process: str) -> None:
+    def __init__(
+        self, url: str, db: Database, subscriber: Subscriber, process: str, run: Runner | None = None
+    ) -> None:
         self.url = url
         self.db = db
+        self._run = run or db.run
         self.subscriber = subscriber
         self.origin = f"{process}#{secrets.token_hex(4)}"  # this instance's numbering
         self.sequencer = Sequencer()
@@ -77,7 +85,7 @@ class PgBus:
             *(Envelope(self.origin, key, self.sequencer.next(key), tuple(frames)) for key, frames in batches),
         ]
         try:
-            await self.db.run(lambda tx: self._send(tx, envelopes))
+            await self._run(lambda tx: self._send(tx, envelopes))
         except (DatabaseStalled, psycopg.OperationalError) as exc:
             self._owed = [envelope for envelope in envelopes if owed(envelope.session_id)]
             raise DatabaseStalled from exc

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -23,13 +23,14 @@ import trio
 
 from pika.backoff import reconnect_delay
 from pika.bus.postgres import PgBus
-from pika.db import DatabaseStalled
+from pika.db import DatabaseStalled, Tx
 from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
 from pika.live.core.effects import Write
 from pika.live.directory import Directory
 from pika.live.forward import REPLIES, REQUESTS, Forwarder
 from pika.live.listeners import REPORT_EVERY
 from pika.live.replica import Replicas
+from pika.live.requests import Refusal
 from pika.live.shell import DancerAction
 from pika.live.wire import EVERYONE, Frame, joined, text_frame
 from pika.protocol import TrackInfo
@@ -51,7 +52,7 @@ _ACTIONS = "actions "
 class Relay:
     def __init__(self, hub: Hub, url: str, process: str) -> None:
         self.hub = hub
-        self.bus = PgBus(url, hub.db, self, process)
+        self.bus = PgBus(url, hub.db, self, process, self._in_group_commit)
         self._pending: dict[str, list[str]] = {}  # bus key -> lines, in the order they were sent
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -83,6 +84,14 @@ class Relay:
                     if self.bus.owes:  # sent again, with what comes meanwhile, once the database answers
                         await trio.sleep(reconnect_delay(failures))
                         self._wake.set()
+
+    async def _in_group_commit(self, work: Callable[[Tx], None]) -> None:
+        """A flush's NOTIFYs, in the next group-commit batch with the dancers' writes: no
+        transaction of their own.  Stopped (the server is going down): nothing is sent."""
+        try:
+            await self.hub.writes.write("", None, work)
+        except Refusal as exc:
+            raise DatabaseStalled from exc
 
     def queue(self, key: str, line: str) -> None:
         """One line for the other processes, numbered under `key` (live/forward.py's)."""
