@@ -407,3 +407,38 @@ async def test_submitted_actions_are_released_then_answered_in_batch_order_witho
         f"answer late: {SHUTTING_DOWN}",
     ]
     assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("a",), ("b",), ("c",)]
+
+
+async def test_a_reader_waits_for_room_while_a_whole_batch_is_queued_and_goes_on_when_it_is_taken(
+    db: Database, db_url: str
+) -> None:
+    """While a batch's worth of actions waits behind the one in flight the queue is `full`, and a
+    dancer's reader waits in `room()` before deciding its next frame (a DJ's command does not);
+    once the flusher takes that batch the reader goes on."""
+    writes = GroupCommit(db, max_batch=2)
+    holding, hold = threading.Event(), threading.Event()
+    told: list[str] = []
+
+    def held(tx: Tx) -> None:
+        holding.set()
+        hold.wait(10)
+
+    async def reader() -> None:
+        await writes.room()
+        told.append("room")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        nursery.start_soon(writes.write, "client:held", None, held)
+        await until(holding.is_set, seconds=10)
+        for client in ("a", "b"):
+            writes.submit(f"client:{client}", None, row(client), None, lambda result: told.append("answer"))
+        assert writes.full
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        assert told == []  # waiting: two actions queued behind the batch in flight
+        hold.set()
+        await until(lambda: told.count("answer") == 2, seconds=10)
+        assert told[0] == "room"  # let go as the flusher took the queued batch, before it committed
+        assert not writes.full
+        nursery.cancel_scope.cancel()

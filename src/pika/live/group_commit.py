@@ -92,6 +92,19 @@ class GroupCommit:
         self._queue: list[_Write] = []
         self._wake = trio.Event()
         self._stopped = False
+        self._room = trio.lowlevel.ParkingLot()  # readers waiting for the queue to shrink
+
+    @property
+    def full(self) -> bool:
+        """A batch's worth of actions waits already: a dancer's next frame should wait (`room`)."""
+        return len(self._queue) >= self._max_batch and not self._stopped
+
+    async def room(self) -> None:
+        """Wait until the queue holds less than a batch.  A dancer's reader waits here before
+        its frame is decided, so a DJ's command, which never waits, is queued behind at most one
+        batch of dancer actions: the next track is not held up by a backlog of likes."""
+        while self.full:
+            await self._room.park()
 
     async def write(
         self,
@@ -147,11 +160,14 @@ class GroupCommit:
                 self._wake = trio.Event()
                 while self._queue:
                     batch = self._next_batch()
+                    if not self.full:
+                        self._room.unpark(count=self._max_batch - len(self._queue))
                     for item in batch:
                         item.taken = True
                     await self._flush(batch)
         finally:
             self._stopped = True
+            self._room.unpark_all()
             for item in self._queue:
                 _tell(item, outcome.Error(Refusal(SHUTTING_DOWN)))
             self._queue.clear()

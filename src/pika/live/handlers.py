@@ -93,9 +93,10 @@ DEDUPLICATED = STATE_CHANGING - {RegisterSession}
 
 
 async def receive(hub: Hub, conn: Connection, frame: str | bytes) -> None:
-    """One inbound frame from either transport.  While the loop lags, a dancer's frame waits for
-    a turn (loop_guard.py); a DJ's never does.  A connection forwarded to its room's owner on
-    another process sends everything there (live/forward.py)."""
+    """One inbound frame from either transport.  While the loop lags, or a batch of actions
+    waits for the group commit, a dancer's frame waits (loop_guard.py, `GroupCommit.room`); a DJ's never
+    does.  A connection forwarded to its room's owner on another process sends everything there
+    (live/forward.py)."""
     forward = hub.forward
     if forward is not None and forward.links:
         link = forward.links.get(conn)
@@ -104,8 +105,11 @@ async def receive(hub: Hub, conn: Connection, frame: str | bytes) -> None:
             return
     if conn.acting:  # answered in order: the previous action's ACK first
         await conn.actions_answered()
-    if not hub.guard.open and conn.dj_room is None:
-        await hub.guard.turn()
+    if conn.dj_room is None:
+        if hub.writes.full:  # a batch of actions is queued already: the DJ's next track goes first
+            await hub.writes.room()
+        if not hub.guard.open:
+            await hub.guard.turn()
     await dispatch(hub, conn, frame)
 
 
