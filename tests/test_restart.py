@@ -9,8 +9,11 @@ import psycopg
 import pytest
 import trio
 
+from pika.bus.ownership import Ownership
+from pika.config import SQL_DIR
+from pika.queries import load_queries
 from tests.procs import ServerProcess, free_port
-from tests.wsclient import connect, go_live, track, types
+from tests.wsclient import connect, go_live, track, types, until
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "sigkill"])
@@ -98,3 +101,39 @@ def _saved_listeners(db_url: str) -> list[tuple[str, bool]]:
         return conn.execute(
             "SELECT client_id, left_at IS NULL FROM session_listeners ORDER BY client_id"
         ).fetchall()
+
+
+async def test_a_room_whose_lock_is_still_held_at_start_is_taken_up_once_the_lock_goes(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A worker restarted right after a SIGKILL may ask for its room before PostgreSQL has
+    noticed the killed connection (whose lock it still holds): it asks again shortly and serves
+    the room once the lock is gone, without waiting for the DJ to come back."""
+    env = {"PIKA_DATABASE_URL": db_url, "PIKA_DJ_GRACE_SECONDS": "30"}
+    port = free_port()
+    server = await ServerProcess.start(env, port, tmp_path / "server.log")
+    async with connect(server.url) as dj:
+        await go_live(dj, "conf_locked")
+        assert await server.stop(signal.SIGTERM) == 0
+    dead_owner = Ownership(db_url, load_queries(SQL_DIR / "queries"))  # the killed process's lock
+    assert await dead_owner.claim("conf_locked")
+    server = await ServerProcess.start(env, port, tmp_path / "server.log")
+    try:
+        assert await active_sessions(server) == 0  # locked at start: left alone
+        await dead_owner.close()  # PostgreSQL notices the killed connection
+
+        async def taken_up() -> bool:
+            return await active_sessions(server) == 1
+
+        await until(taken_up, 10)
+        async with connect(server.url) as dancer:
+            replies = await dancer.request("SUBSCRIBE", sessionId="conf_locked", clientId="client_locked1")
+            assert types(replies)[-1] == "ACK"
+    finally:
+        await dead_owner.close()
+        await server.stop()
+
+
+async def active_sessions(server: ServerProcess) -> int | None:
+    health = await trio.to_thread.run_sync(ServerProcess.health_at, server.url)
+    return None if health is None else health["activeSessions"]

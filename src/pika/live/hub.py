@@ -12,6 +12,7 @@ resumes here (`take_over`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from functools import partial
@@ -67,6 +68,11 @@ REPLICA_SESSION = query("replica_session")
 RESTORE_DEADLINE = 300.0  # s: reading every live room back at start may take longer than a call
 HOUSEKEEPING_INTERVAL = 30.0  # at most; shorter when sessions expire sooner (tests)
 PING_TICK = 0.25  # s between two slices of the connections being pinged
+# A killed process's advisory locks go when PostgreSQL notices its connection closed: usually at
+# once, but a worker restarted right away may ask first.  Rooms it found locked at start are
+# asked for again this often, this many times (a running owner keeps them).
+REAP_WAIT = 0.5  # s
+REAP_TRIES = 10
 
 
 class OwnedElsewhere(Exception):
@@ -129,7 +135,9 @@ class Hub:
             await nursery.start(self.guard.run)
             await nursery.start(self.listener_journal.run)
             await nursery.start(self.push.run)
-            await self._restore()
+            locked = await self._restore()
+            if locked:
+                nursery.start_soon(self._take_over_when_released, locked)
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self._ping_everyone)
             days = self.settings.retention_days
@@ -356,10 +364,23 @@ class Hub:
             raise OwnedElsewhere(session_id)
         return room
 
-    async def _restore(self, only: str | None = None) -> None:
+    async def _take_over_when_released(self, session_ids: list[str]) -> None:
+        """Ask again for the live rooms another process's lock held at start (`REAP_WAIT`)."""
+        waiting = set(session_ids)
+        for _ in range(REAP_TRIES):
+            await trio.sleep(REAP_WAIT)
+            for session_id in sorted(waiting):
+                with contextlib.suppress(OwnedElsewhere, DatabaseStalled):
+                    await self.take_over(session_id)  # rebuilt here, or no longer live
+                    waiting.discard(session_id)
+            if not waiting:
+                return
+
+    async def _restore(self, only: str | None = None) -> list[str]:
         """Rebuild every live session's room from PostgreSQL (after a restart or a crash), or
         only session `only`: current track, tempo votes, active poll with its votes, active
-        announcement, timers."""
+        announcement, timers.  Returns the live sessions left alone because another process
+        holds their lock."""
 
         since = timestamptz(self.clock.now() - self.settings.listener_linger_seconds)
 
@@ -380,12 +401,14 @@ class Hub:
             load, deadline=RESTORE_DEADLINE
         )
         self.applied.load((r["sender"], r["message_id"], r["applied_at"]) for r in applied)
+        locked: list[str] = []
         if self.ownership is not None:  # with other processes: only the rooms no other one owns
-            sessions = [
-                row
-                for row in sessions
-                if (only is None or row["id"] == only) and await self.ownership.claim(row["id"])
-            ]
+            candidates, sessions = [row for row in sessions if only is None or row["id"] == only], []
+            for row in candidates:
+                if await self.ownership.claim(row["id"]):
+                    sessions.append(row)
+                else:
+                    locked.append(row["id"])
         restored = {row["id"] for row in sessions}
         tallies: dict[str, list[tuple[str, str, float]]] = {}
         for v in tempo_votes:
@@ -438,6 +461,7 @@ class Hub:
             log.info(
                 "live sessions restored", extra={"fields": {"count": len(sessions), "polls": len(polls)}}
             )
+        return locked
 
     async def _ping_everyone(self) -> None:
         """Once per `ping_interval`, ping every socket the live listener owns and drop those
