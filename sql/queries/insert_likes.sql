@@ -1,7 +1,8 @@
--- Likes of one group-commit batch (`rows`: a JSON array of {session_id, client_id, match_key}), each recorded on
--- its track's latest play (by match key) in its session.  Returns one row per like, in order:
--- `played` false when the track was not played in the session, `liked` false when the client
--- liked it already (on any play, or earlier in this batch); only a row with `liked` was written.
+-- Likes of one group-commit batch (`rows`: a JSON array of {session_id, client_id, match_key}),
+-- each recorded on its track's latest play (by match key) in its session.  Returns one row per
+-- like, in order: `played` false when the track was not played in the session, `liked` false when
+-- the client liked it already (on any play, or earlier in this batch); only a row with `liked` was
+-- written.
 WITH v AS (
     SELECT *
     FROM ROWS FROM (

@@ -155,9 +155,8 @@ class RoomShell:
                 room.deferred.append(lambda: self._decide(room, Committed(action, write), conn))
 
         def committed(result: outcome.Outcome[Any]) -> None:
-            if isinstance(result, outcome.Error) and isinstance(result.error, Refusal):
-                answer(outcome.capture(self.reject, room, action, str(result.error), conn))
-            elif room.settling is not None and isinstance(result, outcome.Value):
+            result = self._judged(room, action, conn, result)
+            if room.settling is not None and isinstance(result, outcome.Value):
                 room.deferred.append(lambda: answer(result))  # told after its deferred decision
             else:
                 answer(result)
@@ -184,13 +183,11 @@ class RoomShell:
             return
 
         def committed(result: outcome.Outcome[Any]) -> None:
-            if isinstance(result, outcome.Error) and isinstance(result.error, Refusal):
-                answer(outcome.capture(self.reject, state, action, str(result.error), conn))
-            elif isinstance(result, outcome.Error):
-                answer(result)
-            else:
+            result = self._judged(state, action, conn, result)
+            if isinstance(result, outcome.Value):
                 announce(action, write)
-                answer(outcome.capture(_to_sender, decide(state, Committed(action, write), now)[1], conn))
+                result = outcome.capture(_to_sender, decide(state, Committed(action, write), now)[1], conn)
+            answer(result)
 
         self._writes.submit(sender, message_id, write, None, committed)
 
@@ -214,6 +211,15 @@ class RoomShell:
         else:
             self._decide(room, Rejected(action, reason), conn)
         raise Refusal(reason)  # the decision raised it already: a Rejected always refuses
+
+    def _judged(
+        self, room: Room | RoomState, action: DancerAction, conn: Connection, result: outcome.Outcome[Any]
+    ) -> outcome.Outcome[Any]:
+        """A submitted action's batch outcome as its sender hears it: a refusal (the statement
+        refused its row) is decided as the action's rejection (VOTE_REJECTED to a voter)."""
+        if isinstance(result, outcome.Error) and isinstance(result.error, Refusal):
+            return outcome.capture(self.reject, room, action, str(result.error), conn)
+        return result
 
     def _decide(self, room: Room, command: Command, conn: Connection | None) -> None:
         state, effects = decide(room.state, command, self._clock.now())
