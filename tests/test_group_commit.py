@@ -285,6 +285,39 @@ async def test_a_failing_action_fails_alone_and_the_rest_of_its_batch_is_written
     assert claimed == [("m-after",), ("m-before",)]
 
 
+async def test_the_flusher_writes_on_its_own_connection_and_a_killed_one_is_replaced(
+    db: Database, db_url: str
+) -> None:
+    writes = GroupCommit(db)
+    answers: list[object] = []
+
+    async def act(client: str) -> None:
+        try:
+            answers.append(await writes.write(f"client:{client}", f"m-{client}", row(client)))
+        except (psycopg.Error, Refusal) as exc:  # the batch that meets the killed connection
+            answers.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        await act("first")
+        killed = stored(
+            db_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pika-writes'",
+        )
+        assert killed == [(True,)]  # one connection, the flusher's own
+        for n in range(1, 20):  # an error while it reconnects is the action's own: nothing changed
+            await act(f"try-{n}")
+            if answers[-1] is None:
+                break
+        nursery.cancel_scope.cancel()
+
+    assert answers[0] is None and answers[-1] is None, answers
+    written = {f"try-{n}" for n, answer in enumerate(answers[1:], start=1) if answer is None}
+    assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == sorted(
+        [(c,) for c in {"first", *written}]
+    )
+
+
 async def test_actions_still_queued_at_shutdown_are_refused_not_lost_silently(
     db: Database, db_url: str
 ) -> None:

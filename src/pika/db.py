@@ -2,9 +2,9 @@
 
 psycopg's async API runs only on asyncio, so each unit of work (one sync function, one
 transaction) runs in a worker thread on a pooled connection; the limiter equals the pool size, so
-a burst queues in trio, not in threads.  The HTTP API gets a `lane()` of half the pool.  Every
-call has a deadline: past it nothing is applied (`_Attempt`), and while PostgreSQL is known to
-be stalled calls fail at once (`_Breaker`).
+a burst queues in trio, not in threads.  The HTTP API gets a `lane()` of half the pool, the group
+commit a connection of its own (`own_connection`).  Every call has a deadline: past it nothing is
+applied (`_Attempt`), and while PostgreSQL is known to be stalled calls fail at once (`_Breaker`).
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ class Tx:
             metrics.child(metrics.DB_QUERY_SECONDS, q.name).observe(time.perf_counter() - started)
 
 
+CONNECTION: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
+
+
 class Database:
     """A pool of connections and the limiter that keeps worker threads to its size."""
 
@@ -80,12 +83,7 @@ class Database:
         self.deadline = deadline
         self._breaker = _Breaker()
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
-            url,
-            min_size=pool_size,
-            max_size=pool_size,
-            open=False,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            name="pika",
+            url, min_size=pool_size, max_size=pool_size, open=False, kwargs=CONNECTION, name="pika"
         )
         self._limiter = trio.CapacityLimiter(pool_size)
         self._lane: trio.CapacityLimiter | None = None
@@ -96,6 +94,31 @@ class Database:
         lane._lane = trio.CapacityLimiter(max(1, connections))
         lane._breaker = _Breaker()  # a slow HTTP read must not make the live rooms fail fast
         return lane
+
+    @contextlib.asynccontextmanager
+    async def own_connection(self, name: str) -> AsyncIterator[Database]:
+        """This database on one connection of its own while the block runs, for a caller that
+        makes one call at a time (the group commit): every call runs on the same backend, so its
+        statements are prepared at first use and its caches stay warm, and no burst of other
+        callers can hold the connection it needs.  One connection more than the pool, shown as
+        `name` in pg_stat_activity; a broken one is replaced, as in the pool."""
+        own = copy.copy(self)  # the same breaker: a stall seen here fails the pool's callers fast too
+        own._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=1,
+            open=False,
+            kwargs=CONNECTION | {"prepare_threshold": 0, "application_name": name},
+            name=name,
+        )
+        own._limiter = trio.CapacityLimiter(1)
+        own._lane = None
+        own._pool.open(wait=False)  # connects in the background; the first call waits for it
+        try:
+            yield own
+        finally:
+            with trio.CancelScope(shield=True):
+                await own.close()
 
     async def run(self, work: Callable[[Tx], T], *, deadline: float | None = None) -> T:
         """Run `work(tx)` in a worker thread, inside one transaction; return what it returns.

@@ -152,25 +152,30 @@ class GroupCommit:
         self._wake.set()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Flush batches until cancelled; anything still queued then is refused, never half-done."""
-        task_status.started()
+        """Flush batches until cancelled; anything still queued then is refused, never half-done.
+        Batches are written on a connection of the flusher's own (`Database.own_connection`)."""
         try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                while self._queue:
-                    batch = self._next_batch()
-                    if not self.full:
-                        self._room.unpark(count=self._max_batch - len(self._queue))
-                    for item in batch:
-                        item.taken = True
-                    await self._flush(batch)
+            async with self._db.own_connection("pika-writes") as db:
+                task_status.started()
+                await self._flush_forever(db)
         finally:
             self._stopped = True
             self._room.unpark_all()
             for item in self._queue:
                 _tell(item, outcome.Error(Refusal(SHUTTING_DOWN)))
             self._queue.clear()
+
+    async def _flush_forever(self, db: Database) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self._queue:
+                batch = self._next_batch()
+                if not self.full:
+                    self._room.unpark(count=self._max_batch - len(self._queue))
+                for item in batch:
+                    item.taken = True
+                await self._flush(db, batch)
 
     def _next_batch(self) -> list[_Write]:
         """The queue's head, up to `max_batch` actions or the first one that ends its batch."""
@@ -180,16 +185,16 @@ class GroupCommit:
         del self._queue[:size]
         return batch
 
-    async def _flush(self, batch: list[_Write]) -> None:
+    async def _flush(self, db: Database, batch: list[_Write]) -> None:
         metrics.GROUP_COMMIT_SIZE.observe(len(batch))
         try:
             try:
-                results = await self._db.run(lambda tx: _write_batch(tx, batch))
+                results = await db.run(lambda tx: _write_batch(tx, batch))
             except DatabaseStalled:  # rolled back: every action in it is refused, none is kept
                 results = [outcome.Error(DatabaseStalled()) for _ in batch]
             except Exception:
                 log.warning("a batch failed; writing its actions one by one", exc_info=True)
-                results = [await outcome.acapture(self._db.run, _alone(item)) for item in batch]
+                results = [await outcome.acapture(db.run, _alone(item)) for item in batch]
             for item, result in zip(batch, results, strict=True):
                 item.result = result
                 if item.release is not None and isinstance(result, outcome.Value):
