@@ -71,7 +71,10 @@ class Tx:
             metrics.child(metrics.DB_QUERY_SECONDS, q.name).observe(time.perf_counter() - started)
 
 
-CONNECTION: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
+def _pool(url: str, size: int, name: str, **connect: Any) -> ConnectionPool[psycopg.Connection[Row]]:
+    """A pool of `size` connections (opened by the caller): dict rows, autocommit outside `run`."""
+    kwargs = {"row_factory": dict_row, "autocommit": True, **connect}
+    return ConnectionPool(url, min_size=size, max_size=size, open=False, kwargs=kwargs, name=name)
 
 
 class Database:
@@ -82,9 +85,7 @@ class Database:
         self.queries = queries
         self.deadline = deadline
         self._breaker = _Breaker()
-        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
-            url, min_size=pool_size, max_size=pool_size, open=False, kwargs=CONNECTION, name="pika"
-        )
+        self._pool = _pool(url, pool_size, "pika")
         self._limiter = trio.CapacityLimiter(pool_size)
         self._lane: trio.CapacityLimiter | None = None
 
@@ -103,14 +104,7 @@ class Database:
         callers can hold the connection it needs.  One connection more than the pool, shown as
         `name` in pg_stat_activity; a broken one is replaced, as in the pool."""
         own = copy.copy(self)  # the same breaker: a stall seen here fails the pool's callers fast too
-        own._pool = ConnectionPool(
-            self.url,
-            min_size=1,
-            max_size=1,
-            open=False,
-            kwargs=CONNECTION | {"prepare_threshold": 0, "application_name": name},
-            name=name,
-        )
+        own._pool = _pool(self.url, 1, name, prepare_threshold=0, application_name=name)
         own._limiter = trio.CapacityLimiter(1)
         own._lane = None
         own._pool.open(wait=False)  # connects in the background; the first call waits for it
