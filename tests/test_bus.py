@@ -4,7 +4,7 @@ killed; and room ownership through advisory locks, released when the holder's co
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -15,7 +15,7 @@ from pika.bus.envelope import MAX_PAYLOAD
 from pika.bus.ownership import Ownership
 from pika.bus.postgres import PgBus
 from pika.config import SQL_DIR
-from pika.db import Database, DatabaseStalled, open_database
+from pika.db import Database, DatabaseStalled, Tx, open_database
 from pika.queries import load_queries
 from tests.wsclient import until
 
@@ -114,6 +114,35 @@ async def test_a_batch_that_never_committed_is_re_read_unless_owed_then_it_goes_
         assert b_rooms.rereads == [["r1"]]  # r1's batch 3 came after 1: re-read, not patched
         assert b_rooms.frames["r1"] == [frame(1, "r1")]
         assert not a.owes
+
+
+async def test_notices_in_a_transaction_that_rolled_back_are_never_heard_and_leave_no_gap(
+    nursery: trio.Nursery, db_url: str
+) -> None:
+    """`notify_in`, the group commit's way (dancer actions told to their room's owner in the
+    transaction that writes them): heard at commit, numbered only once committed, so the
+    batch after a rolled-back one is the next one, not a gap that would drop it."""
+
+    def batch(n: int, *, fails: bool = False) -> Callable[[Tx], Callable[[], None]]:
+        def work(tx: Tx) -> Callable[[], None]:
+            committed = a.notify_in(tx, [("actions", frame(n, "a")), ("actions", frame(n + 100, "a"))])
+            if fails:
+                raise RuntimeError("rolled back")
+            return committed
+
+        return work
+
+    async with (
+        process(nursery, db_url, "a") as (a, _, a_db),
+        process(nursery, db_url, "b") as (_, b_rooms, _),
+    ):
+        (await a_db.run(batch(1)))()
+        with pytest.raises(RuntimeError):
+            await a_db.run(batch(2, fails=True))
+        (await a_db.run(batch(3)))()
+        await b_rooms.until(lambda: len(b_rooms.frames.get("actions", [])) == 4)
+        assert b_rooms.frames["actions"] == [frame(1, "a"), frame(101, "a"), frame(3, "a"), frame(103, "a")]
+        assert b_rooms.rereads == []
 
 
 async def test_a_batch_too_big_for_a_notification_is_stored_and_read_by_the_receiver(

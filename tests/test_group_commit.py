@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +16,7 @@ import trio.testing
 
 from pika.db import Database, Tx, open_database
 from pika.live.core.effects import Write
-from pika.live.group_commit import SHUTTING_DOWN, GroupCommit
+from pika.live.group_commit import SHUTTING_DOWN, GroupCommit, Notice, Notify
 from pika.live.requests import Duplicate, Refusal
 from pika.queries import load_queries, query
 from tests.wsclient import until
@@ -63,10 +64,11 @@ def stored(db_url: str, sql: str) -> list[tuple]:
 Action = Callable[[GroupCommit], Awaitable[object]]
 
 
-async def in_one_batch(db: Database, *actions: Action) -> None:
+async def in_one_batch(db: Database, *actions: Action, notify: Notify | None = None) -> None:
     """Queue `actions` (each awaits one write) in this order while a batch holds in its worker
     thread, so that they share the next batch; return once every one is answered."""
     writes = GroupCommit(db)
+    writes.notify = notify
     holding, hold = threading.Event(), threading.Event()
     answered = 0
 
@@ -221,6 +223,47 @@ async def test_rows_with_an_answer_each_get_their_own_result_from_one_statement(
     assert likes == [("client-1",), ("client-3",)]
     claimed = stored(db_url, "SELECT message_id FROM applied_messages ORDER BY message_id")
     assert claimed == [("m0",), ("m1",), ("m5",)]  # refused likes can be retried
+
+
+async def test_the_notices_of_kept_actions_are_sent_in_the_transaction_that_writes_them(
+    db: Database, db_url: str
+) -> None:
+    """A dancer action on a room another process owns carries a notice for the owner: the batch
+    sends those of its kept actions inside its own transaction (here a reaction row stands for
+    the NOTIFY), then says it committed; a refused or duplicate action tells nobody."""
+    await play(db, "A", "Song")
+    sent: list[list[Notice]] = []
+    committed: list[int] = []
+
+    def notify(tx: Tx, notices: list[Notice]) -> Callable[[], None]:
+        tx.execute(INSERT_REACTIONS, rows=json.dumps([reaction(f"notice {line}") for _, line in notices]))
+        sent.append(notices)
+        return lambda: committed.append(len(sent))
+
+    def act(sender: str, message_id: str, work: Write | Callable[[Tx], str]) -> Action:
+        async def action(writes: GroupCommit) -> None:
+            with contextlib.suppress(Refusal, Duplicate):
+                await writes.write(sender, message_id, work, notices=lambda result: [("owner", f"{result}")])
+
+        return action
+
+    await in_one_batch(
+        db,
+        act("client:c1", "m1", like("client-1", "a\x1fsong")),
+        act("client:c1", "m2", like("client-1", "a\x1fsong")),  # already liked: refused
+        act("client:c1", "m1", react("client-1")),  # the same messageId again: a duplicate
+        act("client:c2", "m3", react("client-2")),
+        notify=notify,
+    )
+
+    assert sent == [[("owner", "client-1 likes a\x1fsong"), ("owner", "client-2")]]
+    assert committed == [1]
+    rows = "SELECT client_id, xmin::text = (SELECT xmin::text FROM likes) FROM reactions ORDER BY client_id"
+    assert stored(db_url, rows) == [
+        ("client-2", True),
+        ("notice client-1 likes a\x1fsong", True),
+        ("notice client-2", True),
+    ]
 
 
 async def test_a_like_and_its_undo_in_one_batch_keep_their_order(db: Database, db_url: str) -> None:

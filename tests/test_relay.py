@@ -173,6 +173,13 @@ async def test_dancer_actions_on_another_process_are_stored_and_reach_the_dj(
             "SEND_LIKE", sessionId="relay_room_04", payload={"track": track("Liked", "Band")}
         )
         assert again[-1]["type"] == "NACK" and again[-1]["error"] == "Already liked this track"
+        await dj.request("BROADCAST_TRACK", sessionId="relay_room_04", track=track("Queued", "Band"))
+        queued = [track("Liked", "Band"), track("Queued", "Band")]  # a phone's offline queue
+        bulk = await dancer.request("SEND_BULK_LIKE", sessionId="relay_room_04", payload={"tracks": queued})
+        assert bulk[-1]["type"] == "ACK", bulk
+        assert (await dj.recv_type("LIKE_RECEIVED"))["payload"]["track"][
+            "title"
+        ] == "Queued"  # the new one only
 
         await dancer.request("SEND_TEMPO_REQUEST", sessionId="relay_room_04", preference="faster")
         feedback = await dj.recv_type("TEMPO_FEEDBACK")

@@ -1,10 +1,12 @@
 """PgBus: room batches between server processes over PostgreSQL LISTEN/NOTIFY.
 
 `publish` sends one NOTIFY per room batch (frames inline when they fit, else a `bus_events` row),
-numbered per room (sequence.py).  Each process keeps one dedicated LISTEN connection, waited on
-by trio (`wait_readable` on its socket: no thread, no asyncio), and hands what arrives to its
-`Subscriber` in order; a gap, a new owner, or a listener that was away (the database restarted)
-makes it ask the subscriber to re-read those rooms (or every room) from PostgreSQL.
+numbered per room (sequence.py); `notify_in` does the same inside a transaction of the caller's
+(the group commit's: a dancer action is told to its room's owner as it is written).  Each
+process keeps one dedicated LISTEN connection, waited on by trio (`wait_readable` on its socket:
+no thread, no asyncio), and hands what arrives to its `Subscriber` in order; a gap, a new
+owner, or a listener that was away (the database restarted) makes it ask the subscriber to
+re-read those rooms (or every room) from PostgreSQL.
 """
 
 from __future__ import annotations
@@ -90,6 +92,25 @@ class PgBus:
             self._owed = [envelope for envelope in envelopes if owed(envelope.session_id)]
             raise DatabaseStalled from exc
         self._owed = []
+
+    def notify_in(self, tx: Tx, notices: Sequence[tuple[str, str]]) -> Callable[[], None]:
+        """In a worker thread, inside a transaction the caller commits (the group commit's): the
+        (key, line) notices as one batch per key, numbered once that commit is known (call the
+        returned function then).  Only the caller numbers these keys, one transaction at a time."""
+        lines: dict[str, list[str]] = {}
+        for key, line in notices:
+            lines.setdefault(key, []).append(line)
+        envelopes = [
+            Envelope(self.origin, key, self.sequencer.following(key), tuple(texts))
+            for key, texts in lines.items()
+        ]
+        self._send(tx, envelopes)
+
+        def committed() -> None:
+            for envelope in envelopes:
+                self.sequencer.take(envelope.session_id, envelope.seq)
+
+        return committed
 
     @property
     def owes(self) -> bool:

@@ -30,6 +30,14 @@ class Sequencer:
         self._last[session_id] += 1
         return self._last[session_id]
 
+    def following(self, session_id: str) -> int:
+        """The number `next` would give, not taken yet: for a batch sent in a transaction whose
+        commit is still to come (`take` it then), so a rolled-back one leaves no gap."""
+        return self._last.get(session_id, 0) + 1
+
+    def take(self, session_id: str, seq: int) -> None:
+        self._last[session_id] = seq
+
     def forget(self, session_id: str) -> None:
         self._last.pop(session_id, None)
 

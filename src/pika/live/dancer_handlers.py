@@ -53,12 +53,15 @@ async def send_bulk_like(req: Request) -> None:
                 liked.append(track)
         return liked
 
-    for track in await req.write(work):
-        if isinstance(room, Room):
+    if isinstance(room, Room):
+        for track in await req.write(work):
             room.to_dj(like_received(room.session_id, track))
-        else:  # owned by another process: its DJ hears of it there
-            assert req.hub.relay is not None
-            req.hub.relay.announce(room.session_id, core.Like(client, track), None)
+    else:  # owned by another process: its DJ hears of each new like there, as it is committed
+        relay = req.hub.relay
+        assert relay is not None
+        await req.write(
+            work, lambda liked: [relay.notice(room.session_id, core.Like(client, t), None) for t in liked]
+        )
 
 
 async def remove_like(req: Request) -> None:

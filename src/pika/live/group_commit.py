@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import outcome
@@ -36,13 +36,29 @@ SHUTTING_DOWN = "Server restarting; nothing was changed, try again"
 Work = Callable[[Tx], Any] | Write
 Release = Callable[[Any], None]
 Answer = Callable[[outcome.Outcome[Any]], None]
+Notice = tuple[str, str]  # (bus key, line): what a kept action tells the other processes
+Notices = Callable[[Any], Sequence[Notice]]  # an action's notices, from its result
+#: Sends a batch's notices inside its transaction (in the worker thread); returns what to do
+#: once it committed (bus/postgres.py `PgBus.notify_in`).
+Notify = Callable[[Tx, list[Notice]], Callable[[], None]]
 
 
 class _Write:
     """One queued action: who claims which messageId, the work, and who waits for the result:
     a parked task (`write`) or a callback (`submit`)."""
 
-    __slots__ = ("answer", "ends_batch", "message_id", "release", "result", "sender", "taken", "task", "work")
+    __slots__ = (
+        "answer",
+        "ends_batch",
+        "message_id",
+        "notices",
+        "release",
+        "result",
+        "sender",
+        "taken",
+        "task",
+        "work",
+    )
 
     def __init__(
         self,
@@ -52,6 +68,7 @@ class _Write:
         release: Release | None,
         ends_batch: bool,
         answer: Answer | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.sender = sender
         self.message_id = message_id
@@ -59,6 +76,7 @@ class _Write:
         self.release = release
         self.ends_batch = ends_batch
         self.answer = answer
+        self.notices = notices
         self.task = None if answer is not None else trio.lowlevel.current_task()
         self.taken = False
         self.result: outcome.Outcome[Any] | None = None
@@ -84,11 +102,16 @@ class GroupCommit:
     it: then the batch is retried one by one); with one, the query returns one row per input row,
     in order, and `answer(returned)` is the action's result or raises `Refusal` (its claim is then
     forgotten, so the statement must not have written that row: check and write in one).
+    An action may carry `notices` for the other processes (a dancer action on a room another
+    process owns): those of the batch's kept actions are sent in its transaction by `notify`
+    (the relay's bus), so the owner hears of an action exactly when it is durable, and a quiet
+    process pays no second transaction to tell it.
     """
 
     def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
         self._db = db
         self._max_batch = max_batch
+        self.notify: Notify | None = None  # set by the relay of a process that shares rooms
         self._queue: list[_Write] = []
         self._wake = trio.Event()
         self._stopped = False
@@ -114,6 +137,7 @@ class GroupCommit:
         release: Release | None = None,
         *,
         ends_batch: bool = False,
+        notices: Notices | None = None,
     ) -> T:
         """Run `work(tx)` (or the `Write`) in the next batch, claiming `message_id` for `sender`.
 
@@ -127,7 +151,7 @@ class GroupCommit:
         """
         if self._stopped:
             raise Refusal(SHUTTING_DOWN)
-        item = _Write(sender, message_id, work, release, ends_batch)
+        item = _Write(sender, message_id, work, release, ends_batch, notices=notices)
         self._queue.append(item)
         self._wake.set()
 
@@ -140,7 +164,13 @@ class GroupCommit:
         return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
     def submit(
-        self, sender: str, message_id: str | None, work: Work, release: Release | None, answer: Answer
+        self,
+        sender: str,
+        message_id: str | None,
+        work: Work,
+        release: Release | None,
+        answer: Answer,
+        notices: Notices | None = None,
     ) -> None:
         """`write` without a waiting task: `release` as there, then `answer(result)` once the batch
         committed (or refused the action).  The reader of a dancer's socket goes back to reading at
@@ -148,7 +178,7 @@ class GroupCommit:
         if self._stopped:
             _answer(answer, outcome.Error(Refusal(SHUTTING_DOWN)))
             return
-        self._queue.append(_Write(sender, message_id, work, release, False, answer))
+        self._queue.append(_Write(sender, message_id, work, release, False, answer, notices))
         self._wake.set()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -187,14 +217,16 @@ class GroupCommit:
 
     async def _flush(self, db: Database, batch: list[_Write]) -> None:
         metrics.GROUP_COMMIT_SIZE.observe(len(batch))
+        notify = self.notify
         try:
             try:
-                results = await db.run(lambda tx: _write_batch(tx, batch))
+                results, sent = await db.run(lambda tx: _write_batch(tx, batch, notify))
+                sent()
             except DatabaseStalled:  # rolled back: every action in it is refused, none is kept
                 results = [outcome.Error(DatabaseStalled()) for _ in batch]
             except Exception:
                 log.warning("a batch failed; writing its actions one by one", exc_info=True)
-                results = [await outcome.acapture(db.run, _alone(item)) for item in batch]
+                results = [await outcome.acapture(self._alone, db, item) for item in batch]
             for item, result in zip(batch, results, strict=True):
                 item.result = result
                 if item.release is not None and isinstance(result, outcome.Value):
@@ -204,6 +236,12 @@ class GroupCommit:
         finally:
             for item in batch:  # cancelled half-way through the one-by-one writes: the rest never ran
                 _tell(item, item.result or outcome.Error(Refusal(SHUTTING_DOWN)))
+
+    async def _alone(self, db: Database, item: _Write) -> Any:
+        """One action of a failed batch in a transaction of its own."""
+        results, sent = await db.run(lambda tx: _write_batch(tx, [item], self.notify))
+        sent()
+        return results[0].unwrap()
 
 
 def _tell(item: _Write, result: outcome.Outcome[Any]) -> None:
@@ -222,10 +260,6 @@ def _answer(answer: Answer, result: outcome.Outcome[Any]) -> None:
         log.exception("answering a group-committed action failed")
 
 
-def _alone(item: _Write) -> Callable[[Tx], Any]:
-    return lambda tx: _write_batch(tx, [item])[0].unwrap()
-
-
 def _statement(tx: Tx, write: Write) -> Any:
     """One statement of its own; its `answer` judges the row it returned (or None)."""
     if write.answer is None:
@@ -234,10 +268,13 @@ def _statement(tx: Tx, write: Write) -> Any:
     return write.answer(tx.one(write.query, **write.params))
 
 
-def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
+def _write_batch(
+    tx: Tx, batch: list[_Write], notify: Notify | None
+) -> tuple[list[outcome.Outcome[Any]], Callable[[], None]]:
     """In a worker thread, inside one transaction: claim, run each work, write the rows, forget
-    refused claims.  A `Refusal` (or `Duplicate`) belongs to its action; any other exception
-    aborts the batch.
+    refused claims, send the kept actions' notices.  A `Refusal` (or `Duplicate`) belongs to its
+    action; any other exception aborts the batch.  Returns the results and what to call once the
+    transaction committed.
     """
     keys = list(dict.fromkeys((w.sender, w.message_id) for w in batch if w.message_id))
     claimed = claim(tx, keys) if keys else set()
@@ -284,4 +321,16 @@ def _write_batch(tx: Tx, batch: list[_Write]) -> list[outcome.Outcome[Any]]:
     write_rows()
     if refused:
         tx.execute(UNCLAIM_MESSAGES, pairs=json.dumps(refused))
-    return results
+    notices = [
+        notice
+        for w, result in zip(batch, results, strict=True)
+        if w.notices is not None and isinstance(result, outcome.Value)
+        for notice in w.notices(result.value)
+    ]
+    if notices and notify is not None:
+        return results, notify(tx, notices)
+    return results, _nothing
+
+
+def _nothing() -> None:
+    pass

@@ -28,6 +28,7 @@ from pika.live.core.commands import CastTempo, Like, PollVote, Thanks
 from pika.live.core.effects import Write
 from pika.live.directory import Directory
 from pika.live.forward import REPLIES, REQUESTS, Forwarder
+from pika.live.group_commit import Notice
 from pika.live.listeners import REPORT_EVERY
 from pika.live.replica import Replicas
 from pika.live.requests import Refusal
@@ -53,6 +54,7 @@ class Relay:
     def __init__(self, hub: Hub, url: str, process: str) -> None:
         self.hub = hub
         self.bus = PgBus(url, hub.db, self, process, self._in_group_commit)
+        hub.writes.notify = self.bus.notify_in  # dancer actions are announced as they commit
         self._pending: dict[str, list[str]] = {}  # bus key -> lines, in the order they were sent
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -135,12 +137,12 @@ class Relay:
                 if session_id in self.directory:
                     self.members_changed(session_id)
 
-    def announce(self, session_id: str, action: DancerAction, write: Write | None) -> None:
-        """A dancer action this process committed for a room owned elsewhere: for its owner."""
+    def notice(self, session_id: str, action: DancerAction, write: Write | None) -> Notice:
+        """A dancer action for the owner of a room owned elsewhere, sent by the group commit in
+        the transaction that writes it (`GroupCommit`'s notices): heard once it is durable."""
         play_id = None if write is None else write.params.get("play_id")
         line = ACTION + json.dumps([session_id, _action_wire(action), play_id], separators=(",", ":"))
-        self._pending.setdefault(f"{_ACTIONS}{self.bus.origin} {session_id}", []).append(line)
-        self._wake.set()
+        return f"{_ACTIONS}{self.bus.origin} {session_id}", line
 
     # -- from other processes (the bus's Subscriber) -----------------------------------------------
 
@@ -226,9 +228,9 @@ class Relay:
 
 
 def _owed(key: str) -> bool:
-    """Lines no re-read restores: dancer actions for their owner (its DJ hears of each once),
-    and member reports (counted until the next one)."""
-    return key.startswith((_ACTIONS, _REPORT))
+    """Lines no re-read restores: member reports (counted until the next one).  Dancer actions
+    for their owner need not be kept: they are sent with their own writes (`notice`)."""
+    return key.startswith(_REPORT)
 
 
 def _action_wire(action: DancerAction) -> list[Any]:

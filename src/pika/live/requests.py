@@ -24,6 +24,7 @@ from pika.queries import query
 if TYPE_CHECKING:
     from pika.live.connection import Connection
     from pika.live.core.effects import Write
+    from pika.live.group_commit import Notices
     from pika.live.hub import Hub
     from pika.live.room import Room
 
@@ -56,10 +57,10 @@ class Request:
     answer: Callable[[Request, outcome.Outcome[Any]], None]
     submitted: bool = False  # `act` queued it: `answer` is called once its batch committed
 
-    async def write(self, work: Callable[[Tx], T] | Write) -> T:
+    async def write(self, work: Callable[[Tx], T] | Write, notices: Notices | None = None) -> T:
         """A dancer action's SQL (or row), group-committed with others (live/group_commit.py),
         its messageId claimed there.  `work` must refuse before it writes."""
-        return await self.hub.writes.write(self.sender, self.msg.message_id, work)
+        return await self.hub.writes.write(self.sender, self.msg.message_id, work, notices=notices)
 
     async def settle(self, room: Room, command: Any) -> None:
         """A DJ-side command, in the room's turn: decided by the room core, its writes committed
@@ -80,8 +81,8 @@ class Request:
             return
         relay = hub.relay
         assert relay is not None
-        announce = functools.partial(relay.announce, room.session_id)
-        hub.shell.submit_elsewhere(room, action, self.sender, message_id, self.conn, announce, self._answered)
+        notice = functools.partial(relay.notice, room.session_id)
+        hub.shell.submit_elsewhere(room, action, self.sender, message_id, self.conn, notice, self._answered)
 
     def _answered(self, result: outcome.Outcome[Any]) -> None:
         self.conn.action_answered()

@@ -48,7 +48,7 @@ from pika.live.core.effects import (
 from pika.live.core.room import decide
 from pika.live.core.state import RoomState
 from pika.live.fanout import Publisher
-from pika.live.group_commit import Answer, GroupCommit
+from pika.live.group_commit import Answer, GroupCommit, Notice
 from pika.live.requests import Refusal
 from pika.live.room import Room
 
@@ -170,12 +170,13 @@ class RoomShell:
         sender: str,
         message_id: str | None,
         conn: Connection,
-        announce: Callable[[DancerAction, Write], None],
+        notice: Callable[[DancerAction, Write], Notice],
         answer: Answer,
     ) -> None:
         """`submit` on a room another process owns (`state`: as PostgreSQL holds it): decided and
-        group-committed here, then announced to the owner, whose room decides what it changes;
-        the sender hears here what concerns only it (VOTE_CONFIRMED, a refusal), then `answer`."""
+        group-committed here, its `notice` to the owner (whose room decides what it changes) sent
+        in the same transaction; the sender hears here what concerns only it (VOTE_CONFIRMED, a
+        refusal), then `answer`."""
         now = self._clock.now()
         _, effects = decide(state, action, now)
         if len(effects) != 1 or not isinstance(write := effects[0], Write):
@@ -185,11 +186,11 @@ class RoomShell:
         def committed(result: outcome.Outcome[Any]) -> None:
             result = self._judged(state, action, conn, result)
             if isinstance(result, outcome.Value):
-                announce(action, write)
                 result = outcome.capture(_to_sender, decide(state, Committed(action, write), now)[1], conn)
             answer(result)
 
-        self._writes.submit(sender, message_id, write, None, committed)
+        notices = (notice(action, write),)
+        self._writes.submit(sender, message_id, write, None, committed, lambda _: notices)
 
     def told(self, room: Room, action: DancerAction, play_id: int | None) -> None:
         """A dancer action another process committed (`play_id`: the play a tempo vote is
