@@ -9,21 +9,20 @@ from pika.live.tempo import TempoCounts
 from pika.queries import query
 
 END_PLAY = query("end_play")
-STORE_TEMPO_TALLY = query("store_tempo_tally")
 CLOSE_POLL = query("close_poll")
 CLEAR_ANNOUNCEMENTS = query("clear_announcements")
 
 
-def end_play(play_id: int, tempo: TempoCounts) -> tuple[Write, Write]:
+def end_play(play_id: int, tempo: TempoCounts) -> tuple[Write]:
     """The play stops being current; its tempo tally is stored (NULL when nobody voted)."""
     voted = tempo.total > 0
-    tally = {
+    ended = {
         "play_id": play_id,
         "slower": tempo.slower if voted else None,
         "perfect": tempo.perfect if voted else None,
         "faster": tempo.faster if voted else None,
     }
-    return Write(END_PLAY, {"play_id": play_id}), Write(STORE_TEMPO_TALLY, tally)
+    return (Write(END_PLAY, ended),)
 
 
 def close_poll(poll_id: int, status: str) -> Write:
