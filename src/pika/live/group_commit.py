@@ -217,10 +217,9 @@ class GroupCommit:
 
     async def _flush(self, db: Database, batch: list[_Write]) -> None:
         metrics.GROUP_COMMIT_SIZE.observe(len(batch))
-        notify = self.notify
         try:
             try:
-                results, sent = await db.run(lambda tx: _write_batch(tx, batch, notify))
+                results, sent = await db.run(lambda tx: _write_batch(tx, batch, self.notify))
                 sent()
             except DatabaseStalled:  # rolled back: every action in it is refused, none is kept
                 results = [outcome.Error(DatabaseStalled()) for _ in batch]
