@@ -18,6 +18,17 @@ def test_a_sender_numbers_each_room_on_its_own() -> None:
     ]
 
 
+def test_a_number_given_to_a_batch_not_yet_committed_is_taken_only_once_it_is() -> None:
+    """`following` numbers a batch sent inside a transaction; a rolled-back one never `take`s
+    its number, so the next batch gets it again and receivers see no gap."""
+    sequencer = Sequencer()
+    assert sequencer.next("a") == 1
+    assert sequencer.following("a") == 2  # sent, then rolled back
+    assert sequencer.following("a") == 2  # sent again, committed
+    sequencer.take("a", 2)
+    assert (sequencer.next("a"), sequencer.following("b")) == (3, 1)
+
+
 def test_batches_in_order_are_applied_and_repeats_ignored() -> None:
     seen = Sequences()
     assert [seen.accept("a", "p1", n) for n in (1, 2, 3)] == [Verdict.NEXT] * 3

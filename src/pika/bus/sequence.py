@@ -38,9 +38,6 @@ class Sequencer:
     def take(self, session_id: str, seq: int) -> None:
         self._last[session_id] = seq
 
-    def forget(self, session_id: str) -> None:
-        self._last.pop(session_id, None)
-
 
 class Sequences:
     """The receiver's side: for each room, whose numbers it follows and the last one applied."""
@@ -61,6 +58,3 @@ class Sequences:
     def reset(self) -> None:
         """The listener was away: nothing held can be trusted to be the next."""
         self._rooms.clear()
-
-    def forget(self, session_id: str) -> None:
-        self._rooms.pop(session_id, None)
