@@ -219,8 +219,7 @@ class GroupCommit:
         metrics.GROUP_COMMIT_SIZE.observe(len(batch))
         try:
             try:
-                results, sent = await db.run(lambda tx: _write_batch(tx, batch, self.notify))
-                sent()
+                results = await self._commit(db, batch)
             except DatabaseStalled:  # rolled back: every action in it is refused, none is kept
                 results = [outcome.Error(DatabaseStalled()) for _ in batch]
             except Exception:
@@ -238,9 +237,13 @@ class GroupCommit:
 
     async def _alone(self, db: Database, item: _Write) -> Any:
         """One action of a failed batch in a transaction of its own."""
-        results, sent = await db.run(lambda tx: _write_batch(tx, [item], self.notify))
+        return (await self._commit(db, [item]))[0].unwrap()
+
+    async def _commit(self, db: Database, items: list[_Write]) -> list[outcome.Outcome[Any]]:
+        """`items` written in one transaction; once it committed, their notices count as sent."""
+        results, sent = await db.run(lambda tx: _write_batch(tx, items, self.notify))
         sent()
-        return results[0].unwrap()
+        return results
 
 
 def _tell(item: _Write, result: outcome.Outcome[Any]) -> None:
@@ -320,15 +323,15 @@ def _write_batch(
     write_rows()
     if refused:
         tx.execute(UNCLAIM_MESSAGES, pairs=json.dumps(refused))
+    if notify is None:  # a process alone: nobody to tell
+        return results, _nothing
     notices = [
         notice
         for w, result in zip(batch, results, strict=True)
         if w.notices is not None and isinstance(result, outcome.Value)
         for notice in w.notices(result.value)
     ]
-    if notices and notify is not None:
-        return results, notify(tx, notices)
-    return results, _nothing
+    return results, (notify(tx, notices) if notices else _nothing)
 
 
 def _nothing() -> None:
