@@ -37,6 +37,11 @@ async def db(db_url: str) -> AsyncIterator[Database]:
         yield db
 
 
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(rate=1.0)  # real time passes; a jump ends a linger at once
+
+
 def react(client: str, session: str = SESSION) -> Callable[[Tx], str]:
     """A work that writes one reaction (a statement of its own) and returns the client."""
 
@@ -483,6 +488,46 @@ async def test_submitted_actions_are_released_then_answered_in_batch_order_witho
         f"answer late: {SHUTTING_DOWN}",
     ]
     assert stored(db_url, "SELECT client_id FROM reactions ORDER BY client_id") == [("a",), ("b",), ("c",)]
+
+
+async def test_dancers_taps_wait_for_company_and_a_waiting_writer_takes_them_at_once(
+    clock: trio.testing.MockClock, db: Database, db_url: str
+) -> None:
+    """Submitted actions alone wait until `fill` of them are queued, or the oldest has waited
+    `linger`; a waiting writer (a DJ's command) takes whatever waits with it at once."""
+    writes = GroupCommit(db, fill=3, linger=60)
+    answered: list[str] = []
+
+    def submit(client: str) -> None:
+        writes.submit(f"client:{client}", f"m-{client}", row(client), None, lambda _: answered.append(client))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writes.run)
+        submit("a")
+        submit("b")
+        await trio.testing.wait_all_tasks_blocked()
+        assert answered == []
+        submit("c")  # the third: the batch goes
+        await until(lambda: len(answered) == 3, seconds=10)
+
+        submit("d")
+        await trio.testing.wait_all_tasks_blocked()
+        assert answered == ["a", "b", "c"]
+        with trio.fail_after(10):  # not the 60 s linger
+            await writes.write("client:dj", "m-dj", row("dj"))
+        assert answered == ["a", "b", "c", "d"]
+
+        submit("e")
+        clock.jump(59)
+        await trio.testing.wait_all_tasks_blocked()
+        assert answered[-1] == "d"
+        clock.jump(1)  # e has waited the whole linger: it goes alone
+        await until(lambda: answered[-1] == "e", seconds=10)
+        nursery.cancel_scope.cancel()
+
+    by_transaction = "SELECT string_agg(client_id, ' ' ORDER BY client_id) FROM reactions GROUP BY xmin::text"
+    batches = stored(db_url, by_transaction)
+    assert sorted(batches) == [("a b c",), ("d dj",), ("e",)]
 
 
 async def test_a_reader_waits_for_room_while_a_whole_batch_is_queued_and_goes_on_when_it_is_taken(

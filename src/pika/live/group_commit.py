@@ -2,9 +2,10 @@
 
 One flusher takes everything queued (likes, tempo votes, thank-yous, poll votes, the DJ's
 commands), runs it in one worker thread on one connection, commits once, and only then releases
-and wakes each action: a busy room pays one fsync per batch instead of one per tap, a quiet one
-no added wait, and the database commits what the rooms decided in the order they decided it.
-What each action keeps of having a transaction to itself is listed on `GroupCommit`.
+and wakes each action: a busy room pays one transaction per batch instead of one per tap, and the
+database commits what the rooms decided in the order they decided it.  A dancer's tap may wait a
+few milliseconds for company (`LINGER`); a DJ's command never does.  What each action keeps of
+having a transaction to itself is listed on `GroupCommit`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ T = TypeVar("T")
 UNCLAIM_MESSAGES = query("unclaim_messages")
 
 MAX_BATCH = 500  # actions per transaction: bounds how long the first one in a batch waits
+FILL = 8  # submitted actions that make a batch worth its transaction at once
+LINGER = 0.010  # s: the longest a submitted action waits for FILL to gather
 SHUTTING_DOWN = "Server restarting; nothing was changed, try again"
 
 
@@ -49,6 +52,7 @@ class _Write:
 
     __slots__ = (
         "answer",
+        "at",
         "ends_batch",
         "message_id",
         "notices",
@@ -78,6 +82,7 @@ class _Write:
         self.answer = answer
         self.notices = notices
         self.task = None if answer is not None else trio.lowlevel.current_task()
+        self.at = trio.current_time()
         self.taken = False
         self.result: outcome.Outcome[Any] | None = None
 
@@ -102,15 +107,24 @@ class GroupCommit:
     it: then the batch is retried one by one); with one, the query returns one row per input row,
     in order, and `answer(returned)` is the action's result or raises `Refusal` (its claim is then
     forgotten, so the statement must not have written that row: check and write in one).
+    A batch goes as soon as a waiting writer (`write`: a DJ's command, the relay's flush) is
+    queued, or FILL actions are; submitted actions alone (`submit`: dancers' taps, whose ACK
+    nobody waits on in a task) wait up to `linger` for that, as PostgreSQL's `commit_delay`
+    does: the transactions a second of taps costs stop growing with the number of processes
+    that share the room (each gathers its own batch), and a lone tap waits 10 ms at most.
     An action may carry `notices` for the other processes (a dancer action on a room another
     process owns): those of the batch's kept actions are sent in its transaction by `notify`
     (the relay's bus), so the owner hears of an action exactly when it is durable, and a quiet
     process pays no second transaction to tell it.
     """
 
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, db: Database, max_batch: int = MAX_BATCH, fill: int = FILL, linger: float = LINGER
+    ) -> None:
         self._db = db
         self._max_batch = max_batch
+        self._fill = min(fill, max_batch)
+        self._linger = linger
         self.notify: Notify | None = None  # set by the relay of a process that shares rooms
         self._queue: list[_Write] = []
         self._wake = trio.Event()
@@ -153,7 +167,7 @@ class GroupCommit:
             raise Refusal(SHUTTING_DOWN)
         item = _Write(sender, message_id, work, release, ends_batch, notices=notices)
         self._queue.append(item)
-        self._wake.set()
+        self._wake.set()  # a waiting writer never lingers
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             if item.taken:
@@ -179,7 +193,8 @@ class GroupCommit:
             _answer(answer, outcome.Error(Refusal(SHUTTING_DOWN)))
             return
         self._queue.append(_Write(sender, message_id, work, release, False, answer, notices))
-        self._wake.set()
+        if len(self._queue) == 1 or len(self._queue) >= self._fill:
+            self._wake.set()  # the flusher's linger starts, or ends
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Flush batches until cancelled; anything still queued then is refused, never half-done.
@@ -200,12 +215,25 @@ class GroupCommit:
             await self._wake.wait()
             self._wake = trio.Event()
             while self._queue:
+                await self._gather()
                 batch = self._next_batch()
                 if not self.full:
                     self._room.unpark(count=self._max_batch - len(self._queue))
                 for item in batch:
                     item.taken = True
                 await self._flush(db, batch)
+
+    async def _gather(self) -> None:
+        """Wait until the queue is worth a transaction (see the class), or its oldest submitted
+        action has waited `linger`."""
+        with trio.move_on_at(self._queue[0].at + self._linger):
+            while not self._ready():
+                await self._wake.wait()
+                self._wake = trio.Event()
+
+    def _ready(self) -> bool:
+        queue = self._queue
+        return len(queue) >= self._fill or any(item.task is not None for item in queue)
 
     def _next_batch(self) -> list[_Write]:
         """The queue's head, up to `max_batch` actions or the first one that ends its batch."""
