@@ -108,6 +108,10 @@ async def play(db: Database, artist: str, title: str) -> None:
         title=title,
         match_key=match_key,
         **dict.fromkeys(analytics),
+        ended_play_id=None,
+        slower=None,
+        perfect=None,
+        faster=None,
     )
 
 

@@ -150,10 +150,8 @@ async def test_tempo_feedback_follows_the_live_votes_and_tallies_are_stored(
             await a.request("SEND_TEMPO_REQUEST", sessionId="conf_tempo", preference="slower")
             assert (await dj.recv_type("TEMPO_FEEDBACK"))["total"] == 1
             await dj.request("TRACK_STOPPED", sessionId="conf_tempo")
-    stored = rows(
-        running, "SELECT title, tempo_slower, tempo_perfect, tempo_faster FROM played_tracks ORDER BY id"
-    )
-    assert stored == [("First", 0, 1, 1), ("Second", 1, 0, 0)]
+    plays = "SELECT title, tempo_slower, tempo_perfect, tempo_faster, ended_at IS NOT NULL FROM played_tracks"
+    assert rows(running, plays + " ORDER BY id") == [("First", 0, 1, 1, True), ("Second", 1, 0, 0, True)]
 
 
 async def test_polls_count_every_dancer_once_and_close_on_time(nursery: trio.Nursery, db_url: str) -> None:

@@ -132,14 +132,21 @@ def test_end_reasons_and_reactions_are_only_what_the_server_writes(night: tuple[
     run(url, reaction, s=SESSION, r="thank_you")
 
 
-def test_a_play_cannot_be_recorded_in_an_ended_session(night: tuple[str, int, int]) -> None:
-    url, _, _ = night
+def test_a_play_cannot_be_recorded_in_an_ended_session_nor_end_the_one_before(
+    night: tuple[str, int, int],
+) -> None:
+    url, kiss, other = night
     run(url, "UPDATE sessions SET ended_at = now(), end_reason = 'admin' WHERE id = %(s)s", s=OTHER)
     insert = load_queries(SQL_DIR / "queries")["insert_played_track"]
     track = TrackInfo(title="Late", artist="Band")
     params = {"artist": "Band", "title": "Late", "match_key": track.match_key, **track.analytics()}
+    tally = {"slower": 1, "perfect": 2, "faster": 3}
 
-    assert run(url, insert, session_id=OTHER, **params) == []
-    assert run(url, insert, session_id=SESSION, **params) != []
-    titles = "SELECT session_id FROM played_tracks WHERE title = 'Late'"
-    assert run(url, titles) == [(SESSION,)]
+    assert run(url, insert, session_id=OTHER, ended_play_id=other, **params, **tally) == []
+    assert run(url, insert, session_id=SESSION, ended_play_id=kiss, **params, **tally) != []
+    plays = "SELECT session_id, title, ended_at IS NOT NULL, tempo_faster FROM played_tracks ORDER BY id"
+    assert run(url, plays) == [
+        (SESSION, "Kiss", True, 3),
+        (OTHER, "Song", False, None),
+        (SESSION, "Late", False, None),
+    ]

@@ -1,5 +1,8 @@
--- Record a play and make it the session's current track; returns its id, or nothing when the
--- session has ended (FOR UPDATE: an END_SESSION committing meanwhile is waited for and seen).
+-- Record a play and make it the session's current track, and end the play before it
+-- (`ended_play_id`, NULL for none: as end_play.sql, with its tempo tally); returns the new play's
+-- id, or nothing, and changes nothing, when the session has ended (FOR UPDATE: an END_SESSION
+-- committing meanwhile is waited for and seen).  One statement: one round trip fewer before a
+-- new track's NOW_PLAYING.
 WITH live AS (
     SELECT id FROM sessions WHERE id = %(session_id)s AND ended_at IS NULL FOR UPDATE
 ), play AS (
@@ -13,5 +16,10 @@ WITH live AS (
     UPDATE sessions s SET current_play_id = play.id, last_activity_at = now()
     FROM play
     WHERE s.id = play.session_id
+), ended AS (
+    UPDATE played_tracks
+    SET ended_at = coalesce(ended_at, now()),
+        tempo_slower = %(slower)s, tempo_perfect = %(perfect)s, tempo_faster = %(faster)s
+    WHERE id = %(ended_play_id)s AND EXISTS (SELECT FROM play)
 )
 SELECT id AS play_id FROM play;

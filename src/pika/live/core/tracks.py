@@ -12,7 +12,7 @@ from pika.live.core.commands import BroadcastTrack, StopTrack, UpdateMetadata
 from pika.live.core.effects import Audience, Effect, Refuse, Send, TempoClosed, Write
 from pika.live.core.ownership import NOT_AVAILABLE
 from pika.live.core.state import NowPlaying, PendingTrack, RoomState
-from pika.live.core.writes import end_play
+from pika.live.core.writes import end_play, tally
 from pika.live.tempo import TempoTally
 from pika.protocol import TrackInfo
 from pika.queries import query
@@ -39,6 +39,7 @@ def broadcast(state: RoomState, cmd: BroadcastTrack, now: float) -> Decision:
         return state, (Refuse(RATE_LIMITED),)
     tempo = state.tempo.counts(now, state.tempo_lapse)
     track = cmd.track
+    # one statement records the play and ends the one before (nothing, in an ended session)
     insert = Write(
         INSERT_PLAYED_TRACK,
         {
@@ -47,12 +48,12 @@ def broadcast(state: RoomState, cmd: BroadcastTrack, now: float) -> Decision:
             "title": track.title,
             "match_key": track.match_key,
             **track.analytics(),
+            "ended_play_id": current.play_id if current is not None else None,
+            **tally(tempo),
         },
         feeds=True,
     )
-    ended = end_play(current.play_id, tempo) if current is not None else ()
-    # the insert first: it refuses (an ended session) before anything is written
-    return replace(state, pending=PendingTrack(track, pace, tempo)), (insert, *ended)
+    return replace(state, pending=PendingTrack(track, pace, tempo)), (insert,)
 
 
 def stored(state: RoomState, pending: PendingTrack, row: dict[str, Any] | None, now: float) -> Decision:

@@ -15,14 +15,17 @@ CLEAR_ANNOUNCEMENTS = query("clear_announcements")
 
 def end_play(play_id: int, tempo: TempoCounts) -> tuple[Write]:
     """The play stops being current; its tempo tally is stored (NULL when nobody voted)."""
+    return (Write(END_PLAY, {"play_id": play_id, **tally(tempo)}),)
+
+
+def tally(tempo: TempoCounts) -> dict[str, int | None]:
+    """A play's tempo tally as `end_play.sql` (and `insert_played_track.sql`) store it."""
     voted = tempo.total > 0
-    ended = {
-        "play_id": play_id,
+    return {
         "slower": tempo.slower if voted else None,
         "perfect": tempo.perfect if voted else None,
         "faster": tempo.faster if voted else None,
     }
-    return (Write(END_PLAY, ended),)
 
 
 def close_poll(poll_id: int, status: str) -> Write:
