@@ -111,7 +111,7 @@ class GroupCommit:
     queued, or FILL actions are; submitted actions alone (`submit`: dancers' taps, whose ACK
     nobody waits on in a task) wait up to `linger` for that, as PostgreSQL's `commit_delay`
     does: the transactions a second of taps costs stop growing with the number of processes
-    that share the room (each gathers its own batch), and a lone tap waits 10 ms at most.
+    that share the room (each gathers its own batch), and a lone tap waits `linger` at most.
     An action may carry `notices` for the other processes (a dancer action on a room another
     process owns): those of the batch's kept actions are sent in its transaction by `notify`
     (the relay's bus), so the owner hears of an action exactly when it is durable, and a quiet
