@@ -54,7 +54,7 @@ def end(state: RoomState, cmd: EndSession, now: float) -> Decision:
         effects.append(close_poll(poll.id, "closed"))
     effects.append(clear_announcements(sid))
     if current is not None:
-        effects += end_play(current.play_id, tempo)
+        effects.append(end_play(current.play_id, tempo))
     effects.append(Write(END_SESSION, {"session_id": sid, "reason": cmd.reason}))
     effects += [CancelTimer(POLL_TIMER), CancelTimer(ANNOUNCEMENT_TIMER), CancelTimer(GRACE_TIMER)]
     if poll is not None:

@@ -107,7 +107,7 @@ def stop(state: RoomState, _: StopTrack, now: float) -> Decision:
     state = replace(state, current=None, tempo=TempoTally(), last_activity=now)
     if previous is None:
         return state, (clear, stopped)
-    return state, (*end_play(previous.play_id, tempo), clear, TempoClosed(tempo), stopped)
+    return state, (end_play(previous.play_id, tempo), clear, TempoClosed(tempo), stopped)
 
 
 def merged(current: TrackInfo, update: TrackInfo) -> TrackInfo:

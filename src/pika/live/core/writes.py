@@ -13,9 +13,9 @@ CLOSE_POLL = query("close_poll")
 CLEAR_ANNOUNCEMENTS = query("clear_announcements")
 
 
-def end_play(play_id: int, tempo: TempoCounts) -> tuple[Write]:
+def end_play(play_id: int, tempo: TempoCounts) -> Write:
     """The play stops being current; its tempo tally is stored (NULL when nobody voted)."""
-    return (Write(END_PLAY, {"play_id": play_id, **tally(tempo)}),)
+    return Write(END_PLAY, {"play_id": play_id, **tally(tempo)})
 
 
 def tally(tempo: TempoCounts) -> dict[str, int | None]:
