@@ -233,37 +233,74 @@ def _cpu_between(
 def compare_workers(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Runs against `serve --workers N` for several N, side by side at each rate every run stepped
     through: per worker count the mean server, PostgreSQL and summed CPU µs per frame, and their
-    ratio to the first count given (with 1 first: what relaying over the bus costs a frame)."""
+    ratio to the first count given (with 1 first: what relaying over the bus costs a frame).
+    `per_process` sets N processes at a rate against the first count at the rate each of them
+    carried (1 process at R/N): a process's cost per frame falls as its own rate grows (fuller
+    batches, more frames per loop turn), so this ratio is the bus's part of the first one."""
     counts = list(dict.fromkeys(r["target"]["server_workers"] for r in runs))
     stepped = [{s["target_per_s"] for s in r["steps"]} for r in runs]
     rates = sorted(set.intersection(*stepped)) if stepped else []
     out = []
     for rate in rates:
-        by_count: dict[str, dict[str, Any]] = {}
-        for n in counts:
-            at = [
-                s
-                for r in runs
-                if r["target"]["server_workers"] == n
-                for s in r["steps"]
-                if s["target_per_s"] == rate
-            ]
-            by_count[str(n)] = {
-                "runs": len(at),
-                **{key: _mean(at, key) for key in PER_FRAME},
-                "server_us_per_frame_each": [s["cpu_us_per_frame"] for s in at],
-                "total_us_per_frame_each": [s.get("total_us_per_frame") for s in at],
-                "ack_p99_ms": [s["ack_ms"]["p99"] for s in at],
-                "bus_batches_per_s": [_bus_rate(s) for s in at],
-                "load_average": [s.get("load_average") for s in at],
-                "verdicts": [s["verdict"] for s in at],
-            }
+        by_count = {str(n): _at(runs, n, rate) for n in counts}
         first = by_count[str(counts[0])]
         ratios = {
             str(n): {key: _ratio(by_count[str(n)][key], first[key]) for key in PER_FRAME} for n in counts[1:]
         }
         out.append({"rate": rate, "by_workers": by_count, "ratio_to_first": ratios})
-    return {"workers": counts, "baseline_workers": counts[0] if counts else None, "rates": out}
+    return {
+        "workers": counts,
+        "baseline_workers": counts[0] if counts else None,
+        "rates": out,
+        "per_process": _per_process(runs, counts),
+    }
+
+
+def _at(runs: Sequence[Mapping[str, Any]], n: int, rate: int) -> dict[str, Any]:
+    """The steps at `rate` of the runs with `n` workers: means, and each run's figures."""
+    at = [
+        s for r in runs if r["target"]["server_workers"] == n for s in r["steps"] if s["target_per_s"] == rate
+    ]
+    return {
+        "runs": len(at),
+        **{key: _mean(at, key) for key in PER_FRAME},
+        "server_us_per_frame_each": [s["cpu_us_per_frame"] for s in at],
+        "total_us_per_frame_each": [s.get("total_us_per_frame") for s in at],
+        "ack_p99_ms": [s["ack_ms"]["p99"] for s in at],
+        "bus_batches_per_s": [_bus_rate(s) for s in at],
+        "load_average": [s.get("load_average") for s in at],
+        "verdicts": [s["verdict"] for s in at],
+    }
+
+
+def _per_process(runs: Sequence[Mapping[str, Any]], counts: Sequence[int]) -> list[dict[str, Any]]:
+    """Each later count at each rate it stepped through, against the first count at the rate
+    each of its processes carried, when the first count's runs stepped through that rate."""
+    if not counts:
+        return []
+    base = counts[0]
+    reached = {
+        n: {s["target_per_s"] for r in runs if r["target"]["server_workers"] == n for s in r["steps"]}
+        for n in counts
+    }
+    out = []
+    for n in counts[1:]:
+        for rate in sorted(reached[n]):
+            share = rate * base / n
+            if share != int(share) or int(share) not in reached[base]:
+                continue
+            split, whole = _at(runs, n, rate), _at(runs, base, int(share))
+            out.append(
+                {
+                    "workers": n,
+                    "rate": rate,
+                    "baseline_rate": int(share),
+                    "runs": [split["runs"], whole["runs"]],
+                    "us_per_frame": {key: [split[key], whole[key]] for key in PER_FRAME},
+                    "ratio": {key: _ratio(split[key], whole[key]) for key in PER_FRAME},
+                }
+            )
+    return out
 
 
 def _mean(at: Sequence[Mapping[str, Any]], key: str) -> float | None:
@@ -306,4 +343,18 @@ def render_compare_workers(c: Mapping[str, Any]) -> list[str]:
                 f"  [{each}]; {', '.join(steps.num(p) for p in w['ack_p99_ms'])}; "
                 f"{', '.join(w['verdicts'])}; {', '.join(steps.num(x, 2) for x in w['load_average'])}"
             )
+    if c["per_process"]:
+        lines += [
+            f"the same load per process (N processes at a rate against {base} at the rate each of them "
+            "carried: what the bus adds, apart from the batching a split load loses)",
+            f"  {'frames/s':>9}{'workers':>8}{'against':>9}{'runs':>7}{'server µs':>10}{'base µs':>9}"
+            f"{'ratio srv':>10}{'ratio sum':>10}",
+        ]
+    for p in c["per_process"]:
+        split, whole = p["us_per_frame"]["cpu_us_per_frame"]
+        srv, both = (steps.num(p["ratio"][k], 2) for k in ("cpu_us_per_frame", "total_us_per_frame"))
+        lines.append(
+            f"  {p['rate']:>9,}{p['workers']:>8}{p['baseline_rate']:>9,}{'/'.join(map(str, p['runs'])):>7}"
+            f"{steps.num(split, 0):>10}{steps.num(whole, 0):>9}{srv:>10}{both:>10}"
+        )
     return lines

@@ -524,6 +524,23 @@ def test_server_processes_are_compared_per_frame_at_the_rates_every_run_reached(
     }
     table = "\n".join(capacity.render_compare_workers(compared))
     assert "1.19" in table and "[130, 120]" in table
+    # each of 2 processes at 2,000/s carried 1,000/s: the one run that got there against 1 at 1,000
+    (split,) = compared["per_process"]
+    assert (split["workers"], split["rate"], split["baseline_rate"], split["runs"]) == (2, 2000, 1000, [1, 2])
+    assert split["us_per_frame"]["cpu_us_per_frame"] == [99.0, 105.0]
+    assert split["ratio"] == {
+        "cpu_us_per_frame": 0.94,
+        "postgres_us_per_frame": 1.5,
+        "total_us_per_frame": 1.03,
+    }
+    assert "the same load per process" in table and "0.94" in table
+
+
+def test_the_same_load_per_process_is_left_out_when_the_first_count_never_ran_that_rate() -> None:
+    runs = [_run(1, [(100.0, 20.0)]), _run(3, [(120.0, 30.0), (100.0, 30.0)])]  # 3 at 2,000: 667 each
+    compared = capacity.compare_workers(runs)
+    assert compared["per_process"] == []
+    assert "the same load per process" not in "\n".join(capacity.render_compare_workers(compared))
 
 
 # -- one tiny run, end to end --------------------------------------------------------------------
