@@ -1,8 +1,9 @@
 """The server's own /metrics around a capacity step: where the step's time went inside it.
 
-Deltas of a few Prometheus series between two scrapes: group-commit batches and their size,
-statement latency, event-loop lag, garbage-collection pauses, frames held by the loop guard,
-room batches on the bus between processes; with several workers, each one's port summed.
+Deltas of a few Prometheus series between two scrapes: group-commit batches, their size and
+time to commit, statement latency, event-loop lag, garbage-collection pauses, frames held by the
+loop guard, room batches on the bus between processes; with several workers, each one's port
+summed.
 Optional: None when the target serves no /metrics (a port that only speaks WebSocket).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 SERIES = (
     "pika_group_commit_actions",
+    "pika_group_commit_seconds",
     "pika_db_query_seconds",
     "pika_loop_lag_seconds",
     "pika_gc_pause_seconds",
@@ -83,6 +85,7 @@ def delta(before: Mapping[str, float] | None, after: Mapping[str, float] | None)
     return {
         "commit_batches": int(d("pika_group_commit_actions_count")),
         "actions_per_batch": mean("pika_group_commit_actions"),
+        "commit_ms_mean": mean("pika_group_commit_seconds", 1000),
         "statement_ms_mean": mean("pika_db_query_seconds", 1000),
         "loop_lag_ms_mean": mean("pika_loop_lag_seconds", 1000),
         "gc_collections": int(d("pika_gc_pause_seconds_count")),

@@ -251,7 +251,8 @@ def _inside(m: Mapping[str, Any] | None) -> str:
     if m is None:
         return "no /metrics"
     return (
-        f"{m['commit_batches']:,} group commits ({num(m['actions_per_batch'])} actions each), "
+        f"{m['commit_batches']:,} group commits ({num(m['actions_per_batch'])} actions each, "
+        f"{num(m['commit_ms_mean'])} ms to commit on average), "
         f"statements {num(m['statement_ms_mean'])} ms mean, loop lag {num(m['loop_lag_ms_mean'])} ms "
         f"mean, {m['frames_held']:,} frames held by the loop guard, GC {m['gc_collections']:,} "
         f"collections pausing {m['gc_pause_s']:.2f} s, {m['bus_batches_sent']:,} bus batches sent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pika.db import Database, Tx, open_database
 from pika.live.core.effects import Write
 from pika.live.group_commit import SHUTTING_DOWN, GroupCommit, Notice, Notify
 from pika.live.requests import Duplicate, Refusal
+from pika.metrics import REGISTRY
 from pika.queries import load_queries, query
 from tests.wsclient import until
 
@@ -98,6 +100,14 @@ async def in_one_batch(db: Database, *actions: Action, notify: Notify | None = N
         nursery.cancel_scope.cancel()
 
 
+def _commit_metric() -> tuple[float, float]:
+    """pika_group_commit_seconds as /metrics shows it: (batches committed, seconds in all)."""
+    count = REGISTRY.get_sample_value("pika_group_commit_seconds_count")
+    total = REGISTRY.get_sample_value("pika_group_commit_seconds_sum")
+    assert count is not None and total is not None
+    return count, total
+
+
 async def play(db: Database, artist: str, title: str) -> None:
     analytics = ("bpm", "key", "energy", "danceability", "brightness", "acousticness", "groove")
     match_key = f"{artist.casefold()}\x1f{title.casefold()}"
@@ -118,6 +128,7 @@ async def play(db: Database, artist: str, title: str) -> None:
 async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Database, db_url: str) -> None:
     writes = GroupCommit(db)
     holding, hold = threading.Event(), threading.Event()
+    batches, seconds = _commit_metric()
 
     def slow(tx: Tx) -> str:
         holding.set()
@@ -133,14 +144,20 @@ async def test_actions_queued_during_a_commit_share_the_next_transaction(db: Dat
         await nursery.start(writes.run)
         nursery.start_soon(act, "first", slow)
         await until(holding.is_set, seconds=10)  # the first batch is in its worker thread, holding
+        held_since = time.perf_counter()
         for n in range(40):
             nursery.start_soon(act, f"d{n}", react(f"d{n}") if n % 2 else row(f"d{n}"))
         await trio.testing.wait_all_tasks_blocked()  # all forty queued
+        held_for = time.perf_counter() - held_since
         hold.set()
         await until(lambda: len(answers) == 41, seconds=10)
         nursery.cancel_scope.cancel()
 
     assert answers == {"first": "first"} | {f"d{n}": f"d{n}" if n % 2 else None for n in range(40)}
+    # ops see two transactions in pika_group_commit_seconds, the held one as slow as it was
+    after_batches, after_seconds = _commit_metric()
+    assert after_batches - batches == 2
+    assert after_seconds - seconds >= held_for
     writers = "SELECT count(DISTINCT xmin::text) FROM reactions WHERE client_id LIKE 'd%'"
     assert stored(db_url, writers) == [(1,)]  # forty dancers, one transaction
     assert stored(db_url, "SELECT count(*) FROM reactions") == [(41,)]

@@ -427,12 +427,14 @@ def test_the_servers_metrics_are_read_as_deltas_summed_over_labels() -> None:
     before = scrape.parse(
         "# HELP pika_group_commit_actions ...\n"
         "pika_group_commit_actions_count 10.0\npika_group_commit_actions_sum 40.0\n"
+        "pika_group_commit_seconds_count 10.0\npika_group_commit_seconds_sum 0.02\n"
         'pika_db_query_seconds_count{query="a"} 5.0\npika_db_query_seconds_sum{query="a"} 0.01\n'
         'pika_gc_pause_seconds_count{generation="2"} 1.0\npika_gc_pause_seconds_sum{generation="2"} 0.2\n'
         "pika_dancer_frames_held_total 3.0\npika_ws_connections 9.0\n"
     )
     after = scrape.parse(
         "pika_group_commit_actions_count 30.0\npika_group_commit_actions_sum 240.0\n"
+        "pika_group_commit_seconds_count 30.0\npika_group_commit_seconds_sum 0.06\n"
         'pika_db_query_seconds_count{query="a"} 10.0\npika_db_query_seconds_sum{query="a"} 0.02\n'
         'pika_db_query_seconds_count{query="b"} 5.0\npika_db_query_seconds_sum{query="b"} 0.02\n'
         'pika_gc_pause_seconds_count{generation="0"} 4.0\npika_gc_pause_seconds_sum{generation="0"} 0.01\n'
@@ -444,6 +446,7 @@ def test_the_servers_metrics_are_read_as_deltas_summed_over_labels() -> None:
     assert inside == {
         "commit_batches": 20,
         "actions_per_batch": 10.0,
+        "commit_ms_mean": 2.0,  # 40 ms over 20 more batches
         "statement_ms_mean": 3.0,  # 30 ms over 10 more statements
         "loop_lag_ms_mean": None,  # no sample in either
         "gc_collections": 5,
@@ -661,7 +664,8 @@ async def test_a_tiny_capacity_run_gets_its_frames_acked_step_by_step(
         assert set(step["kinds"]) <= {"SEND_LIKE", "SEND_TEMPO_REQUEST", "SEND_REACTION"}
         assert {"p50", "p95", "p99", "max"} <= step["ack_ms"].keys()
         assert {"server_cpu_percent", "host_busy_percent", "generator_cpu_percent"} <= step.keys()
-        assert step["inside_server"]["commit_batches"] > 0  # the server's /metrics, read around the step
+        inside = step["inside_server"]  # the server's /metrics, read around the step
+        assert inside["commit_batches"] > 0 and inside["commit_ms_mean"] > 0
         assert step["cpu_us_per_frame"] is not None and step["verdict"] in ("pass", "latency", "generator")
     assert sum(s["acked"] for s in result["steps"]) > 0
     likes = result["likes"]

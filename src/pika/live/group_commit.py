@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -269,7 +270,9 @@ class GroupCommit:
 
     async def _commit(self, db: Database, items: list[_Write]) -> list[outcome.Outcome[Any]]:
         """`items` written in one transaction; once it committed, their notices count as sent."""
+        started = time.perf_counter()
         results, sent = await db.run(lambda tx: _write_batch(tx, items, self.notify))
+        metrics.GROUP_COMMIT_SECONDS.observe(time.perf_counter() - started)
         sent()
         return results
 
