@@ -92,8 +92,8 @@ GROUP_COMMIT_SIZE = Histogram(
 )
 GROUP_COMMIT_SECONDS = Histogram(
     "pika_group_commit_seconds",
-    "From a group-commit batch leaving the queue to its commit: the durable write every ACK and "
-    "every broadcast waits for (the statements, COMMIT's flush to disk, the thread hand-offs)",
+    "Each group-commit transaction, from taking its batch to its commit: the durable write every "
+    "ACK and every broadcast waits for (statements, COMMIT's flush to disk, thread hand-offs)",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
