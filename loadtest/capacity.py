@@ -240,6 +240,9 @@ def compare_workers(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     counts = list(dict.fromkeys(r["target"]["server_workers"] for r in runs))
     stepped = [{s["target_per_s"] for s in r["steps"]} for r in runs]
     rates = sorted(set.intersection(*stepped)) if stepped else []
+    reached: dict[int, set[int]] = {n: set() for n in counts}  # the rates any run of a count stepped through
+    for r, its_rates in zip(runs, stepped, strict=True):
+        reached[r["target"]["server_workers"]] |= its_rates
     out = []
     for rate in rates:
         by_count = {str(n): _at(runs, n, rate) for n in counts}
@@ -252,7 +255,7 @@ def compare_workers(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "workers": counts,
         "baseline_workers": counts[0] if counts else None,
         "rates": out,
-        "per_process": _per_process(runs, counts),
+        "per_process": _per_process(runs, counts, reached),
     }
 
 
@@ -273,16 +276,14 @@ def _at(runs: Sequence[Mapping[str, Any]], n: int, rate: int) -> dict[str, Any]:
     }
 
 
-def _per_process(runs: Sequence[Mapping[str, Any]], counts: Sequence[int]) -> list[dict[str, Any]]:
+def _per_process(
+    runs: Sequence[Mapping[str, Any]], counts: Sequence[int], reached: Mapping[int, set[int]]
+) -> list[dict[str, Any]]:
     """Each later count at each rate it stepped through, against the first count at the rate
     each of its processes carried, when the first count's runs stepped through that rate."""
     if not counts:
         return []
     base = counts[0]
-    reached = {
-        n: {s["target_per_s"] for r in runs if r["target"]["server_workers"] == n for s in r["steps"]}
-        for n in counts
-    }
     out = []
     for n in counts[1:]:
         for rate in sorted(reached[n]):
